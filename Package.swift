@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "permission-ledger",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Ledger", targets: ["Ledger"]),
+        .library(name: "Projections", targets: ["Projections"]),
+        .executable(name: "ledger-tool", targets: ["ledger-tool"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        .target(
+            name: "Ledger",
+            dependencies: [
+                "CLMDB",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "Projections",
+            dependencies: [
+                "Ledger",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "ledger-tool",
+            dependencies: [
+                "Ledger", "Projections",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "CLMDB"]),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Ledger"]),
+        .testTarget(name: "CLITests", dependencies: ["Projections", "Ledger"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,289 @@
+import CLMDB
+import Foundation
+import Logging
+import Synchronization
+
+/// How hard a committed write transaction tries to reach the disk.
+public enum Durability: String, Sendable, CaseIterable {
+    /// Every commit is flushed with `fsync` before it returns (LMDB's default). A
+    /// committed append survives a process crash, an OS crash and a power loss.
+    case durable
+    /// Commits are not flushed (`MDB_NOSYNC`): a process crash loses nothing (the OS
+    /// still holds the pages) but an OS crash or power loss may lose the latest commits.
+    /// The database itself stays consistent. Much faster for bulk loads.
+    case noSync
+}
+
+/// Options for opening an `Environment`.
+public struct EnvironmentOptions: Sendable {
+    /// The map size the environment starts with, in bytes. It grows on its own
+    /// (doubling) whenever a write finds the map full, so this can be small.
+    public var initialMapSize: Int
+    /// The largest number of named databases.
+    public var maxDatabases: UInt32
+    /// The largest number of concurrent read transactions across all processes.
+    public var maxReaders: UInt32
+    /// Whether commits are flushed to disk before they return.
+    public var durability: Durability
+    /// Open read-only: no write transaction can begin.
+    public var readOnly: Bool
+
+    /// Creates options; the defaults are durable, 64 MiB to start, 32 databases.
+    public init(initialMapSize: Int = 64 << 20, maxDatabases: UInt32 = 32, maxReaders: UInt32 = 254,
+                durability: Durability = .durable, readOnly: Bool = false) {
+        self.initialMapSize = initialMapSize
+        self.maxDatabases = maxDatabases
+        self.maxReaders = maxReaders
+        self.durability = durability
+        self.readOnly = readOnly
+    }
+}
+
+/// A handle to a named database inside an environment (an LMDB `MDB_dbi`).
+public struct Database: Sendable, Hashable {
+    /// LMDB's handle.
+    let dbi: MDB_dbi
+    /// The name it was opened with.
+    public let name: String
+}
+
+/// Flags for `mdb_dbi_open`, wrapped so the `Int32` macros become `UInt32` options.
+public struct DatabaseFlags: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// Keys are native-endian integers (unused here: this library stores big-endian keys).
+    public static let integerKey = DatabaseFlags(rawValue: UInt32(MDB_INTEGERKEY))
+    /// Create the database when it is missing.
+    public static let create = DatabaseFlags(rawValue: UInt32(MDB_CREATE))
+}
+
+/// Flags for `mdb_put`.
+public struct PutFlags: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// Fail with `keyExists` instead of overwriting.
+    public static let noOverwrite = PutFlags(rawValue: UInt32(MDB_NOOVERWRITE))
+    /// The key sorts after every existing key (fast path; fails with `keyExists` otherwise).
+    public static let append = PutFlags(rawValue: UInt32(MDB_APPEND))
+}
+
+/// An LMDB environment: one directory holding a memory-mapped data file and its lock file.
+///
+/// Rules this type enforces:
+/// - One `Environment` per path per process (`open` returns the existing one).
+/// - Read transactions may run on any thread at once (`MDB_NOTLS`); write transactions
+///   are serialised inside the process and begin and commit on the calling thread
+///   (write closures are synchronous).
+/// - Every transaction holds the read side of a process-wide gate; growing the map takes
+///   the write side, so it happens only while no transaction of this process is open.
+/// - When a write finds the map full (at `mdb_put` or at commit) the map is doubled and
+///   the whole write closure runs again: write closures must be re-runnable.
+///
+/// `@unchecked Sendable`: the `MDB_env` pointer is immutable after `open`; LMDB allows an
+/// environment to be shared by threads; mutable Swift state (`databases`, `mapSize`) is
+/// guarded by `registryLock`/`gate`, and write transactions by `writerLock`.
+public final class Environment: @unchecked Sendable {
+    /// The directory of the environment (standardised path).
+    public let path: String
+    /// The options it was opened with.
+    public let options: EnvironmentOptions
+    let env: OpaquePointer
+    let gate = ReadWriteLock()
+    let writerLock = PlainMutex()
+    private let stateLock = PlainMutex()
+    private var databases: [String: Database] = [:]
+    private let logger: Logger
+
+    private static let registry = Mutex<[String: WeakEnvironment]>([:])
+
+    private init(path: String, options: EnvironmentOptions, env: OpaquePointer, logger: Logger) {
+        self.path = path
+        self.options = options
+        self.env = env
+        self.logger = logger
+    }
+
+    deinit {
+        mdb_env_close(env)
+    }
+
+    /// Opens (or returns the already open) environment in directory `path`, which must exist.
+    public static func open(path: String, options: EnvironmentOptions = .init(),
+                            logger: Logger = Logger(label: "permission-ledger.lmdb")) throws -> Environment {
+        let key = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+        return try registry.withLock { table in
+            if let existing = table[key]?.value { return existing }
+            var handle: OpaquePointer?
+            try LMDBError.check(mdb_env_create(&handle), "mdb_env_create")
+            guard let env = handle else { throw LMDBError(code: ENOMEM, operation: "mdb_env_create") }
+            do {
+                try LMDBError.check(mdb_env_set_maxdbs(env, options.maxDatabases), "mdb_env_set_maxdbs")
+                try LMDBError.check(mdb_env_set_maxreaders(env, options.maxReaders), "mdb_env_set_maxreaders")
+                try LMDBError.check(mdb_env_set_mapsize(env, max(options.initialMapSize, 1 << 16)), "mdb_env_set_mapsize")
+                var flags = UInt32(MDB_NOTLS)
+                if options.durability == .noSync { flags |= UInt32(MDB_NOSYNC) }
+                if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+                try LMDBError.check(mdb_env_open(env, key, flags, 0o600), "mdb_env_open(\(key))")
+                // Clear reader slots left by processes that died holding a read transaction.
+                var dead: Int32 = 0
+                _ = mdb_reader_check(env, &dead)
+            } catch {
+                mdb_env_close(env)
+                throw error
+            }
+            let environment = Environment(path: key, options: options, env: env, logger: logger)
+            table[key] = WeakEnvironment(value: environment)
+            return environment
+        }
+    }
+
+    /// The current size of the memory map in bytes.
+    public var mapSize: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        return info.me_mapsize
+    }
+
+    /// Bytes used by the data file on disk (pages in use × page size).
+    public var usedBytes: Int {
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        mdb_env_info(env, &info)
+        mdb_env_stat(env, &stat)
+        return (info.me_last_pgno + 1) * Int(stat.ms_psize)
+    }
+
+    /// Flushes buffers to disk (useful after `noSync` writes).
+    public func sync() throws {
+        try LMDBError.check(mdb_env_sync(env, 1), "mdb_env_sync")
+    }
+
+    /// Opens (creating when missing) the named databases, once per process; later calls
+    /// return the handles already open.
+    public func openDatabases(_ names: [String]) throws -> [Database] {
+        try stateLock.withLock {
+            let missing = names.filter { databases[$0] == nil }
+            if !missing.isEmpty {
+                try gate.withReadLock {
+                    try writerLock.withLock {
+                        var txn: OpaquePointer?
+                        let flags: UInt32 = options.readOnly ? UInt32(MDB_RDONLY) : 0
+                        try LMDBError.check(mdb_txn_begin(env, nil, flags, &txn), "mdb_txn_begin")
+                        guard let txn else { throw LMDBError(code: EINVAL, operation: "mdb_txn_begin") }
+                        var opened: [String: Database] = [:]
+                        for name in missing {
+                            var dbi: MDB_dbi = 0
+                            let create = options.readOnly ? 0 : UInt32(MDB_CREATE)
+                            let rc = mdb_dbi_open(txn, name, create, &dbi)
+                            if rc != MDB_SUCCESS {
+                                mdb_txn_abort(txn)
+                                throw LMDBError(code: rc, operation: "mdb_dbi_open(\(name))")
+                            }
+                            opened[name] = Database(dbi: dbi, name: name)
+                        }
+                        try LMDBError.check(mdb_txn_commit(txn), "mdb_txn_commit")
+                        databases.merge(opened) { a, _ in a }
+                    }
+                }
+            }
+            return names.compactMap { databases[$0] }
+        }
+    }
+
+    /// Runs `body` inside a read transaction (a consistent snapshot). Callable from any
+    /// thread, concurrently with other reads and with a write.
+    public func read<R>(_ body: (borrowing ReadTransaction) throws -> R) throws -> R {
+        var resized = false
+        while true {
+            let outcome: Result<R, any Error>? = try gate.withReadLock {
+                var txn: OpaquePointer?
+                var rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
+                if rc == MDB_READERS_FULL {
+                    var dead: Int32 = 0
+                    _ = mdb_reader_check(env, &dead)
+                    rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
+                }
+                if rc == MDB_MAP_RESIZED && !resized { return nil }
+                try LMDBError.check(rc, "mdb_txn_begin(read)")
+                guard let txn else { throw LMDBError(code: EINVAL, operation: "mdb_txn_begin") }
+                let transaction = ReadTransaction(handle: txn)
+                defer { mdb_txn_abort(txn) }
+                do { return .success(try body(transaction)) } catch { return .failure(error) }
+            }
+            if let outcome { return try outcome.get() }
+            // Another process grew the map: adopt its size while no transaction is open here.
+            try adoptMapSize()
+            resized = true
+        }
+    }
+
+    /// Runs `body` inside the process's single write transaction and commits it.
+    ///
+    /// If the map fills up (at a put or at the commit), the transaction is discarded, the
+    /// map doubled, and `body` runs again from the start — so `body` must not have side
+    /// effects outside the transaction that would break when repeated. An error thrown by
+    /// `body` aborts the transaction: nothing it wrote is kept.
+    public func write<R>(_ body: (inout WriteTransaction) throws -> R) throws -> R {
+        if options.readOnly { throw LMDBError(code: EACCES, operation: "write on a read-only environment") }
+        while true {
+            let step: WriteStep<R> = try gate.withReadLock {
+                try writerLock.withLock {
+                    var txn: OpaquePointer?
+                    let rc = mdb_txn_begin(env, nil, 0, &txn)
+                    if rc == MDB_MAP_RESIZED { return .adopt }
+                    try LMDBError.check(rc, "mdb_txn_begin(write)")
+                    guard let txn else { throw LMDBError(code: EINVAL, operation: "mdb_txn_begin") }
+                    var transaction = WriteTransaction(handle: txn)
+                    let value: R
+                    do {
+                        value = try body(&transaction)
+                    } catch let error as LMDBError where error.isMapFull {
+                        mdb_txn_abort(txn)
+                        return .grow
+                    } catch {
+                        mdb_txn_abort(txn)
+                        throw error
+                    }
+                    // After mdb_txn_commit the transaction is freed whatever it returns.
+                    let commit = mdb_txn_commit(txn)
+                    if commit == MDB_MAP_FULL { return .grow }
+                    try LMDBError.check(commit, "mdb_txn_commit")
+                    return .done(value)
+                }
+            }
+            switch step {
+            case .done(let value): return value
+            case .grow: try growMap()
+            case .adopt: try adoptMapSize()
+            }
+        }
+    }
+
+    /// Doubles the map. Only legal while no transaction of this process is open: takes the
+    /// write side of the gate.
+    private func growMap() throws {
+        try gate.withWriteLock {
+            let current = mapSize
+            let next = current * 2
+            logger.debug("growing LMDB map", metadata: ["from": "\(current)", "to": "\(next)"])
+            try LMDBError.check(mdb_env_set_mapsize(env, next), "mdb_env_set_mapsize")
+        }
+    }
+
+    /// Adopts a map size set by another process (`MDB_MAP_RESIZED`).
+    private func adoptMapSize() throws {
+        try gate.withWriteLock {
+            try LMDBError.check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize(0)")
+        }
+    }
+}
+
+private enum WriteStep<R> {
+    case done(R)
+    case grow
+    case adopt
+}
+
+private struct WeakEnvironment {
+    weak var value: Environment?
+}

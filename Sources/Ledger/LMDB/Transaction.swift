@@ -1,0 +1,251 @@
+import CLMDB
+import Foundation
+
+/// Read access shared by read and write transactions.
+///
+/// Values handed to closures point into the memory map and are valid only inside the
+/// closure: copy or decode them there.
+public protocol TransactionReading: ~Copyable {
+    /// The underlying `MDB_txn`. Valid only while the transaction is open.
+    var handle: OpaquePointer { get }
+}
+
+extension TransactionReading where Self: ~Copyable {
+    /// Calls `body` with the value stored under `key`, or returns nil when there is none.
+    public func withValue<R>(_ db: Database, key: some ContiguousBytes,
+                             _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        try key.withUnsafeBytes { keyBytes in
+            var k = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+            var v = MDB_val()
+            let rc = mdb_get(handle, db.dbi, &k, &v)
+            if rc == MDB_NOTFOUND { return nil }
+            try LMDBError.check(rc, "mdb_get(\(db.name))")
+            return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+        }
+    }
+
+    /// A copy of the value stored under `key`, or nil.
+    public func get(_ db: Database, key: some ContiguousBytes) throws -> [UInt8]? {
+        try withValue(db, key: key) { Array($0) }
+    }
+
+    /// Visits entries in key order starting at the first key ≥ `start` (or the first key),
+    /// until `body` returns false. Keys and values are valid only inside `body`.
+    public func scan(_ db: Database, from start: [UInt8]? = nil,
+                     _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
+        var cursor: OpaquePointer?
+        try LMDBError.check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open(\(db.name))")
+        defer { mdb_cursor_close(cursor) }
+        var k = MDB_val()
+        var v = MDB_val()
+        var rc: Int32
+        if let start {
+            rc = start.withUnsafeBytes { bytes in
+                k = MDB_val(mv_size: bytes.count, mv_data: UnsafeMutableRawPointer(mutating: bytes.baseAddress))
+                return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
+            }
+        } else {
+            rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST)
+        }
+        while rc == MDB_SUCCESS {
+            let keep = try body(UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size),
+                                UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+            if !keep { return }
+            rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
+        }
+        if rc != MDB_NOTFOUND { try LMDBError.check(rc, "mdb_cursor_get(\(db.name))") }
+    }
+
+    /// Calls `body` with the last entry (largest key), or returns nil when the database is empty.
+    public func withLast<R>(_ db: Database,
+                            _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        var cursor: OpaquePointer?
+        try LMDBError.check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open(\(db.name))")
+        defer { mdb_cursor_close(cursor) }
+        var k = MDB_val()
+        var v = MDB_val()
+        let rc = mdb_cursor_get(cursor, &k, &v, MDB_LAST)
+        if rc == MDB_NOTFOUND { return nil }
+        try LMDBError.check(rc, "mdb_cursor_get(\(db.name), last)")
+        return try body(UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size),
+                        UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+    }
+
+    /// The number of entries in `db`.
+    public func count(_ db: Database) throws -> Int {
+        var stat = MDB_stat()
+        try LMDBError.check(mdb_stat(handle, db.dbi, &stat), "mdb_stat(\(db.name))")
+        return stat.ms_entries
+    }
+}
+
+/// A read-only snapshot. Exists only inside `Environment.read`; it is `~Copyable` and
+/// handed over `borrowing`, so it cannot outlive the closure.
+public struct ReadTransaction: ~Copyable, TransactionReading {
+    public let handle: OpaquePointer
+    init(handle: OpaquePointer) { self.handle = handle }
+}
+
+/// The process's write transaction. Exists only inside `Environment.write`, which
+/// commits or aborts it; it is `~Copyable`, so it cannot escape or be used afterwards.
+public struct WriteTransaction: ~Copyable, TransactionReading {
+    public let handle: OpaquePointer
+    init(handle: OpaquePointer) { self.handle = handle }
+
+    /// Stores `value` under `key`.
+    public mutating func put(_ db: Database, key: some ContiguousBytes, value: some ContiguousBytes,
+                             flags: PutFlags = []) throws {
+        let h = handle
+        try key.withUnsafeBytes { keyBytes in
+            try value.withUnsafeBytes { valueBytes in
+                var k = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+                var v = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
+                try LMDBError.check(mdb_put(h, db.dbi, &k, &v, flags.rawValue), "mdb_put(\(db.name))")
+            }
+        }
+    }
+
+    /// Removes `key`; returns false when it was not there.
+    @discardableResult
+    public mutating func delete(_ db: Database, key: some ContiguousBytes) throws -> Bool {
+        let h = handle
+        return try key.withUnsafeBytes { keyBytes in
+            var k = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+            let rc = mdb_del(h, db.dbi, &k, nil)
+            if rc == MDB_NOTFOUND { return false }
+            try LMDBError.check(rc, "mdb_del(\(db.name))")
+            return true
+        }
+    }
+
+    /// Removes every entry of `db` (the database itself stays).
+    public mutating func clear(_ db: Database) throws {
+        try LMDBError.check(mdb_drop(handle, db.dbi, 0), "mdb_drop(\(db.name))")
+    }
+}
+
+/// A reference-type view of an open transaction for code that reads lazily through an
+/// object (e.g. a projection store). It is created by `withReader` and invalidated when
+/// that call returns; any later use throws `TransactionReader.closed` instead of touching
+/// freed memory.
+public class TransactionReader {
+    fileprivate var handle: OpaquePointer?
+
+    fileprivate init(handle: OpaquePointer) { self.handle = handle }
+
+    /// Thrown when the reader is used after its transaction ended.
+    public static let closed = LMDBError(code: EINVAL, operation: "use of a TransactionReader after its transaction ended")
+
+    fileprivate func invalidate() { handle = nil }
+
+    fileprivate func open() throws -> OpaquePointer {
+        guard let handle else { throw Self.closed }
+        return handle
+    }
+
+    /// Calls `body` with the bytes under `key` (valid only inside `body`), or returns nil.
+    public func withValue<R>(_ db: Database, key: some ContiguousBytes,
+                             _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        let h = try open()
+        return try key.withUnsafeBytes { keyBytes in
+            var k = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+            var v = MDB_val()
+            let rc = mdb_get(h, db.dbi, &k, &v)
+            if rc == MDB_NOTFOUND { return nil }
+            try LMDBError.check(rc, "mdb_get(\(db.name))")
+            return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+        }
+    }
+
+    /// Calls `body` with the last entry, or returns nil when `db` is empty.
+    public func withLast<R>(_ db: Database,
+                            _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        let view = BorrowedTransaction(handle: try open())
+        return try view.withLast(db, body)
+    }
+
+    /// The number of entries in `db`.
+    public func count(_ db: Database) throws -> Int {
+        let view = BorrowedTransaction(handle: try open())
+        return try view.count(db)
+    }
+
+    /// Visits entries in key order from the first key ≥ `start` until `body` returns false.
+    public func scan(_ db: Database, from start: [UInt8]? = nil,
+                     _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
+        let view = BorrowedTransaction(handle: try open())
+        try view.scan(db, from: start, body)
+    }
+}
+
+/// A `TransactionReader` that can also write: created by `WriteTransaction.withWriter`.
+public final class TransactionWriter: TransactionReader {
+    /// Stores `value` under `key`.
+    public func put(_ db: Database, key: some ContiguousBytes, value: some ContiguousBytes, flags: PutFlags = []) throws {
+        let h = try open()
+        try key.withUnsafeBytes { keyBytes in
+            try value.withUnsafeBytes { valueBytes in
+                var k = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+                var v = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
+                try LMDBError.check(mdb_put(h, db.dbi, &k, &v, flags.rawValue), "mdb_put(\(db.name))")
+            }
+        }
+    }
+
+    /// Removes `key`; returns false when it was not there.
+    @discardableResult
+    public func delete(_ db: Database, key: some ContiguousBytes) throws -> Bool {
+        let h = try open()
+        return try key.withUnsafeBytes { keyBytes in
+            var k = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+            let rc = mdb_del(h, db.dbi, &k, nil)
+            if rc == MDB_NOTFOUND { return false }
+            try LMDBError.check(rc, "mdb_del(\(db.name))")
+            return true
+        }
+    }
+
+    /// Removes every entry of `db`.
+    public func clear(_ db: Database) throws {
+        try LMDBError.check(mdb_drop(try open(), db.dbi, 0), "mdb_drop(\(db.name))")
+    }
+}
+
+/// A transaction handle borrowed for the duration of one call.
+private struct BorrowedTransaction: ~Copyable, TransactionReading {
+    let handle: OpaquePointer
+}
+
+extension TransactionReading where Self: ~Copyable {
+    /// Calls `body` with a `TransactionReader` over this transaction, valid only inside `body`.
+    public func withReader<R>(_ body: (TransactionReader) throws -> R) rethrows -> R {
+        let reader = TransactionReader(handle: handle)
+        defer { reader.invalidate() }
+        return try body(reader)
+    }
+}
+
+extension WriteTransaction {
+    /// Calls `body` with a `TransactionWriter` over this transaction, valid only inside `body`.
+    public mutating func withWriter<R>(_ body: (TransactionWriter) throws -> R) rethrows -> R {
+        let writer = TransactionWriter(handle: handle)
+        defer { writer.invalidate() }
+        return try body(writer)
+    }
+}
+
+/// Big-endian encoding of `UInt64` keys, so that LMDB's byte order is numeric order.
+public enum BigEndianKey {
+    /// The 8 big-endian bytes of `value`.
+    @inline(__always)
+    public static func bytes(_ value: UInt64) -> [UInt8] {
+        withUnsafeBytes(of: value.bigEndian) { Array($0) }
+    }
+
+    /// Reads a big-endian `UInt64` from the first 8 bytes, or nil when fewer are given.
+    @inline(__always)
+    public static func value(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
+        guard bytes.count >= 8 else { return nil }
+        return UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self))
+    }
+}

@@ -1,0 +1,126 @@
+import Ledger
+
+/// Folds events into a `DomainState`: `evolve(state, event)`. This is the only way any
+/// projection changes; it trusts the event (the decider or the import validator has
+/// already judged it).
+public struct Evolver: Sendable {
+    /// The policy (lockout and contact tables) events are folded with.
+    public var policy: Policy
+
+    /// Creates an evolver.
+    public init(policy: Policy = .default) { self.policy = policy }
+
+    /// Applies `event`, stored at `seq` with time `at`, to `state`.
+    public func evolve(_ state: DomainState, _ event: DomainEvent, seq: UInt64, at: Timestamp) throws {
+        let kind = event.kind
+        func add(_ email: String, _ lid: String, _ roles: [Role], _ source: RoleSource, benefits: [SABenefit] = []) throws {
+            var cell = try state.cell(email, lid) ?? CellRecord(entries: [])
+            for role in roles {
+                cell.entries.append(GrantEntry(role: role, source: source, seq: seq, kind: kind,
+                                               benefits: role == .softwareAssuranceManager ? benefits : []))
+            }
+            try state.setCell(email, lid, cell)
+        }
+        func remove(_ email: String, _ lid: String, where drop: (GrantEntry) -> Bool) throws {
+            guard var cell = try state.cell(email, lid) else { return }
+            cell.entries.removeAll(where: drop)
+            try state.setCell(email, lid, cell)
+        }
+
+        switch event {
+        case let .userRegistered(account, email):
+            try state.accounts.set(account, AccountRecord(email: email, validated: false))
+        case let .businessEmailValidated(account, email):
+            if var record = try state.account(account) {
+                record.validated = true
+                try state.accounts.set(account, record)
+            }
+            try state.emailOwners.set(email, StringValue(value: account))
+        case let .profileCompleted(account, first, last):
+            if var record = try state.account(account) {
+                record.firstName = first
+                record.lastName = last
+                try state.accounts.set(account, record)
+            }
+        case let .agreementRecorded(r):
+            try state.agreements.set(r.licensingId, AgreementRecord(
+                program: r.program, parent: r.parent, status: r.status, contacts: r.contacts, availableRoles: r.availableRoles,
+                authorizationHash: r.authorizationHash, keyId: r.keyId, children: []))
+            if let parent = r.parent, var p = try state.agreement(parent) {
+                var children = StringSet(values: p.children)
+                if children.insert(r.licensingId) {
+                    p.children = children.values
+                    try state.agreements.set(parent, p)
+                }
+            }
+            for contact in r.contacts {
+                let roles = (policy.contactRoles[contact.type] ?? []).filter { r.availableRoles.contains($0) }
+                if !roles.isEmpty {
+                    try add(contact.email, r.licensingId, roles, .contact, benefits: SABenefit.allCases)
+                }
+                if contact.type.isLegalContact { try state.addLegalContact(contact.email, r.licensingId) }
+            }
+        case let .resellerAutoGranted(email, lid, roles):
+            try add(email, lid, roles, .reseller)
+        case let .licensingIdStatusChanged(lid, status):
+            if var a = try state.agreement(lid) {
+                a.status = status
+                try state.agreements.set(lid, a)
+            }
+        case let .rolesGranted(_, email, lid, roles, benefits):
+            try add(email, lid, roles, .grant, benefits: benefits)
+        case let .rolesRevoked(_, email, lid, roles):
+            try remove(email, lid) { roles.contains($0.role) }
+        case let .permissionsRequested(r):
+            try state.requests.set(r.requestId, RequestRecord(
+                account: r.account, email: r.email, licensingId: r.licensingId, roles: r.roles, saBenefits: r.saBenefits,
+                comment: r.comment, routedTo: r.routedTo, status: .pending, requestedSeq: seq, decidedSeq: nil, decidedBy: nil))
+        case let .permissionRequestApproved(by, requestId, email, lid, roles, benefits):
+            if var request = try state.request(requestId) {
+                request.status = .approved
+                request.decidedSeq = seq
+                request.decidedBy = by
+                try state.requests.set(requestId, request)
+            }
+            try add(email, lid, roles, .grant, benefits: benefits)
+        case let .permissionRequestDenied(by, requestId, _):
+            if var request = try state.request(requestId) {
+                request.status = .denied
+                request.decidedSeq = seq
+                request.decidedBy = by
+                try state.requests.set(requestId, request)
+            }
+        case let .openLicenseAttemptFailed(account, _, _):
+            var record = try state.lockout(account) ?? LockoutRecord(failures: [], suspension: nil, previousSuspensionEnd: nil)
+            // Forget what can never count again: failures before the end of a suspension
+            // that has ended, and failures older than the window.
+            if let s = record.suspension, s.end <= at {
+                record.previousSuspensionEnd = s.end
+                record.suspension = nil
+            }
+            let floor = record.previousSuspensionEnd
+            record.failures.removeAll { x in x.seconds <= at.seconds - policy.lockoutWindow || (floor.map { x < $0 } ?? false) }
+            record.failures.append(at)
+            if record.suspendedUntil(at: at) == nil,
+               record.countingFailures(at: at, window: policy.lockoutWindow) >= policy.lockoutThreshold {
+                record.suspension = (at, at.adding(seconds: policy.lockoutDuration))
+            }
+            try state.lockouts.set(account, record)
+        case let .openLicenseAdded(_, email, lid, roles, _):
+            try add(email, lid, roles, .openLicense)
+        case let .licensingIdRemovedByUser(_, email, lid):
+            try remove(email, lid) { _ in true }
+        case let .adminInheritanceOptedOut(_, email, parent):
+            try state.optOuts.set(DomainState.pairKey(email, parent), SeqValue(seq: seq))
+        case let .adminInheritanceOptedIn(_, email, parent):
+            try state.optOuts.set(DomainState.pairKey(email, parent), nil)
+        case let .resellerAccessDenied(_, _, email, lid, _):
+            try remove(email, lid) { $0.source == .reseller }
+        case let .openLicenseAccessDenied(_, email, lid):
+            try remove(email, lid) { $0.source == .openLicense }
+        case let .legacyPermissionMigrated(_, _, email, lid, roles, benefits):
+            try add(email, lid, roles, .grant, benefits: benefits)
+        }
+        try state.setPosition(seq: seq, at: at)
+    }
+}

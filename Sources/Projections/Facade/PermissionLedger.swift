@@ -1,0 +1,453 @@
+import Foundation
+import Ledger
+import Logging
+import Synchronization
+
+/// A point in history to ask a question at.
+public enum AsOf: Sendable, Equatable {
+    /// After the event with this seq (the head when beyond it).
+    case seq(UInt64)
+    /// After the last event whose time is at or before this time.
+    case time(Timestamp)
+}
+
+/// What `execute` did.
+public struct ExecutionResult: Sendable, Equatable {
+    /// The seqs appended (or, for a repeated command id, the seqs appended the first time).
+    public var seqs: [UInt64]
+    /// Nil when accepted; the refusal otherwise (`seqs` may still hold R9's recorded failure).
+    public var refusal: DomainError?
+    /// True when the command's id had been executed before and nothing new was appended.
+    public var wasDuplicate: Bool
+
+    /// Whether the command was accepted.
+    public var accepted: Bool { refusal == nil }
+}
+
+/// Why an import was refused; nothing of it was appended.
+public struct ImportError: Error, Sendable, CustomStringConvertible {
+    /// The 1-based position of the offending event in the input.
+    public var index: Int
+    /// What is wrong.
+    public var message: String
+    /// The rule's code when an event does not apply cleanly.
+    public var code: String?
+    public var description: String { "event \(index): \(message)" }
+}
+
+/// What `verify` found, for the log and the projections.
+public struct LedgerVerifyReport: Sendable, Equatable {
+    /// The log's chain report.
+    public var log: VerifyReport
+    /// Nil when the stored projections equal a fresh replay; what differs otherwise.
+    public var projectionProblem: String?
+    /// Whether everything is sound.
+    public var ok: Bool { log.ok && projectionProblem == nil }
+}
+
+/// What `rebuild` did.
+public struct RebuildReport: Sendable, Equatable {
+    /// Events folded.
+    public var events: UInt64
+    /// Wall-clock seconds.
+    public var seconds: Double
+    /// Events per second.
+    public var eventsPerSecond: Double { seconds > 0 ? Double(events) / seconds : Double(events) }
+}
+
+/// Statistics of a ledger.
+public struct LedgerStats: Sendable, Equatable {
+    public var events: UInt64
+    public var byType: [String: UInt64]
+    public var head: Head
+    public var fileBytes: Int
+}
+
+/// The permission ledger a service embeds: an LMDB environment holding the event log and
+/// the projections, the rules, and every query of DOMAIN.md.
+///
+/// - `execute(_:)` decides a command on the current state and appends its events in the
+///   same LMDB write transaction that updates the projections: a reader never sees an
+///   event without its effect. Deciding inside the write transaction means the state
+///   decided on is the head appended to, also across processes (LMDB serialises writers);
+///   the append still passes the expected head, so a broken invariant is a loud conflict.
+/// - Queries read a consistent snapshot; `asOf` answers replay the log in memory up to the
+///   point asked (cost: one fold of the events before that point, cached for the next
+///   question further on).
+/// - Safe to call from any thread or task; writes are serialised inside the process.
+public final class PermissionLedger: Sendable {
+    /// Options for opening a ledger.
+    public struct Options: Sendable {
+        /// The rules' configurable parts.
+        public var policy: Policy
+        /// The key authorization numbers are hashed with (nil: Open Licenses can't be
+        /// recorded or checked).
+        public var authorizationKey: AuthorizationKey?
+        /// Durable (fsync per commit, the default) or faster `noSync`.
+        public var durability: Durability
+        /// The LMDB map size to start with; it grows on its own.
+        public var initialMapSize: Int
+        /// Where the ledger logs.
+        public var logger: Logger
+
+        /// Creates options with DOMAIN.md's policy, durable commits and a 64 MiB initial map.
+        public init(policy: Policy = .default, authorizationKey: AuthorizationKey? = nil, durability: Durability = .durable,
+                    initialMapSize: Int = 64 << 20, logger: Logger = Logger(label: "permission-ledger")) {
+            self.policy = policy
+            self.authorizationKey = authorizationKey
+            self.durability = durability
+            self.initialMapSize = initialMapSize
+            self.logger = logger
+        }
+    }
+
+    /// The event log.
+    public let log: EventLog
+    /// The LMDB environment.
+    public let environment: Environment
+    /// The rules.
+    public let decider: Decider
+    /// The fold.
+    public let evolver: Evolver
+    let logger: Logger
+    private let tables: [ProjectionTable: Database]
+    private let asOfCache = Mutex<AsOfCache?>(nil)
+
+    /// Opens the ledger in `directory` (which must exist), creating its databases when new.
+    /// Opening never replays history: the projections are stored.
+    public init(directory: String, options: Options = .init()) throws {
+        environment = try Environment.open(path: directory, options: EnvironmentOptions(
+            initialMapSize: options.initialMapSize, durability: options.durability), logger: options.logger)
+        log = try EventLog(environment: environment)
+        let names = ProjectionTable.allCases.map(\.rawValue)
+        let dbs = try environment.openDatabases(names)
+        var tables: [ProjectionTable: Database] = [:]
+        for (t, d) in zip(ProjectionTable.allCases, dbs) { tables[t] = d }
+        self.tables = tables
+        decider = Decider(policy: options.policy, authorizationKey: options.authorizationKey)
+        evolver = Evolver(policy: options.policy)
+        logger = options.logger
+    }
+
+    // MARK: - Commands
+
+    /// Decides `command` and appends what it produces, atomically with the projections.
+    /// A refusal appends nothing, except R9's recorded failed attempt.
+    public func execute(_ command: TimedCommand) throws -> ExecutionResult {
+        try environment.write { txn in
+            try txn.withWriter { writer in
+                let state = try DomainState(databases: tables, reader: writer)
+                let head = try log.head(reader: writer)
+                guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
+                if let id = command.id, let first = try log.seq(forID: Self.eventID(id, 0), reader: writer) {
+                    var seqs = [first]
+                    var i = 1
+                    while let next = try log.seq(forID: Self.eventID(id, i), reader: writer) {
+                        seqs.append(next)
+                        i += 1
+                    }
+                    return ExecutionResult(seqs: seqs, refusal: nil, wasDuplicate: true)
+                }
+                let events: [DomainEvent]
+                var refusal: DomainError?
+                switch try decider.decide(command, state: state) {
+                case let .accepted(e): events = e
+                case let .refused(error, recorded):
+                    events = recorded
+                    refusal = error
+                }
+                let seqs = try append(events, at: command.at, commandID: command.id, state: state, writer: writer)
+                return ExecutionResult(seqs: seqs, refusal: refusal, wasDuplicate: false)
+            }
+        }
+    }
+
+    /// The id of the `index`-th event of a command with idempotency id `id`.
+    static func eventID(_ id: UUID, _ index: Int) -> UUID {
+        guard index > 0 else { return id }
+        var bytes = withUnsafeBytes(of: id.uuid) { Array($0) }
+        bytes[15] ^= UInt8(truncatingIfNeeded: index)
+        bytes[14] ^= UInt8(truncatingIfNeeded: index >> 8) ^ 0xA5
+        return bytes.withUnsafeBytes { UUID(uuid: $0.loadUnaligned(as: uuid_t.self)) }
+    }
+
+    private func append(_ events: [DomainEvent], at: Timestamp, commandID: UUID?, state: DomainState,
+                        writer: TransactionWriter) throws -> [UInt64] {
+        if events.isEmpty { return [] }
+        let new = events.enumerated().map { i, e in
+            NewEvent(id: commandID.map { Self.eventID($0, i) } ?? UUID(), kind: e.kind, at: at, payload: e.encodedPayload())
+        }
+        let seqs = try log.append(new, expectedHead: state.lastSeq, writer: writer)
+        for (event, seq) in zip(events, seqs) { try evolver.evolve(state, event, seq: seq, at: at) }
+        return seqs
+    }
+
+    /// Appends events from outside (an export) all-or-nothing: each must parse, keep its
+    /// claimed `seq`/`hash` when given, and apply cleanly to the state before it.
+    @discardableResult
+    public func importEvents(_ events: [ImportedEvent]) throws -> [UInt64] {
+        let validator = ImportValidator(decider: decider)
+        return try environment.write { txn in
+            try txn.withWriter { writer in
+                let state = try DomainState(databases: tables, reader: writer)
+                var seqs: [UInt64] = []
+                var previous: DomainEvent?
+                for (i, e) in events.enumerated() {
+                    if let known = try log.seq(forID: e.id, reader: writer) {
+                        seqs.append(known)
+                        continue
+                    }
+                    if let error = try validator.check(e.event, at: e.at, state: state, previous: previous) {
+                        throw ImportError(index: i + 1, message: "\(e.event.type) does not apply: \(error.code.rawValue): \(error.message)", code: error.code.rawValue)
+                    }
+                    let expected = state.lastSeq + 1
+                    if let claimed = e.seq, claimed != expected {
+                        throw ImportError(index: i + 1, message: "claims seq \(claimed) but would be stored at seq \(expected)")
+                    }
+                    let seq = try log.append([NewEvent(id: e.id, kind: e.event.kind, at: e.at, payload: e.event.encodedPayload())],
+                                             expectedHead: state.lastSeq, writer: writer)[0]
+                    if let claimed = e.hash, let stored = try log.event(seq, reader: writer), stored.hash != claimed {
+                        throw ImportError(index: i + 1, message: "hash \(Hex.encode(claimed)) does not match the chain's \(Hex.encode(stored.hash))")
+                    }
+                    try evolver.evolve(state, e.event, seq: seq, at: e.at)
+                    seqs.append(seq)
+                    previous = e.event
+                }
+                return seqs
+            }
+        }
+    }
+
+    // MARK: - Reading
+
+    /// Runs `body` on the state as of `asOf` (the live projections when nil or at/after
+    /// the head).
+    public func withState<R>(asOf: AsOf? = nil, _ body: (DomainState) throws -> R) throws -> R {
+        if let asOf {
+            let target = try resolve(asOf)
+            if target < (try log.head().seq) {
+                return try asOfCache.withLock { cache in
+                    let state: DomainState
+                    if let cached = cache?.state, cached.lastSeq <= target {
+                        state = cached
+                    } else {
+                        state = DomainState()
+                        cache = AsOfCache(state: state)
+                    }
+                    try fold(into: state, upTo: target)
+                    return try body(state)
+                }
+            }
+        }
+        return try environment.read { txn in
+            try txn.withReader { reader in try body(try DomainState(databases: tables, reader: reader)) }
+        }
+    }
+
+    /// The seq an `AsOf` stands for.
+    public func resolve(_ asOf: AsOf) throws -> UInt64 {
+        switch asOf {
+        case let .seq(n): return n
+        case let .time(t):
+            var last: UInt64 = 0
+            try environment.read { txn in
+                try log.forEach(from: 1, in: txn) { view in
+                    if view.at > t { return false }
+                    last = view.seq
+                    return true
+                }
+            }
+            return last
+        }
+    }
+
+    /// Folds events after the state's last seq, up to `target`, into a memory state.
+    func fold(into state: DomainState, upTo target: UInt64 = .max) throws {
+        guard state.lastSeq < target else { return }
+        try environment.read { txn in
+            try log.forEach(from: state.lastSeq + 1, in: txn) { view in
+                if view.seq > target { return false }
+                let event = try DomainEvent.decode(kind: view.kind, payload: view.payload)
+                try evolver.evolve(state, event, seq: view.seq, at: view.at)
+                return true
+            }
+        }
+    }
+
+    /// The My Permissions view of `email`.
+    public func permissions(email: String, asOf: AsOf? = nil, includeInactive: Bool = false) throws -> PermissionsView {
+        let e = Normalize.email(email) ?? email.lowercased()
+        return try withState(asOf: asOf) { try $0.permissionsView(email: e, includeInactive: includeInactive) }
+    }
+
+    /// The My Permissions view of `account`: its validated business email's, or a refusal
+    /// (`notRegistered`, `emailNotValidated`).
+    public func permissions(account: String, asOf: AsOf? = nil, includeInactive: Bool = false) throws -> Result<PermissionsView, DomainError> {
+        let a = Normalize.account(account) ?? account
+        return try withState(asOf: asOf) { state in
+            guard let record = try state.account(a) else { return .failure(DomainError(.notRegistered, "account '\(a)' is not registered")) }
+            guard record.validated else {
+                return .failure(DomainError(.emailNotValidated, "account '\(a)' has not validated \(record.email); nothing is visible before validation"))
+            }
+            return .success(try state.permissionsView(email: record.email, includeInactive: includeInactive))
+        }
+    }
+
+    /// Whether `account` may do `action` on `licensingId`.
+    public func check(account: String, action: Action, licensingId: String, benefit: SABenefit? = nil, asOf: AsOf? = nil) throws -> CheckResult {
+        let a = Normalize.account(account) ?? account
+        return try withState(asOf: asOf) { try $0.check(account: a, licensingId: licensingId, action: action, benefit: benefit) }
+    }
+
+    /// The lockout status of `account` at `at` (the events up to that time).
+    public func lockout(account: String, at: Timestamp) throws -> LockoutStatus {
+        let a = Normalize.account(account) ?? account
+        return try withState(asOf: .time(at)) { try $0.lockoutStatus(account: a, at: at, policy: decider.policy) }
+    }
+
+    /// R14: the effective administrators of `licensingId`, answered only to an account
+    /// that administers it or an ancestor (`forbidden` otherwise).
+    public func administrators(of licensingId: String, askedBy account: String) throws -> Result<[AdministratorEntry], DomainError> {
+        let a = Normalize.account(account) ?? account
+        return try withState { state in
+            let email: String
+            do { email = try decider.actor(a, state) } catch let e as DomainError { return .failure(e) }
+            guard try state.agreement(licensingId) != nil else {
+                return .failure(DomainError(.unknownLicensingId, "Licensing ID '\(licensingId)' is not recorded"))
+            }
+            var allowed = try state.isAdministrator(email, licensingId)
+            for ancestor in try state.ancestors(of: licensingId) where !allowed {
+                allowed = try state.isAdministrator(email, ancestor)
+            }
+            guard allowed else {
+                return .failure(DomainError(.forbidden, "for privacy, only an administrator of \(licensingId) or of a parent agreement may see its administrators; submit a permission request instead"))
+            }
+            return .success(try state.administrators(of: licensingId))
+        }
+    }
+
+    /// The effective administrators of `licensingId` for an operator (no R14 check); nil
+    /// when the ID is unknown.
+    public func administrators(of licensingId: String, asOf: AsOf? = nil) throws -> [AdministratorEntry]? {
+        try withState(asOf: asOf) { state in
+            try state.agreement(licensingId) == nil ? nil : try state.administrators(of: licensingId)
+        }
+    }
+
+    /// Every role of `email` on `licensingId` with the events behind it.
+    public func explain(email: String, licensingId: String, asOf: AsOf? = nil) throws -> Explanation {
+        let e = Normalize.email(email) ?? email.lowercased()
+        return try withState(asOf: asOf) { try $0.explain(email: e, licensingId: licensingId) }
+    }
+
+    /// A permission request.
+    public func request(_ id: String) throws -> RequestRecord? {
+        try withState { try $0.request(id) }
+    }
+
+    /// Stored events with `from ≤ seq ≤ to`, decoded, that pass `filter`.
+    public func events(from: UInt64 = 1, to: UInt64 = .max, filter: (LedgerEvent) -> Bool = { _ in true }) throws -> [LedgerEvent] {
+        var out: [LedgerEvent] = []
+        try forEachEvent(from: from, to: to) { e in
+            if filter(e) { out.append(e) }
+            return true
+        }
+        return out
+    }
+
+    /// Visits decoded events in seq order until `body` returns false (streaming).
+    public func forEachEvent(from: UInt64 = 1, to: UInt64 = .max, _ body: (LedgerEvent) throws -> Bool) throws {
+        try environment.read { txn in
+            try log.forEach(from: from, in: txn) { view in
+                if view.seq > to { return false }
+                let event: DomainEvent
+                do { event = try DomainEvent.decode(kind: view.kind, payload: view.payload) } catch {
+                    throw LogError.corrupt(seq: view.seq, reason: "\(error)")
+                }
+                return try body(LedgerEvent(seq: view.seq, id: view.id, at: view.at, event: event, hash: Array(view.hash)))
+            }
+        }
+    }
+
+    /// Counts by type, the head and the data file's size.
+    public func stats() throws -> LedgerStats {
+        var byType: [String: UInt64] = [:]
+        var count: UInt64 = 0
+        try environment.read { txn in
+            try log.forEach(from: 1, in: txn) { view in
+                byType[DomainEvent.typeName(kind: view.kind) ?? "kind\(view.kind)", default: 0] += 1
+                count += 1
+                return true
+            }
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: environment.path + "/data.mdb")[.size] as? Int) ?? nil
+        return LedgerStats(events: count, byType: byType, head: try log.head(), fileBytes: size ?? environment.usedBytes)
+    }
+
+    // MARK: - Integrity
+
+    /// Drops every projection and refolds it from the log alone, in one write transaction
+    /// (readers keep seeing the old projections until it commits).
+    @discardableResult
+    public func rebuild() throws -> RebuildReport {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let state = DomainState()
+        try fold(into: state)
+        try environment.write { txn in
+            try txn.withWriter { writer in
+                let head = try log.head(reader: writer)
+                guard head.seq == state.lastSeq else { throw LogError.conflict(expected: state.lastSeq, actual: head.seq) }
+                for (table, entries) in state.allTables {
+                    guard let db = tables[table] else { throw StateError.missingTable(table.rawValue) }
+                    try writer.clear(db)
+                    for (k, v) in entries() { try writer.put(db, key: k, value: v, flags: .append) }
+                }
+            }
+        }
+        asOfCache.withLock { $0 = nil }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        logger.info("rebuilt projections", metadata: ["events": "\(state.lastSeq)", "seconds": "\(seconds)"])
+        return RebuildReport(events: state.lastSeq, seconds: seconds)
+    }
+
+    /// Checks the hash chain and seq continuity, then that the stored projections equal a
+    /// fresh replay of the log, byte for byte.
+    public func verify() throws -> LedgerVerifyReport {
+        let logReport = try log.verify()
+        guard logReport.ok else { return LedgerVerifyReport(log: logReport, projectionProblem: nil) }
+        let state = DomainState()
+        try fold(into: state)
+        let problem: String? = try environment.read { txn in
+            try txn.withReader { reader in
+                for (table, entries) in state.allTables {
+                    guard let db = tables[table] else { return "projection \(table.rawValue) is not open" }
+                    let expected = entries()
+                    var i = 0
+                    var found: String?
+                    try reader.scan(db) { key, value in
+                        guard i < expected.count else {
+                            found = "\(table.rawValue) holds an entry a replay does not produce (key \(String(decoding: key, as: UTF8.self).debugDescription))"
+                            return false
+                        }
+                        if !expected[i].key.elementsEqual(key) || !expected[i].value.elementsEqual(value) {
+                            found = "\(table.rawValue) differs from a replay at key \(String(decoding: expected[i].key, as: UTF8.self).debugDescription)"
+                            return false
+                        }
+                        i += 1
+                        return true
+                    }
+                    if let found { return found }
+                    if i < expected.count { return "\(table.rawValue) lacks \(expected.count - i) entries a replay produces" }
+                }
+                return nil
+            }
+        }
+        return LedgerVerifyReport(log: logReport, projectionProblem: problem)
+    }
+}
+
+/// The memory state of the last as-of question, reused when the next one is further on.
+struct AsOfCache: @unchecked Sendable {
+    // Only touched under `PermissionLedger.asOfCache`'s lock.
+    let state: DomainState
+}

@@ -1,0 +1,141 @@
+import Ledger
+
+/// One row of the My Permissions view.
+public struct PermissionRow: Sendable, Equatable {
+    public var licensingId: String
+    public var program: Program
+    public var status: Status
+    /// The direct parent, where there is one.
+    public var parent: String?
+    /// The nearest ancestor of kind `mbsa`, where there is one.
+    public var mbsa: String?
+    public var roles: [Role]
+    public var saBenefits: [SABenefit]
+}
+
+/// The My Permissions view of an email (DOMAIN.md §4).
+public struct PermissionsView: Sendable, Equatable {
+    /// The business email the permissions are assigned to.
+    public var email: String
+    /// The seq of the last event the answer includes (0 when none).
+    public var asOfSeq: UInt64
+    /// One row per Licensing ID with at least one role, sorted by ID.
+    public var rows: [PermissionRow]
+}
+
+/// The answer to "may this account do this on this Licensing ID?".
+public struct CheckResult: Sendable, Equatable {
+    /// Whether the action is allowed.
+    public var allowed: Bool
+    /// A stable code: `allowed`, `notRegistered`, `emailNotValidated`,
+    /// `unknownLicensingId`, `noRole`, `benefitNotHeld`.
+    public var reason: String
+    /// A sentence for people.
+    public var message: String
+    /// The roles the account's email holds on the ID.
+    public var roles: [Role]
+    /// The seq of the last event the answer includes.
+    public var asOfSeq: UInt64
+}
+
+/// The lockout state of an account at a time (R9).
+public struct LockoutStatus: Sendable, Equatable {
+    public var account: String
+    public var locked: Bool
+    /// When the suspension ends, while locked.
+    public var lockedUntil: Timestamp?
+    /// The failures that count at that time.
+    public var recentFailures: Int
+    /// The time the answer is for.
+    public var at: Timestamp
+}
+
+/// An effective administrator and where the role comes from.
+public struct AdministratorEntry: Sendable, Equatable {
+    public var email: String
+    public var sources: [AdminSource]
+}
+
+/// Every role of an email on a Licensing ID with the events behind it.
+public struct Explanation: Sendable, Equatable {
+    public var email: String
+    public var licensingId: String
+    public var asOfSeq: UInt64
+    /// Roles in canonical order, each with its reasons (direct sources in seq order, then inherited).
+    public var roles: [(role: Role, reasons: [RoleReason])]
+    /// The SA benefits held.
+    public var saBenefits: [SABenefit]
+
+    public static func == (a: Explanation, b: Explanation) -> Bool {
+        a.email == b.email && a.licensingId == b.licensingId && a.asOfSeq == b.asOfSeq && a.saBenefits == b.saBenefits
+            && a.roles.map(\.role) == b.roles.map(\.role) && a.roles.map(\.reasons) == b.roles.map(\.reasons)
+    }
+}
+
+/// A permission request as the requests projection holds it.
+public struct RequestView: Sendable, Equatable {
+    public var requestId: String
+    public var record: RequestRecord
+}
+
+extension DomainState {
+    /// The My Permissions view of `email`.
+    public func permissionsView(email: String, includeInactive: Bool) throws -> PermissionsView {
+        var rows: [PermissionRow] = []
+        for lid in try candidateIDs(email) {
+            guard let agreement = try agreement(lid) else { continue }
+            if agreement.status == .inactive && !includeInactive { continue }
+            let report = try roleReport(email, lid)
+            let roles = report.roles
+            if roles.isEmpty { continue }
+            var mbsa: String?
+            for a in try ancestors(of: lid) where try self.agreement(a)?.program == .mbsa {
+                mbsa = a
+                break
+            }
+            rows.append(PermissionRow(licensingId: lid, program: agreement.program, status: agreement.status, parent: agreement.parent,
+                                      mbsa: mbsa, roles: roles, saBenefits: report.saBenefits))
+        }
+        return PermissionsView(email: email, asOfSeq: lastSeq, rows: rows)
+    }
+
+    /// Whether `account` may do `action` on `lid` (for one SA benefit, optionally).
+    public func check(account: String, licensingId lid: String, action: Action, benefit: SABenefit?) throws -> CheckResult {
+        func deny(_ reason: String, _ message: String, _ roles: [Role] = []) -> CheckResult {
+            CheckResult(allowed: false, reason: reason, message: message, roles: roles, asOfSeq: lastSeq)
+        }
+        guard let record = try self.account(account) else { return deny("notRegistered", "account '\(account)' is not registered") }
+        guard record.validated else { return deny("emailNotValidated", "account '\(account)' has not validated \(record.email)") }
+        guard try agreement(lid) != nil else { return deny("unknownLicensingId", "Licensing ID '\(lid)' is not recorded") }
+        let report = try roleReport(record.email, lid)
+        let roles = report.roles
+        if report.allows(action, benefit: benefit) {
+            let by = report.holds(.administrator) ? Role.administrator : action.allowingRole
+            return CheckResult(allowed: true, reason: "allowed", message: "\(record.email) holds \(by.rawValue) on \(lid)", roles: roles, asOfSeq: lastSeq)
+        }
+        if action == .manageSoftwareAssurance, let benefit, report.holds(.softwareAssuranceManager) {
+            return deny("benefitNotHeld", "\(record.email) manages Software Assurance on \(lid) but not the \(benefit.rawValue) benefit", roles)
+        }
+        return deny("noRole", "\(action.rawValue) needs \(action.allowingRole.rawValue) or administrator on \(lid); \(record.email) holds \(roles.isEmpty ? "no role" : roles.map(\.rawValue).joined(separator: ", "))", roles)
+    }
+
+    /// The lockout status of `account` at `t` (events after the state's last seq are not seen).
+    public func lockoutStatus(account: String, at t: Timestamp, policy: Policy) throws -> LockoutStatus {
+        let record = try lockout(account)
+        let until = record?.suspendedUntil(at: t)
+        return LockoutStatus(account: account, locked: until != nil, lockedUntil: until,
+                             recentFailures: record?.countingFailures(at: t, window: policy.lockoutWindow) ?? 0, at: t)
+    }
+
+    /// Every role of `email` on `lid`, each with its reasons.
+    public func explain(email: String, licensingId lid: String) throws -> Explanation {
+        let report = try roleReport(email, lid)
+        return Explanation(email: email, licensingId: lid, asOfSeq: lastSeq,
+                           roles: report.roles.map { ($0, report.reasons(for: $0)) }, saBenefits: report.saBenefits)
+    }
+
+    /// The effective administrators of `lid`, sorted by email.
+    public func administrators(of lid: String) throws -> [AdministratorEntry] {
+        try effectiveAdministrators(lid).map { AdministratorEntry(email: $0.email, sources: $0.sources) }
+    }
+}

@@ -1,0 +1,159 @@
+import Ledger
+
+/// Where an effective administrator's role on a Licensing ID comes from.
+public struct AdminSource: Sendable, Equatable, Hashable {
+    /// `contact`, `grant` (…) for a direct source, `inherited` for inheritance.
+    public var source: RoleSource
+    /// For `inherited`: the parent the administration flows from.
+    public var via: String?
+}
+
+/// One role of an email on a Licensing ID and every reason it is held.
+public struct RoleReason: Sendable, Equatable {
+    /// The direct source, or `inherited`.
+    public var source: RoleSource
+    /// The event behind a direct source.
+    public var seq: UInt64?
+    /// That event's type name.
+    public var type: String?
+    /// For `inherited`: the ancestor it comes through (the parent for administrator, the
+    /// ancestor whose primary contact or notices correspondent E is for licensingInfo).
+    public var via: String?
+}
+
+/// The roles of an email on a Licensing ID, with their sources (DOMAIN.md §2).
+public struct RoleReport: Sendable, Equatable {
+    /// The direct sources (contact, grant, openLicense, reseller).
+    public var direct: [GrantEntry]
+    /// The parent administration is inherited through, when it is.
+    public var inheritedAdminVia: String?
+    /// Ancestors where the email is primary contact or notices correspondent (each gives licensingInfo).
+    public var inheritedInfoVia: [String]
+
+    /// Every role held, canonical order.
+    public var roles: [Role] {
+        var set = Set(direct.map(\.role))
+        if inheritedAdminVia != nil { set.insert(.administrator) }
+        if !inheritedInfoVia.isEmpty { set.insert(.licensingInfo) }
+        return set.sorted()
+    }
+
+    /// The SA benefits held (the union over the `softwareAssuranceManager` entries).
+    public var saBenefits: [SABenefit] {
+        Array(Set(direct.filter { $0.role == .softwareAssuranceManager }.flatMap(\.benefits))).sorted()
+    }
+
+    /// Whether `role` is held through a direct source.
+    public func holdsDirectly(_ role: Role) -> Bool { direct.contains { $0.role == role } }
+
+    /// Whether `role` is held through inheritance.
+    public func holdsByInheritance(_ role: Role) -> Bool {
+        (role == .administrator && inheritedAdminVia != nil) || (role == .licensingInfo && !inheritedInfoVia.isEmpty)
+    }
+
+    /// Whether `role` is held at all.
+    public func holds(_ role: Role) -> Bool { holdsDirectly(role) || holdsByInheritance(role) }
+
+    /// Every reason for `role`, direct ones in seq order, then inherited ones.
+    public func reasons(for role: Role) -> [RoleReason] {
+        var out = direct.filter { $0.role == role }.sorted { $0.seq < $1.seq }
+            .map { RoleReason(source: $0.source, seq: $0.seq, type: DomainEvent.typeName(kind: $0.kind), via: nil) }
+        if role == .administrator, let via = inheritedAdminVia { out.append(RoleReason(source: .inherited, via: via)) }
+        if role == .licensingInfo { out += inheritedInfoVia.map { RoleReason(source: .inherited, via: $0) } }
+        return out
+    }
+
+    /// Whether `action` (optionally for one SA benefit) is allowed by these roles.
+    public func allows(_ action: Action, benefit: SABenefit? = nil) -> Bool {
+        if holds(.administrator) { return true }
+        let role = action.allowingRole
+        guard holds(role) else { return false }
+        if action == .manageSoftwareAssurance, let benefit { return saBenefits.contains(benefit) }
+        return true
+    }
+}
+
+extension DomainState {
+    /// The ancestors of `lid`: its parent, the parent's parent, … (cycles and runaway
+    /// chains are cut at 64 levels; recording refuses cycles anyway).
+    public func ancestors(of lid: String) throws -> [String] {
+        var out: [String] = []
+        var current = try agreement(lid)?.parent
+        while let p = current, out.count < 64, !out.contains(p), p != lid {
+            out.append(p)
+            current = try agreement(p)?.parent
+        }
+        return out
+    }
+
+    /// The parent through which `email` inherits administration of `lid`, if it does:
+    /// `admin(E, L) = directAdmin(E, L) ∨ (¬optedOut(E, P) ∧ admin(E, P))`.
+    public func inheritedAdminVia(_ email: String, _ lid: String) throws -> String? {
+        guard let parent = try agreement(lid)?.parent, parent != lid else { return nil }
+        if try optedOut(email, from: parent) { return nil }
+        return try isAdministrator(email, parent, depth: 1) ? parent : nil
+    }
+
+    /// Whether `email` is an effective administrator of `lid` (directly or inherited).
+    public func isAdministrator(_ email: String, _ lid: String) throws -> Bool {
+        try isAdministrator(email, lid, depth: 0)
+    }
+
+    private func isAdministrator(_ email: String, _ lid: String, depth: Int) throws -> Bool {
+        if try cell(email, lid)?.hasAdministrator == true { return true }
+        guard depth < 64, let parent = try agreement(lid)?.parent, parent != lid else { return false }
+        if try optedOut(email, from: parent) { return false }
+        return try isAdministrator(email, parent, depth: depth + 1)
+    }
+
+    /// The effective administrators of `lid` with where each comes from, sorted by email.
+    public func effectiveAdministrators(_ lid: String) throws -> [(email: String, sources: [AdminSource])] {
+        var memo: [String: [String: Set<AdminSource>]] = [:]
+        let table = try adminTable(lid, memo: &memo, depth: 0)
+        return table.keys.sorted().map { email in
+            (email, (table[email] ?? []).sorted { ($0.source.rawValue, $0.via ?? "") < ($1.source.rawValue, $1.via ?? "") })
+        }
+    }
+
+    private func adminTable(_ lid: String, memo: inout [String: [String: Set<AdminSource>]], depth: Int) throws -> [String: Set<AdminSource>] {
+        if let hit = memo[lid] { return hit }
+        var table: [String: Set<AdminSource>] = [:]
+        for email in try directAdmins(lid) {
+            for entry in try cell(email, lid)?.entries ?? [] where entry.role == .administrator {
+                table[email, default: []].insert(AdminSource(source: entry.source, via: nil))
+            }
+        }
+        if depth < 64, let parent = try agreement(lid)?.parent, parent != lid {
+            for (email, _) in try adminTable(parent, memo: &memo, depth: depth + 1) where !(try optedOut(email, from: parent)) {
+                table[email, default: []].insert(AdminSource(source: .inherited, via: parent))
+            }
+        }
+        memo[lid] = table
+        return table
+    }
+
+    /// The roles of `email` on `lid` with their sources.
+    public func roleReport(_ email: String, _ lid: String) throws -> RoleReport {
+        let direct = try cell(email, lid)?.entries ?? []
+        let via = try inheritedAdminVia(email, lid)
+        var info: [String] = []
+        for a in try ancestors(of: lid) where try agreement(a)?.isLegalContact(email) == true { info.append(a) }
+        return RoleReport(direct: direct, inheritedAdminVia: via, inheritedInfoVia: info)
+    }
+
+    /// Every Licensing ID on which `email` may hold a role: its cells, and the descendants
+    /// of IDs it administers or is a legal contact of. Sorted.
+    public func candidateIDs(_ email: String) throws -> [String] {
+        var out = Set(try lidsWithCells(email))
+        var stack = Array(out) + (try legalContactIDs(email))
+        var visited = Set<String>()
+        while let lid = stack.popLast() {
+            guard visited.insert(lid).inserted, visited.count < 1_000_000 else { continue }
+            for child in try agreement(lid)?.children ?? [] {
+                out.insert(child)
+                stack.append(child)
+            }
+        }
+        return out.sorted()
+    }
+}

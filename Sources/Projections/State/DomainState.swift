@@ -1,0 +1,235 @@
+import Ledger
+
+/// One projection table: string keys to records, either held in memory (the whole
+/// state, for pure folds, tests and as-of replays) or read and written through an open
+/// LMDB transaction with a cache (the live projections).
+final class Table<V: StateRecord> {
+    let db: Database?
+    private var cache: [String: V?] = [:]
+    private let reader: TransactionReader?
+    private let writer: TransactionWriter?
+
+    init(memory: ()) {
+        db = nil
+        reader = nil
+        writer = nil
+    }
+
+    init(db: Database, reader: TransactionReader) {
+        self.db = db
+        self.reader = reader
+        writer = reader as? TransactionWriter
+    }
+
+    var isMemory: Bool { reader == nil }
+
+    func get(_ key: String) throws -> V? {
+        if let hit = cache[key] { return hit }
+        guard let reader, let db else { return nil }
+        let value = try reader.withValue(db, key: Array(key.utf8)) { try V.decode(bytes: $0) }
+        cache[key] = .some(value)
+        return value
+    }
+
+    func set(_ key: String, _ value: V?) throws {
+        if let writer, let db {
+            if let value {
+                try writer.put(db, key: Array(key.utf8), value: value.encoded)
+            } else {
+                try writer.delete(db, key: Array(key.utf8))
+            }
+            cache[key] = .some(value)
+        } else if reader != nil {
+            throw StateError.readOnly
+        } else if let value {
+            cache[key] = value
+        } else {
+            cache.removeValue(forKey: key)
+        }
+    }
+
+    /// Every entry, sorted by key bytes (memory tables only).
+    func sortedEntries() -> [(key: [UInt8], value: [UInt8])] {
+        cache.compactMap { k, v in v.map { (Array(k.utf8), $0.encoded) } }
+            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
+    }
+
+    var count: Int { cache.count }
+}
+
+/// Errors of the projection store.
+public enum StateError: Error, Sendable, CustomStringConvertible {
+    /// A write was attempted through a read-only view.
+    case readOnly
+    /// A projection database was not opened.
+    case missingTable(String)
+    /// The projections are behind or ahead of the log.
+    case outOfStep(projections: UInt64, log: UInt64)
+
+    public var description: String {
+        switch self {
+        case .readOnly: return "the projection state was opened read-only"
+        case let .missingTable(name): return "projection database \(name) is not open"
+        case let .outOfStep(p, l): return "projections reflect seq \(p) but the log is at \(l); run rebuild"
+        }
+    }
+}
+
+/// The names of the projection databases.
+enum ProjectionTable: String, CaseIterable {
+    case accounts = "p.accounts"
+    case emailOwners = "p.emailOwners"
+    case agreements = "p.agreements"
+    case cells = "p.cells"
+    case emailLids = "p.emailLids"
+    case legalContactLids = "p.legalContactLids"
+    case lidAdmins = "p.lidAdmins"
+    case optOuts = "p.optOuts"
+    case requests = "p.requests"
+    case lockouts = "p.lockouts"
+    case meta = "p.meta"
+}
+
+/// The state the rules decide on and the events fold into: every projection of DOMAIN.md
+/// §4 as keyed tables.
+///
+/// A state is either in memory (`DomainState()`: pure, used by tests, as-of replays and
+/// rebuilds) or a view over an open LMDB transaction (reads are lazy; in a write
+/// transaction every change is written through, so the projections commit atomically
+/// with the events that changed them). Decide and evolve are the same code for both.
+public final class DomainState {
+    let accounts: Table<AccountRecord>
+    /// validated email → account
+    let emailOwners: Table<StringValue>
+    let agreements: Table<AgreementRecord>
+    /// "email\0lid" → direct sources
+    let cells: Table<CellRecord>
+    /// email → Licensing IDs with a non-empty cell
+    let emailLids: Table<StringSet>
+    /// email → Licensing IDs where it is primary contact or notices correspondent
+    let legalContactLids: Table<StringSet>
+    /// lid → emails holding administrator directly
+    let lidAdmins: Table<StringSet>
+    /// "email\0lid" → seq of the opt-out
+    let optOuts: Table<SeqValue>
+    let requests: Table<RequestRecord>
+    let lockouts: Table<LockoutRecord>
+    let meta: Table<MetaRecord>
+
+    /// The last event folded in (0 when none).
+    public private(set) var lastSeq: UInt64 = 0
+    /// The time of the last event folded in.
+    public private(set) var lastAt: Timestamp?
+
+    /// An empty in-memory state.
+    public init() {
+        accounts = .init(memory: ()); emailOwners = .init(memory: ()); agreements = .init(memory: ()); cells = .init(memory: ())
+        emailLids = .init(memory: ()); legalContactLids = .init(memory: ()); lidAdmins = .init(memory: ()); optOuts = .init(memory: ())
+        requests = .init(memory: ()); lockouts = .init(memory: ()); meta = .init(memory: ())
+    }
+
+    /// A view over an open transaction (read-only for a `TransactionReader`, written through
+    /// for a `TransactionWriter`).
+    init(databases: [ProjectionTable: Database], reader: TransactionReader) throws {
+        func db(_ t: ProjectionTable) throws -> Database {
+            guard let d = databases[t] else { throw StateError.missingTable(t.rawValue) }
+            return d
+        }
+        accounts = .init(db: try db(.accounts), reader: reader)
+        emailOwners = .init(db: try db(.emailOwners), reader: reader)
+        agreements = .init(db: try db(.agreements), reader: reader)
+        cells = .init(db: try db(.cells), reader: reader)
+        emailLids = .init(db: try db(.emailLids), reader: reader)
+        legalContactLids = .init(db: try db(.legalContactLids), reader: reader)
+        lidAdmins = .init(db: try db(.lidAdmins), reader: reader)
+        optOuts = .init(db: try db(.optOuts), reader: reader)
+        requests = .init(db: try db(.requests), reader: reader)
+        lockouts = .init(db: try db(.lockouts), reader: reader)
+        meta = .init(db: try db(.meta), reader: reader)
+        if let m = try meta.get("checkpoint") {
+            lastSeq = m.lastSeq
+            lastAt = m.lastAt
+        }
+    }
+
+    static func pairKey(_ email: String, _ lid: String) -> String { email + "\u{0}" + lid }
+
+    // MARK: Lookups
+
+    /// The account record, if registered.
+    public func account(_ account: String) throws -> AccountRecord? { try accounts.get(account) }
+
+    /// The agreement record of a Licensing ID, if recorded.
+    public func agreement(_ lid: String) throws -> AgreementRecord? { try agreements.get(lid) }
+
+    /// The account that validated `email`, if any.
+    public func owner(ofEmail email: String) throws -> String? { try emailOwners.get(email)?.value }
+
+    /// The direct sources of `email` on `lid`.
+    public func cell(_ email: String, _ lid: String) throws -> CellRecord? { try cells.get(Self.pairKey(email, lid)) }
+
+    /// Whether `email` opted out of administrator inheritance from `parent`.
+    public func optedOut(_ email: String, from parent: String) throws -> Bool { try optOuts.get(Self.pairKey(email, parent)) != nil }
+
+    /// A permission request.
+    public func request(_ id: String) throws -> RequestRecord? { try requests.get(id) }
+
+    /// The lockout record of an account.
+    public func lockout(_ account: String) throws -> LockoutRecord? { try lockouts.get(account) }
+
+    /// Licensing IDs where `email` has a non-empty cell.
+    func lidsWithCells(_ email: String) throws -> [String] { try emailLids.get(email)?.values ?? [] }
+
+    /// Licensing IDs where `email` is primary contact or notices correspondent.
+    func legalContactIDs(_ email: String) throws -> [String] { try legalContactLids.get(email)?.values ?? [] }
+
+    /// Emails holding administrator directly on `lid`.
+    func directAdmins(_ lid: String) throws -> [String] { try lidAdmins.get(lid)?.values ?? [] }
+
+    // MARK: Writes used by evolve
+
+    func setCell(_ email: String, _ lid: String, _ cell: CellRecord) throws {
+        let key = Self.pairKey(email, lid)
+        let before = try cells.get(key)
+        let wasAdmin = before?.hasAdministrator ?? false
+        let isAdmin = cell.hasAdministrator
+        if cell.entries.isEmpty {
+            if before != nil {
+                try cells.set(key, nil)
+                var set = try emailLids.get(email) ?? StringSet(values: [])
+                if set.remove(lid) { try emailLids.set(email, set.values.isEmpty ? nil : set) }
+            }
+        } else {
+            try cells.set(key, cell)
+            if before == nil || before?.entries.isEmpty == true {
+                var set = try emailLids.get(email) ?? StringSet(values: [])
+                if set.insert(lid) { try emailLids.set(email, set) }
+            }
+        }
+        if wasAdmin != isAdmin {
+            var admins = try lidAdmins.get(lid) ?? StringSet(values: [])
+            if isAdmin { _ = admins.insert(email) } else { _ = admins.remove(email) }
+            try lidAdmins.set(lid, admins.values.isEmpty ? nil : admins)
+        }
+    }
+
+    func addLegalContact(_ email: String, _ lid: String) throws {
+        var set = try legalContactLids.get(email) ?? StringSet(values: [])
+        if set.insert(lid) { try legalContactLids.set(email, set) }
+    }
+
+    func setPosition(seq: UInt64, at: Timestamp) throws {
+        lastSeq = seq
+        lastAt = at
+        try meta.set("checkpoint", MetaRecord(lastSeq: seq, lastAt: at))
+    }
+
+    // MARK: Persistence of a memory state
+
+    var allTables: [(ProjectionTable, () -> [(key: [UInt8], value: [UInt8])])] {
+        [(.accounts, accounts.sortedEntries), (.emailOwners, emailOwners.sortedEntries), (.agreements, agreements.sortedEntries),
+         (.cells, cells.sortedEntries), (.emailLids, emailLids.sortedEntries), (.legalContactLids, legalContactLids.sortedEntries),
+         (.lidAdmins, lidAdmins.sortedEntries), (.optOuts, optOuts.sortedEntries), (.requests, requests.sortedEntries),
+         (.lockouts, lockouts.sortedEntries), (.meta, meta.sortedEntries)]
+    }
+}

@@ -1,0 +1,290 @@
+import ArgumentParser
+import Foundation
+import Ledger
+import Projections
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write every event as JSON Lines in seq order (the export form).",
+        discussion: "Example: ledger-tool export ./ledger --to export.jsonl")
+
+    @OptionGroup var location: LedgerLocation
+    @Option(help: "Write to this file instead of standard output.") var to: String?
+
+    func run() throws {
+        let ledger = try location.open()
+        let handle: FileHandle
+        if let to {
+            guard FileManager.default.createFile(atPath: to, contents: nil) , let h = FileHandle(forWritingAtPath: to) else {
+                printError("error: can't write --to '\(to)'")
+                throw Failure(code: Exit.badInput)
+            }
+            handle = h
+        } else {
+            handle = .standardOutput
+        }
+        let out = Output(handle: handle)
+        var n = 0
+        try ledger.forEachEvent { e in
+            out.line(e.json.text)
+            n += 1
+            return true
+        }
+        out.flush()
+        if to != nil { print("exported \(n) events to \(to ?? "")") }
+    }
+}
+
+struct Events: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List events, optionally filtered.",
+        discussion: "Example: ledger-tool events ./ledger --email joe@contoso.com --type rolesGranted")
+
+    @OptionGroup var location: LedgerLocation
+    @Option(help: "First seq.") var from: UInt64 = 1
+    @Option(help: "Last seq.") var to: UInt64 = .max
+    @Option(help: "Only events concerning this email.") var email: String?
+    @Option(name: .customLong("licensing-id"), help: "Only events concerning this Licensing ID.") var licensingId: String?
+    @Option(help: "Only events of this type.") var type: String?
+    @Flag(help: "Print {\"events\":[…]}.") var json = false
+
+    func run() throws {
+        if let type, DomainEvent.kind(typeName: type) == nil {
+            printError("error: --type '\(type)' is not an event type; expected one of: \(DomainEvent.typeNames.joined(separator: ", "))")
+            throw Failure(code: Exit.badInput)
+        }
+        let ledger = try location.open()
+        let wantEmail = email.map { Normalize.email($0) ?? $0.lowercased() }
+        let events = try ledger.events(from: from, to: to) { e in
+            (type == nil || e.type == type) && (licensingId == nil || e.event.licensingId == licensingId)
+                && (wantEmail == nil || e.event.emails.contains(wantEmail ?? ""))
+        }
+        let out = Output()
+        if json {
+            out.line(JSONValue.object([("events", .array(events.map(\.json)))]).text)
+        } else {
+            printTable(["seq", "at", "type", "details"], events.map { e in
+                [String(e.seq), e.at.iso8601, e.type, e.event.jsonFields.map { "\($0.key)=\(render($0.value))" }.joined(separator: " ")]
+            }, to: out)
+            out.line("\(events.count) event\(events.count == 1 ? "" : "s")")
+        }
+        out.flush()
+    }
+}
+
+/// A JSON value shown compactly for people (strings without quotes).
+func render(_ v: JSONValue) -> String {
+    switch v {
+    case let .string(s): return s
+    case let .array(items): return "[" + items.map(render).joined(separator: ",") + "]"
+    default: return v.text
+    }
+}
+
+struct Permissions: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the My Permissions view of an email or an account.",
+        discussion: "Example: ledger-tool permissions ./ledger --email joe@contoso.com --as-of 2026-08-04T12:00:00Z")
+
+    @OptionGroup var location: LedgerLocation
+    @Option(help: "The business email.") var email: String?
+    @Option(help: "The account (sees its validated business email's permissions).") var account: String?
+    @Option(name: .customLong("as-of-seq"), help: "Answer as of this seq.") var asOfSeq: UInt64?
+    @Option(name: .customLong("as-of"), help: "Answer as of this time.") var asOf: String?
+    @Flag(name: .customLong("include-inactive"), help: "List inactive Licensing IDs too.") var includeInactive = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        if (email == nil) == (account == nil) { throw ValidationError("give exactly one of --email or --account") }
+        if asOfSeq != nil && asOf != nil { throw ValidationError("give at most one of --as-of-seq or --as-of") }
+    }
+
+    func run() throws {
+        let point: AsOf? = try asOfSeq.map { .seq($0) } ?? asOf.map { .time(try parseTime($0, flag: "--as-of")) }
+        let ledger = try location.open()
+        let view: PermissionsView
+        if let email {
+            view = try ledger.permissions(email: email, asOf: point, includeInactive: includeInactive)
+        } else {
+            switch try ledger.permissions(account: account ?? "", asOf: point, includeInactive: includeInactive) {
+            case let .success(v): view = v
+            case let .failure(e):
+                if json { print(JSONValue.object([("error", .string(e.code.rawValue)), ("message", .string(e.message))]).text) }
+                printError("denied: \(e.code.rawValue): \(e.message)")
+                throw Failure(code: Exit.denied)
+            }
+        }
+        let out = Output()
+        if json {
+            out.line(view.json.text)
+        } else {
+            out.line("My Permissions of \(safe(view.email)) (as of seq \(view.asOfSeq))")
+            printTable(["licensingId", "program", "status", "parent", "mbsa", "roles", "saBenefits"], view.rows.map { r in
+                [r.licensingId, r.program.rawValue, r.status.rawValue, r.parent ?? "-", r.mbsa ?? "-",
+                 r.roles.map(\.rawValue).joined(separator: ","), r.saBenefits.isEmpty ? "-" : r.saBenefits.map(\.rawValue).joined(separator: ",")]
+            }, to: out)
+        }
+        out.flush()
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "May this account do this action on this Licensing ID? Exit 0 allowed, 1 denied.",
+        discussion: "Example: ledger-tool check ./ledger --account joe-msa --licensing-id E-800 --action downloadSoftware")
+
+    @OptionGroup var location: LedgerLocation
+    @Option(help: "The signed-in account.") var account: String
+    @Option(name: .customLong("licensing-id"), help: "The Licensing ID.") var licensingId: String
+    @Option(help: "The action: \(Action.allCases.map(\.rawValue).joined(separator: ", ")).") var action: Action
+    @Option(help: "For manageSoftwareAssurance: one SA benefit.") var benefit: SABenefit?
+    @Option(help: "Answer as of this time (the events up to it).") var at: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let point: AsOf? = try at.map { .time(try parseTime($0, flag: "--at")) }
+        let ledger = try location.open()
+        let result = try ledger.check(account: account, action: action, licensingId: licensingId, benefit: benefit, asOf: point)
+        if json {
+            print(result.json.text)
+        } else {
+            print("\(result.allowed ? "allowed" : "denied") (\(result.reason)): \(safe(result.message))")
+        }
+        if !result.allowed { throw Failure(code: Exit.denied) }
+    }
+}
+
+struct Lockout: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show an account's Add Open License lockout at a time (default: now).",
+        discussion: "Example: ledger-tool lockout ./ledger --account rita-msa --at 2026-04-01T15:00:00Z")
+
+    @OptionGroup var location: LedgerLocation
+    @Option(help: "The account.") var account: String
+    @Option(help: "The time to answer for (default: the current time).") var at: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let time = try at.map { try parseTime($0, flag: "--at") } ?? Timestamp(seconds: Int64(Date().timeIntervalSince1970))
+        let ledger = try location.open()
+        let status = try ledger.lockout(account: account, at: time)
+        if json {
+            print(status.json.text)
+        } else if let until = status.lockedUntil {
+            print("\(safe(status.account)): locked until \(until) (\(status.recentFailures) failed attempts counting at \(time))")
+        } else {
+            print("\(safe(status.account)): not locked (\(status.recentFailures) failed attempts counting at \(time))")
+        }
+    }
+}
+
+struct Admins: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the effective administrators of a Licensing ID and where each comes from (operators only).",
+        discussion: "Example: ledger-tool admins ./ledger --licensing-id EN-1")
+
+    @OptionGroup var location: LedgerLocation
+    @Option(name: .customLong("licensing-id"), help: "The Licensing ID.") var licensingId: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let ledger = try location.open()
+        guard let admins = try ledger.administrators(of: licensingId) else {
+            printError("denied: unknownLicensingId: Licensing ID '\(licensingId)' is not recorded")
+            throw Failure(code: Exit.denied)
+        }
+        if json {
+            print(JSONValue.object([("licensingId", .string(licensingId)), ("administrators", .array(admins.map { a in
+                .object([("email", .string(a.email)), ("sources", .array(a.sources.map(\.json)))])
+            }))]).text)
+        } else {
+            let out = Output()
+            out.line("Administrators of \(licensingId)")
+            printTable(["email", "sources"], admins.map { a in
+                [a.email, a.sources.map { $0.via.map { v in "inherited via \(v)" } ?? $0.source.rawValue }.joined(separator: ", ")]
+            }, to: out)
+            out.flush()
+        }
+    }
+}
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Explain every role of an email on a Licensing ID with the events behind it.",
+        discussion: "Example: ledger-tool explain ./ledger --email joe@contoso.com --licensing-id E-800")
+
+    @OptionGroup var location: LedgerLocation
+    @Option(help: "The business email.") var email: String
+    @Option(name: .customLong("licensing-id"), help: "The Licensing ID.") var licensingId: String
+    @Option(name: .customLong("as-of-seq"), help: "Answer as of this seq.") var asOfSeq: UInt64?
+    @Option(name: .customLong("as-of"), help: "Answer as of this time.") var asOf: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let point: AsOf? = try asOfSeq.map { .seq($0) } ?? asOf.map { .time(try parseTime($0, flag: "--as-of")) }
+        let ledger = try location.open()
+        let explanation = try ledger.explain(email: email, licensingId: licensingId, asOf: point)
+        if json {
+            print(explanation.json.text)
+            return
+        }
+        let out = Output()
+        out.line("\(safe(explanation.email)) on \(licensingId) (as of seq \(explanation.asOfSeq))")
+        if explanation.roles.isEmpty { out.line("  no role") }
+        for (role, reasons) in explanation.roles {
+            out.line("  \(role.rawValue)")
+            for r in reasons {
+                if let via = r.via {
+                    out.line("    inherited via \(via)")
+                } else {
+                    out.line("    \(r.source.rawValue): seq \(r.seq ?? 0) \(r.type ?? "")")
+                }
+            }
+        }
+        out.flush()
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the hash chain, seq continuity and that stored projections equal a fresh replay.",
+        discussion: "Exit 1 when anything is wrong. Example: ledger-tool verify ./ledger")
+
+    @OptionGroup var location: LedgerLocation
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let ledger = try location.open()
+        let report = try ledger.verify()
+        if json {
+            print(report.json.text)
+        } else if report.ok {
+            print("ok: \(report.log.events) events, head hash \(Hex.encode(report.log.headHash)); projections equal a replay")
+        } else {
+            print("NOT OK: \(report.log.problem ?? report.projectionProblem ?? "?")" + (report.log.firstBadSeq.map { " (first bad seq \($0))" } ?? ""))
+        }
+        if !report.ok { throw Failure(code: Exit.denied) }
+    }
+}
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Count events by type; show the head and the data file size.",
+        discussion: "Example: ledger-tool stats ./ledger --json")
+
+    @OptionGroup var location: LedgerLocation
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let ledger = try location.open()
+        let stats = try ledger.stats()
+        if json {
+            print(stats.json.text)
+            return
+        }
+        let out = Output()
+        out.line("events: \(stats.events)   head seq: \(stats.head.seq)   head hash: \(Hex.encode(stats.head.hash))   file: \(stats.fileBytes) bytes")
+        printTable(["type", "count"], stats.byType.keys.sorted().map { [$0, String(stats.byType[$0] ?? 0)] }, to: out)
+        out.flush()
+    }
+}

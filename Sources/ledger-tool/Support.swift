@@ -1,0 +1,154 @@
+import ArgumentParser
+import Foundation
+import Ledger
+import Projections
+
+/// Exit codes of DOMAIN.md §6.
+enum Exit {
+    static let denied = ExitCode(1)
+    static let badInput = ExitCode(2)
+}
+
+/// A failure already explained on stderr, with the exit code to leave with.
+struct Failure: Error {
+    let code: ExitCode
+}
+
+/// Prints to stderr.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Writes to stdout through a buffer (fast for millions of lines).
+final class Output {
+    private var buffer: [UInt8] = []
+    private let handle: FileHandle
+
+    init(handle: FileHandle = .standardOutput) { self.handle = handle }
+
+    func line(_ text: String) {
+        buffer.append(contentsOf: text.utf8)
+        buffer.append(10)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    func flush() {
+        if !buffer.isEmpty {
+            handle.write(Data(buffer))
+            buffer.removeAll(keepingCapacity: true)
+        }
+    }
+
+    deinit { flush() }
+}
+
+/// Makes text safe to print for people: control, escape and bidi-override characters are
+/// shown escaped, so a name can't rewrite the terminal.
+func safe(_ text: String) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        let v = scalar.value
+        if v < 0x20 || v == 0x7F || (0x80 ... 0x9F).contains(v) || (0x202A ... 0x202E).contains(v) || (0x2066 ... 0x2069).contains(v)
+            || v == 0x200E || v == 0x200F || v == 0x061C {
+            out += "\\u{" + String(v, radix: 16) + "}"
+        } else {
+            out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
+}
+
+/// Prints rows as an aligned table with a header.
+func printTable(_ header: [String], _ rows: [[String]], to out: Output) {
+    let cells = ([header] + rows).map { $0.map(safe) }
+    var widths = [Int](repeating: 0, count: header.count)
+    for row in cells { for (i, c) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+    for (n, row) in cells.enumerated() {
+        let line = row.enumerated().map { i, c in i == row.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ")
+        out.line(line)
+        if n == 0 { out.line(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
+    }
+}
+
+/// The ledger directory argument and how to open it.
+struct LedgerLocation: ParsableArguments {
+    @Argument(help: "The ledger directory (made by `ledger-tool init`).")
+    var db: String
+
+    static let keyFile = "authorization.key"
+
+    /// Refuses a missing or non-ledger directory with exit 2.
+    func validated() throws -> String {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: db, isDirectory: &isDir), isDir.boolValue else {
+            printError("error: no ledger at '\(db)': the directory does not exist; create one with `ledger-tool init \(db)`")
+            throw Failure(code: Exit.badInput)
+        }
+        guard FileManager.default.fileExists(atPath: db + "/data.mdb") else {
+            printError("error: '\(db)' is not a ledger directory (no data.mdb); create one with `ledger-tool init DIR`")
+            throw Failure(code: Exit.badInput)
+        }
+        return db
+    }
+
+    /// Opens the ledger, with its authorization key when `withKey`.
+    func open(withKey: Bool = false) throws -> PermissionLedger {
+        let path = try validated()
+        var options = PermissionLedger.Options()
+        if withKey {
+            let keyPath = path + "/" + Self.keyFile
+            guard let data = FileManager.default.contents(atPath: keyPath) else {
+                printError("error: the ledger's authorization key \(keyPath) is missing; Open License numbers can't be checked without it")
+                throw Failure(code: Exit.badInput)
+            }
+            options.authorizationKey = try AuthorizationKey(bytes: Array(data))
+        }
+        do {
+            return try PermissionLedger(directory: path, options: options)
+        } catch {
+            printError("error: can't open the ledger at '\(path)': \(error)")
+            throw Failure(code: Exit.denied)
+        }
+    }
+}
+
+/// Parses a time flag strictly.
+func parseTime(_ text: String, flag: String) throws -> Timestamp {
+    guard let t = Timestamp(iso8601: text) else {
+        printError("error: \(flag) '\(text)' is not a time of the form YYYY-MM-DDTHH:MM:SSZ")
+        throw Failure(code: Exit.badInput)
+    }
+    return t
+}
+
+/// Reads a whole input (FILE or stdin) as lines of bytes, numbered from 1.
+func readLines(_ file: String?) throws -> [(number: Int, bytes: ArraySlice<UInt8>)] {
+    let data: Data
+    if let file {
+        guard let d = FileManager.default.contents(atPath: file) else {
+            printError("error: can't read input file '\(file)'")
+            throw Failure(code: Exit.badInput)
+        }
+        data = d
+    } else {
+        data = FileHandle.standardInput.readDataToEndOfFile()
+    }
+    let bytes = [UInt8](data)
+    var lines: [(Int, ArraySlice<UInt8>)] = []
+    var start = 0
+    var number = 1
+    for i in 0 ... bytes.count where i == bytes.count || bytes[i] == 10 {
+        var end = i
+        if end > start && bytes[end - 1] == 13 { end -= 1 }
+        let slice = bytes[start ..< end]
+        if !slice.allSatisfy({ $0 == 32 || $0 == 9 }) { lines.append((number, slice)) }
+        start = i + 1
+        number += 1
+    }
+    return lines
+}
+
+extension Role: ExpressibleByArgument {}
+extension Action: ExpressibleByArgument {}
+extension SABenefit: ExpressibleByArgument {}
