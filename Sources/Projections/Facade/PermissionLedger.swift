@@ -406,7 +406,7 @@ public final class PermissionLedger: Sendable {
         }
         asOfCache.withLock { $0 = nil }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        logger.info("rebuilt projections", metadata: ["events": "\(state.lastSeq)", "seconds": "\(seconds)"])
+        logger.debug("rebuilt projections", metadata: ["events": "\(state.lastSeq)", "seconds": "\(seconds)"])
         return RebuildReport(events: state.lastSeq, seconds: seconds)
     }
 
