@@ -30,7 +30,13 @@ public struct Decider: Sendable {
             if let last = state.lastAt, command.at < last {
                 throw DomainError(.timeWentBackwards, "the command's time \(command.at) is before the last event's time \(last)")
             }
-            return try decideRule(command.command, at: command.at, state: state)
+            guard let normalized = command.command.normalizingAccounts() else {
+                throw DomainError(.invalidAccount, "an account must be 1–254 characters after trimming")
+            }
+            if case let .recordAgreement(form) = normalized, !Normalize.isLicensingID(form.licensingId) {
+                throw DomainError(.invalidLicensingId, "'\(form.licensingId)' is not a Licensing ID ([A-Za-z0-9-]{1,32})")
+            }
+            return try decideRule(normalized, at: command.at, state: state)
         } catch let refusal as DomainError {
             return .refused(refusal, recorded: [])
         }

@@ -63,6 +63,32 @@ public enum Command: Sendable, Equatable {
         }
     }
 
+    /// The command with every account field trimmed and lowercased (DOMAIN.md §1); nil
+    /// when an account is empty or longer than 254 characters after trimming.
+    public func normalizingAccounts() -> Command? {
+        func n(_ a: String) -> String? { Normalize.account(a) }
+        switch self {
+        case let .registerUser(a, e): return n(a).map { .registerUser(account: $0, businessEmail: e) }
+        case let .validateEmail(a): return n(a).map { .validateEmail(account: $0) }
+        case let .completeProfile(a, f, l): return n(a).map { .completeProfile(account: $0, firstName: f, lastName: l) }
+        case .recordAgreement, .setLicensingIdStatus, .migrateLegacyPermission: return self
+        case let .grantRoles(b, e, l, r, sa): return n(b).map { .grantRoles(by: $0, email: e, licensingId: l, roles: r.canonical, saBenefits: sa.canonical) }
+        case let .revokeRoles(b, e, l, r): return n(b).map { .revokeRoles(by: $0, email: e, licensingId: l, roles: r.canonical) }
+        case let .requestPermissions(id, a, l, r, sa, c):
+            return n(a).map { .requestPermissions(requestId: id, account: $0, licensingId: l, roles: r.canonical, saBenefits: sa.canonical, comment: c) }
+        case let .approveRequest(b, id): return n(b).map { .approveRequest(by: $0, requestId: id) }
+        case let .denyRequest(b, id, reason): return n(b).map { .denyRequest(by: $0, requestId: id, reason: reason) }
+        case let .addOpenLicense(a, num, auth, ack):
+            return n(a).map { .addOpenLicense(account: $0, licenseNumber: num, authorizationNumber: auth, acknowledged: ack) }
+        case let .removeLicensingId(a, l): return n(a).map { .removeLicensingId(account: $0, licensingId: l) }
+        case let .optOutAdminInheritance(a, p): return n(a).map { .optOutAdminInheritance(account: $0, parentId: p) }
+        case let .optInAdminInheritance(a, p): return n(a).map { .optInAdminInheritance(account: $0, parentId: p) }
+        case let .denyResellerAccess(.account(a), e, l, via): return n(a).map { .denyResellerAccess(by: .account($0), email: e, licensingId: l, via: via) }
+        case .denyResellerAccess: return self
+        case let .denyOpenLicenseAccess(b, e, l): return n(b).map { .denyOpenLicenseAccess(by: $0, email: e, licensingId: l) }
+        }
+    }
+
     /// Every command name.
     public static let names = [
         "registerUser", "validateEmail", "completeProfile", "recordAgreement", "setLicensingIdStatus", "grantRoles", "revokeRoles",

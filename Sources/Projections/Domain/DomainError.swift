@@ -20,6 +20,12 @@ public enum DomainErrorCode: String, Sendable, Hashable, CaseIterable, Codable {
     case cannotRemoveContact, retainedByParentContact, nothingToRemove
     case nothingToDeny
     case unknownLegacyRole
+    /// An account empty or over 254 characters after trimming. Not in DOMAIN.md: the JSON
+    /// input refuses it as bad input; only the Swift API can reach this refusal.
+    case invalidAccount
+    /// A recorded Licensing ID not of the form `[A-Za-z0-9-]{1,32}`. Not in DOMAIN.md: the
+    /// JSON input refuses it as bad input; only the Swift API can reach this refusal.
+    case invalidLicensingId
 }
 
 /// A refusal: the code and a message saying what to do.

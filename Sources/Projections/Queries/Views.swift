@@ -116,7 +116,9 @@ extension DomainState {
         if action == .manageSoftwareAssurance, let benefit, report.holds(.softwareAssuranceManager) {
             return deny("benefitNotHeld", "\(record.email) manages Software Assurance on \(lid) but not the \(benefit.rawValue) benefit", roles)
         }
-        return deny("noRole", "\(action.rawValue) needs \(action.allowingRole.rawValue) or administrator on \(lid); \(record.email) holds \(roles.isEmpty ? "no role" : roles.map(\.rawValue).joined(separator: ", "))", roles)
+        let needed = action.allowingRole == .administrator ? "administrator" : "\(action.allowingRole.rawValue) or administrator"
+        let held = roles.isEmpty ? "no role" : roles.map(\.rawValue).joined(separator: ", ")
+        return deny("noRole", "\(action.rawValue) needs \(needed) on \(lid); \(record.email) holds \(held)", roles)
     }
 
     /// The lockout status of `account` at `t` (events after the state's last seq are not seen).

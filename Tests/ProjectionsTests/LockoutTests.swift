@@ -1,0 +1,95 @@
+import Ledger
+@testable import Projections
+import Testing
+
+/// R9's lockout boundaries, exactly.
+@Suite("R9 lockout boundaries")
+struct LockoutTests {
+    func setUp(_ kind: BackendKind) throws -> Harness {
+        let h = try Harness(kind, start: "2026-04-01T00:00:00Z")
+        try h.agreement("OL-1", .openLicense, contacts: [(.primaryContact, "own@t.com")], auth: "GOOD")
+        try h.agreement("OL-2", .openLicense, contacts: [(.primaryContact, "own@t.com")], auth: "GOOD2")
+        try h.user("own", "own@t.com")
+        try h.user("r", "r@t.com", profile: true)
+        try h.ok(.grantRoles(by: "own", email: "r@t.com", licensingId: "OL-1", roles: [.licensingInfo], saBenefits: []))
+        return h
+    }
+
+    func attempt(_ h: Harness, at iso: String, auth: String = "BAD", license: String = "OL-2") throws -> ExecutionResult {
+        h.set(iso)
+        return try h.run(.addOpenLicense(account: "r", licenseNumber: license, authorizationNumber: auth, acknowledged: true))
+    }
+
+    func status(_ h: Harness, _ iso: String) throws -> LockoutStatus {
+        let t = Timestamp(iso8601: iso) ?? Timestamp(seconds: 0)
+        return try h.state { try $0.lockoutStatus(account: "r", at: t, policy: h.policy) }
+    }
+
+    @Test("a failure exactly 24 h old does not count", arguments: BackendKind.allCases)
+    func windowIsOpenAtItsStart(kind: BackendKind) throws {
+        let h = try setUp(kind)
+        #expect(try attempt(h, at: "2026-04-01T10:00:00Z").refusal?.code == .invalidLicenseAuthorization)
+        #expect(try attempt(h, at: "2026-04-01T11:00:00Z").refusal?.code == .invalidLicenseAuthorization)
+        // 10:00 the day after: the first failure is exactly 24 h old
+        #expect(try status(h, "2026-04-02T10:00:00Z").recentFailures == 1)
+        #expect(try status(h, "2026-04-02T09:59:59Z").recentFailures == 2)
+        #expect(try attempt(h, at: "2026-04-02T10:00:00Z").refusal?.code == .invalidLicenseAuthorization)
+        // one second later, three failures fall in the window: suspended
+        let r = try attempt(h, at: "2026-04-02T10:00:01Z")
+        #expect(r.refusal?.code == .suspended)
+        #expect(r.refusal?.until == Timestamp(iso8601: "2026-04-03T10:00:01Z"))
+        #expect(r.seqs.count == 1)
+    }
+
+    @Test("the lock ends exactly at t3 + 24 h; while locked nothing is evaluated or recorded", arguments: BackendKind.allCases)
+    func lockEndsExactly(kind: BackendKind) throws {
+        let h = try setUp(kind)
+        _ = try attempt(h, at: "2026-04-01T10:00:00Z")
+        _ = try attempt(h, at: "2026-04-01T10:01:00Z")
+        #expect(try attempt(h, at: "2026-04-01T10:02:00Z").refusal?.code == .suspended)
+        let before = try h.headSeq()
+        // the right numbers while suspended: refused, not recorded, not evaluated
+        let during = try attempt(h, at: "2026-04-02T10:01:59Z", auth: "GOOD2")
+        #expect(during.refusal?.code == .suspended)
+        #expect(during.seqs.isEmpty)
+        #expect(try h.headSeq() == before)
+        let locked = try status(h, "2026-04-02T10:01:59Z")
+        #expect(locked.locked && locked.lockedUntil == Timestamp(iso8601: "2026-04-02T10:02:00Z"))
+        #expect(locked.recentFailures == 1)  // the window still applies: only 10:02 of the day before is under 24 h old
+        // while suspended, the failures that caused it still count
+        #expect(try status(h, "2026-04-01T20:00:00Z").recentFailures == 3)
+        let after = try status(h, "2026-04-02T10:02:00Z")
+        #expect(!after.locked && after.lockedUntil == nil && after.recentFailures == 0)
+        // exactly at the end: evaluated again, and the old failures no longer count
+        #expect(try attempt(h, at: "2026-04-02T10:02:00Z").refusal?.code == .invalidLicenseAuthorization)
+        #expect(try status(h, "2026-04-02T10:02:00Z").recentFailures == 1)
+        #expect(try attempt(h, at: "2026-04-02T10:03:00Z").refusal?.code == .invalidLicenseAuthorization)
+        #expect(try attempt(h, at: "2026-04-02T10:04:00Z").refusal?.code == .suspended)
+        #expect(try attempt(h, at: "2026-04-03T10:04:00Z", auth: "GOOD2").refusal == nil)
+    }
+
+    @Test("a success does not clear the count", arguments: BackendKind.allCases)
+    func successDoesNotReset(kind: BackendKind) throws {
+        let h = try setUp(kind)
+        _ = try attempt(h, at: "2026-04-01T10:00:00Z")
+        _ = try attempt(h, at: "2026-04-01T10:01:00Z")
+        #expect(try attempt(h, at: "2026-04-01T10:02:00Z", auth: "GOOD2").refusal == nil)
+        #expect(try attempt(h, at: "2026-04-01T10:03:00Z").refusal?.code == .suspended)
+    }
+
+    @Test("the policy is configurable", arguments: BackendKind.allCases)
+    func configurable(kind: BackendKind) throws {
+        var policy = Policy.default
+        policy.lockoutThreshold = 2
+        policy.lockoutDuration = 3_600
+        let h = try Harness(kind, policy: policy, start: "2026-04-01T00:00:00Z")
+        try h.agreement("OL-1", .openLicense, contacts: [(.primaryContact, "own@t.com")], auth: "GOOD")
+        try h.user("own", "own@t.com")
+        try h.user("r", "r@t.com", profile: true)
+        try h.ok(.grantRoles(by: "own", email: "r@t.com", licensingId: "OL-1", roles: [.licensingInfo], saBenefits: []))
+        _ = try attempt(h, at: "2026-04-01T10:00:00Z")
+        let r = try attempt(h, at: "2026-04-01T10:00:30Z")
+        #expect(r.refusal?.code == .suspended)
+        #expect(r.refusal?.until == Timestamp(iso8601: "2026-04-01T11:00:30Z"))
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import Ledger
+@testable import Projections
+import Testing
+
+/// Properties over random but valid command histories (the seeded generator).
+@Suite("Properties of random histories")
+struct PropertyTests {
+    /// Executes `count` generated commands on a disk ledger, calling `observe` after each.
+    func run(seed: UInt64, count: Int, observe: (Int, PermissionLedger) throws -> Void = { _, _ in }) throws -> (TempDir, PermissionLedger, [TimedCommand]) {
+        let dir = TempDir()
+        let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync, initialMapSize: 1 << 20))
+        var generator = HistoryGenerator(seed: seed, organisations: 25)
+        let commands = generator.commands(count)
+        for (i, c) in commands.enumerated() {
+            _ = try ledger.execute(c)
+            try observe(i, ledger)
+        }
+        return (dir, ledger, commands)
+    }
+
+    /// Every projection database's entries, as bytes.
+    func dump(_ ledger: PermissionLedger) throws -> [String: [[UInt8]]] {
+        var out: [String: [[UInt8]]] = [:]
+        let dbs = try ledger.environment.openDatabases(ProjectionTable.allCases.map(\.rawValue))
+        try ledger.environment.read { txn in
+            for db in dbs {
+                var rows: [[UInt8]] = []
+                try txn.scan(db) { k, v in
+                    rows.append(Array(k) + [0xFF] + Array(v))
+                    return true
+                }
+                out[db.name] = rows
+            }
+        }
+        return out
+    }
+
+    @Test("stored projections equal a fresh rebuild, byte for byte", arguments: [1, 2, 3] as [UInt64])
+    func rebuildIsIdentical(seed: UInt64) throws {
+        let (dir, ledger, _) = try run(seed: seed, count: 3_000)
+        _ = dir
+        let report = try ledger.verify()
+        #expect(report.ok, "\(String(describing: report.projectionProblem ?? report.log.problem))")
+        let before = try dump(ledger)
+        #expect(before.values.reduce(0) { $0 + $1.count } > 100)
+        let rebuilt = try ledger.rebuild()
+        #expect(rebuilt.events == (try ledger.log.head().seq))
+        let after = try dump(ledger)
+        #expect(before == after)
+    }
+
+    @Test("permissions(asOf: n) equals the live answer right after event n")
+    func asOfEqualsLive() throws {
+        var recorded: [(seq: UInt64, email: String, view: PermissionsView, check: CheckResult)] = []
+        let emails = ["admin-org0@org0.example", "u0-org0@org0.example", "u1-org1@org1.example", "u2-org2@org2.example", "legacy3@org3.example"]
+        let (dir, ledger, _) = try run(seed: 9, count: 2_500) { i, ledger in
+            guard i % 97 == 0 else { return }
+            let email = emails[(i / 97) % emails.count]
+            let view = try ledger.permissions(email: email)
+            let check = try ledger.check(account: "u0-org0", action: .viewLicensingInfo, licensingId: "OL-0-0")
+            recorded.append((view.asOfSeq, email, view, check))
+        }
+        _ = dir
+        #expect(recorded.count > 20)
+        for r in recorded.shuffled() {
+            #expect(try ledger.permissions(email: r.email, asOf: .seq(r.seq)) == r.view)
+            #expect(try ledger.check(account: "u0-org0", action: .viewLicensingInfo, licensingId: "OL-0-0", asOf: .seq(r.seq)) == r.check)
+        }
+    }
+
+    @Test("the memory fold and the disk ledger decide the same history identically")
+    func memoryEqualsDisk() throws {
+        let (dir, ledger, commands) = try run(seed: 5, count: 2_000)
+        _ = dir
+        let h = try Harness(.memory)
+        for c in commands { _ = try h.run(c.command, at: c.at) }
+        let disk = try ledger.events()
+        #expect(disk.count == h.memoryEvents.count)
+        for (d, m) in zip(disk, h.memoryEvents) {
+            // authorization hashes depend on the key, the same here
+            #expect(d.event == m.event)
+            #expect(d.seq == m.seq)
+        }
+    }
+
+    @Test("no history lets a non-administrator obtain administrator or manageUsers", arguments: [21, 22, 23, 24] as [UInt64])
+    func noEscalation(seed: UInt64) throws {
+        let (dir, ledger, _) = try run(seed: seed, count: 4_000)
+        _ = dir
+        let decider = Decider(authorizationKey: testKey)
+        let evolver = Evolver()
+        let state = DomainState()
+        var checked = 0
+        for e in try ledger.events() {
+            switch e.event {
+            case let .openLicenseAdded(_, _, _, roles, _), let .resellerAutoGranted(_, _, roles):
+                #expect(!roles.contains(.administrator), "seq \(e.seq) gave administrator through \(e.type)")
+            case let .rolesGranted(by, _, lid, _, _), let .rolesRevoked(by, _, lid, _), let .permissionRequestApproved(by, _, _, lid, _, _),
+                 let .openLicenseAccessDenied(by, _, lid), let .resellerAccessDenied(by?, _, _, lid, _):
+                let actorEmail = try decider.actor(by, state)
+                #expect(try state.isAdministrator(actorEmail, lid), "seq \(e.seq): \(by) was no administrator of \(lid) for \(e.type)")
+                if case let .permissionRequestApproved(_, requestId, _, _, _, _) = e.event, let request = try state.request(requestId),
+                   request.account == by {
+                    // approving one's own request is only possible for an existing administrator
+                    #expect(try state.isAdministrator(request.email, lid))
+                }
+                checked += 1
+            default: break
+            }
+            try evolver.evolve(state, e.event, seq: e.seq, at: e.at)
+        }
+        #expect(checked > 500)
+        // and every administrator source in the final state is a contact or a grant
+        try ledger.withState { s in
+            var lids: [String] = []
+            try ledger.forEachEvent { e in
+                if case let .agreementRecorded(r) = e.event { lids.append(r.licensingId) }
+                return true
+            }
+            for lid in lids {
+                for admin in try s.administrators(of: lid) {
+                    #expect(admin.sources.allSatisfy { [.contact, .grant, .inherited].contains($0.source) })
+                }
+            }
+        }
+    }
+}
+
+@Suite("Secrets")
+struct SecretTests {
+    @Test("authorization numbers never reach the data file, the export or the log of events")
+    func noPlainAuthorizationNumbers() throws {
+        let dir = TempDir()
+        let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync))
+        var numbers: [String] = []
+        var t = Timestamp(seconds: 1_800_000_000)
+        _ = try ledger.execute(TimedCommand(at: t, .registerUser(account: "u", businessEmail: "u@t.com")))
+        _ = try ledger.execute(TimedCommand(at: t, .validateEmail(account: "u")))
+        _ = try ledger.execute(TimedCommand(at: t, .completeProfile(account: "u", firstName: "U", lastName: "U")))
+        for i in 0 ..< 200 {
+            let number = "SECRET-\(i)-\(UUID().uuidString.prefix(8))"
+            numbers.append(number)
+            t = t.adding(seconds: 1)
+            let r = try ledger.execute(TimedCommand(at: t, .recordAgreement(.init(licensingId: "OL-\(i)", program: .openLicense,
+                                                                                  contacts: [(type: .primaryContact, email: "u@t.com")],
+                                                                                  authorizationNumber: number))))
+            #expect(r.accepted)
+        }
+        // attempts with right and wrong numbers
+        t = t.adding(seconds: 1)
+        #expect(try ledger.execute(TimedCommand(at: t, .addOpenLicense(account: "u", licenseNumber: "OL-1", authorizationNumber: numbers[1], acknowledged: true))).accepted)
+        _ = try ledger.execute(TimedCommand(at: t, .addOpenLicense(account: "u", licenseNumber: "OL-2", authorizationNumber: numbers[3], acknowledged: true)))
+        try ledger.environment.sync()
+        var files = Data()
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) {
+            files.append(FileManager.default.contents(atPath: dir.path + "/" + name) ?? Data())
+        }
+        var export = ""
+        for e in try ledger.events() { export += e.json.text + "\n" }
+        #expect(files.count > 10_000)
+        for number in numbers {
+            #expect(files.range(of: Data(number.utf8)) == nil, "\(number) found in the ledger directory")
+            #expect(!export.contains(number), "\(number) found in the export")
+        }
+        #expect(export.contains("authorizationHash"))
+    }
+
+    @Test("a ledger without the recording key refuses to judge attempts and records nothing")
+    func otherKey() throws {
+        let dir = TempDir()
+        let t = Timestamp(seconds: 1_800_000_000)
+        do {
+            let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync))
+            for c: Command in [.registerUser(account: "u", businessEmail: "u@t.com"), .validateEmail(account: "u"),
+                               .completeProfile(account: "u", firstName: "U", lastName: "U"),
+                               .recordAgreement(.init(licensingId: "OL-1", program: .openLicense, contacts: [(type: .primaryContact, email: "u@t.com")],
+                                                      authorizationNumber: "N-1"))] {
+                #expect(try ledger.execute(TimedCommand(at: t, c)).accepted)
+            }
+        }
+        let other = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: AuthorizationKey.generate().key, durability: .noSync))
+        let r = try other.execute(TimedCommand(at: t, .addOpenLicense(account: "u", licenseNumber: "OL-1", authorizationNumber: "N-1", acknowledged: true)))
+        #expect(r.refusal?.code == .authorizationKeyUnavailable)
+        #expect(r.seqs.isEmpty)
+        let none = try PermissionLedger(directory: dir.path, options: .init(durability: .noSync))
+        let r2 = try none.execute(TimedCommand(at: t, .recordAgreement(.init(licensingId: "OL-2", program: .openLicense, contacts: [], authorizationNumber: "x"))))
+        #expect(r2.refusal?.code == .authorizationKeyUnavailable)
+        // the Swift API refuses what the JSON reader calls bad input
+        let r3 = try none.execute(TimedCommand(at: t, .validateEmail(account: "   ")))
+        #expect(r3.refusal?.code == .invalidAccount)
+        let r4 = try none.execute(TimedCommand(at: t, .recordAgreement(.init(licensingId: "bad id", program: .mbsa, contacts: []))))
+        #expect(r4.refusal?.code == .invalidLicensingId)
+    }
+}
