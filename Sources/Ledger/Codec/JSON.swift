@@ -112,7 +112,11 @@ public enum JSONValue: Equatable, Sendable {
             case "\u{08}": out += "\\b"
             case "\u{0C}": out += "\\f"
             default:
-                if scalar.value < 0x20 || scalar.value == 0x7F || (0x2028 ... 0x2029).contains(scalar.value) {
+                let v = scalar.value
+                // Control characters, line separators and bidirectional overrides are
+                // written escaped: equivalent JSON that can't reorder or hide text on a terminal.
+                if v < 0x20 || v == 0x7F || (0x80 ... 0x9F).contains(v) || (0x2028 ... 0x2029).contains(v) || (0x202A ... 0x202E).contains(v)
+                    || (0x2066 ... 0x2069).contains(v) || v == 0x200E || v == 0x200F || v == 0x061C {
                     let hex = String(scalar.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {

@@ -1,0 +1,215 @@
+import CLMDB
+import Foundation
+@testable import Ledger
+import Testing
+
+@Suite("Event log on LMDB")
+struct EventLogTests {
+    @Test("round trip: what is appended reads back, chained from 32 zero bytes")
+    func roundTrip() throws {
+        let dir = TempDir()
+        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        let input = (0 ..< 10).map { event($0) }
+        let seqs = try log.append(input)
+        #expect(seqs == Array(1 ... 10))
+        let stored = try log.events()
+        #expect(stored.map(\.id) == input.map(\.id))
+        #expect(stored.map(\.payload) == input.map(\.payload))
+        #expect(stored.map(\.kind) == input.map(\.kind))
+        var previous = Envelope.genesisHash
+        for e in stored {
+            let canonical = Envelope.canonicalBytes(seq: e.seq, id: e.id, kind: e.kind, at: e.at, payload: e.payload)
+            #expect(e.hash == Envelope.chainHash(previous: previous, canonical: canonical))
+            previous = e.hash
+        }
+        #expect(try log.head() == Head(seq: 10, hash: previous, at: t0))
+        #expect(try log.verify().ok)
+    }
+
+    @Test("seqs stay gap-free across closing and reopening")
+    func reopen() throws {
+        let dir = TempDir()
+        do {
+            let log = try EventLog(environment: try Environment.open(path: dir.path))
+            try log.append((0 ..< 5).map { event($0) })
+        }
+        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        #expect(try log.head().seq == 5)
+        #expect(try log.append([event(6)]) == [6])
+        #expect(try log.verify() == VerifyReport(ok: true, events: 6, headHash: try log.head().hash, firstBadSeq: nil, problem: nil))
+    }
+
+    @Test("a failing batch leaves nothing")
+    func atomicBatch() throws {
+        let dir = TempDir()
+        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        try log.append([event(0)])
+        let batch = [event(1, at: t0), event(2, at: t0.adding(seconds: 5)), event(3, at: t0.adding(seconds: 4))]
+        #expect(throws: LogError.timeWentBackwards(at: t0.adding(seconds: 4), previous: t0.adding(seconds: 5))) { try log.append(batch) }
+        #expect(try log.head().seq == 1)
+        #expect(try log.seq(forID: batch[0].id) == nil)
+        // and an error thrown by the caller's own work in the transaction aborts it too
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try log.environment.write { txn in
+                _ = try log.append([event(9)], expectedHead: nil, in: &txn)
+                throw Boom()
+            }
+        }
+        #expect(try log.head().seq == 1)
+    }
+
+    @Test("re-appending a known id is a no-op returning the original seq")
+    func idempotent() throws {
+        let dir = TempDir()
+        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        let e = event(0)
+        #expect(try log.append([e]) == [1])
+        #expect(try log.append([e], expectedHead: 0) == [1])  // known: no conflict check, nothing written
+        #expect(try log.append([event(1), e]) == [2, 1])
+        let twice = event(2)
+        #expect(try log.append([twice, twice]) == [3, 3])
+        #expect(try log.head().seq == 3)
+        #expect(try log.verify().ok)
+    }
+
+    @Test("an expected head that moved is a conflict")
+    func conflict() throws {
+        let dir = TempDir()
+        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        try log.append([event(0)], expectedHead: 0)
+        #expect(throws: LogError.conflict(expected: 0, actual: 1)) { try log.append([event(1)], expectedHead: 0) }
+        #expect(try log.append([event(1)], expectedHead: 1) == [2])
+    }
+
+    @Test("time going backwards is refused; equal times are fine")
+    func timeBackwards() throws {
+        let dir = TempDir()
+        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        try log.append([event(0, at: t0), event(1, at: t0)])
+        #expect(throws: LogError.self) { try log.append([event(2, at: t0.adding(seconds: -1))]) }
+        #expect(try log.head().seq == 2)
+    }
+
+    @Test("a ledger opened with a 1 MiB map accepts 100,000 events (the map grows on its own)")
+    func mapGrowth() throws {
+        let dir = TempDir()
+        let env = try Environment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .noSync))
+        let log = try EventLog(environment: env)
+        #expect(env.mapSize == 1 << 20)
+        var n = 0
+        for _ in 0 ..< 100 {
+            try log.append((0 ..< 1_000).map { _ in n += 1; return event(n) })
+        }
+        #expect(try log.count() == 100_000)
+        #expect(env.mapSize > 1 << 20)
+        let report = try log.verify()
+        #expect(report.ok && report.events == 100_000)
+    }
+
+    @Test("8 threads appending while 8 threads read consistent snapshots")
+    func concurrentReadersAndWriters() throws {
+        let dir = TempDir()
+        let env = try Environment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .noSync))
+        let log = try EventLog(environment: env)
+        let failures = Counter()
+        DispatchQueue.concurrentPerform(iterations: 16) { worker in
+            do {
+                if worker < 8 {
+                    for i in 0 ..< 100 { try log.append((0 ..< 5).map { event(worker * 1000 + i * 5 + $0) }) }
+                } else {
+                    for _ in 0 ..< 200 {
+                        try env.read { txn in
+                            let head = try log.head(in: txn)
+                            var count: UInt64 = 0
+                            var last: UInt64 = 0
+                            try log.forEach(from: 1, in: txn) { view in
+                                count += 1
+                                if view.seq != last + 1 { failures.add() }
+                                last = view.seq
+                                return true
+                            }
+                            if count != head.seq || count % 5 != 0 { failures.add() }
+                        }
+                    }
+                }
+            } catch {
+                failures.add()
+            }
+        }
+        #expect(failures.value == 0)
+        #expect(try log.count() == 4_000)
+        #expect(try log.verify().ok)
+    }
+
+    @Test("a flipped byte in one stored event is found by verify, which names that seq")
+    func tamper() throws {
+        let dir = TempDir()
+        let env = try Environment.open(path: dir.path)
+        let log = try EventLog(environment: env)
+        try log.append((0 ..< 20).map { event($0) })
+        #expect(try log.verify().ok)
+        for (target, offset) in [(UInt64(7), 30), (UInt64(13), -1), (UInt64(1), 0)] {
+            let db = try env.openDatabases(["events"])[0]
+            let original = try env.read { txn in try txn.get(db, key: BigEndianKey.bytes(target)) } ?? []
+            var bytes = original
+            let i = offset >= 0 ? offset : bytes.count + offset
+            bytes[i] ^= 0x01
+            try env.write { txn in try txn.put(db, key: BigEndianKey.bytes(target), value: bytes) }
+            let report = try log.verify()
+            #expect(!report.ok)
+            #expect(report.firstBadSeq == target)
+            #expect(report.events == target - 1)
+            try env.write { txn in try txn.put(db, key: BigEndianKey.bytes(target), value: original) }
+        }
+        // a deleted event is a gap
+        let db = try env.openDatabases(["events"])[0]
+        try env.write { txn in try txn.delete(db, key: BigEndianKey.bytes(5)) }
+        let gap = try log.verify()
+        #expect(gap.firstBadSeq == 5)
+        #expect(gap.problem?.contains("gap") == true)
+    }
+
+    @Test("follow delivers stored events, then new ones as they commit")
+    func follow() async throws {
+        let dir = TempDir()
+        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        try log.append((0 ..< 3).map { event($0) })
+        var seen: [UInt64] = []
+        let writer = Task {
+            try await Task.sleep(nanoseconds: 20_000_000)
+            try log.append((3 ..< 6).map { event($0) })
+        }
+        for try await e in log.follow(from: 2) {
+            seen.append(e.seq)
+            if seen.count == 5 { break }
+        }
+        try await writer.value
+        #expect(seen == [2, 3, 4, 5, 6])
+    }
+
+    @Test("one environment per path per process")
+    func registry() throws {
+        let dir = TempDir()
+        let a = try Environment.open(path: dir.path)
+        let b = try Environment.open(path: dir.path + "/.")
+        #expect(a === b)
+    }
+
+    @Test("LMDB errors carry stable names and mdb_strerror messages")
+    func errors() {
+        let e = LMDBError(code: MDB_MAP_FULL, operation: "mdb_put")
+        #expect(e.name == "mapFull")
+        #expect(e.isMapFull)
+        #expect(e.message.contains("MDB_MAP_FULL"))
+        #expect(LMDBError(code: 28, operation: "write").name == "errno(28)")
+    }
+}
+
+/// A thread-safe counter for tests.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.lock(); n += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+}
