@@ -76,12 +76,12 @@ struct BinaryCodecTests {
             #expect(throws: DecodingError.self) { try r.readUInt8() }
         }
         // a length claiming more than is left is refused
-        try [UInt8(0x05), 0x61].withUnsafeBytes { buffer in
+        [UInt8(0x05), 0x61].withUnsafeBytes { buffer in
             var r = BinaryReader(buffer)
             #expect(throws: DecodingError.self) { try r.readString() }
         }
         // an overlong varint is refused
-        try [UInt8](repeating: 0xFF, count: 11).withUnsafeBytes { buffer in
+        [UInt8](repeating: 0xFF, count: 11).withUnsafeBytes { buffer in
             var r = BinaryReader(buffer)
             #expect(throws: DecodingError.self) { try r.readVarint() }
         }
