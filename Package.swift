@@ -43,9 +43,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "ledger-harness",
+            dependencies: [
+                "Ledger", "Projections",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "CLMDB"]),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Ledger"]),
         .testTarget(name: "CLITests", dependencies: ["Projections", "Ledger"]),
+        .testTarget(name: "ReliabilityTests", dependencies: ["Projections", "Ledger"]),
     ],
     swiftLanguageModes: [.v6]
 )

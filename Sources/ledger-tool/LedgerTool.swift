@@ -18,6 +18,8 @@ struct LedgerTool: ParsableCommand {
 
     /// Runs the tool with DOMAIN.md's exit codes (usage errors exit 2, not 64).
     static func main() {
+        // A file-size limit (ulimit -f) must surface as an error (EFBIG), not kill the tool.
+        signal(SIGXFSZ, SIG_IGN)
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -247,6 +247,9 @@ public final class Environment: @unchecked Sendable {
                     // After mdb_txn_commit the transaction is freed whatever it returns.
                     let commit = mdb_txn_commit(txn)
                     if commit == MDB_MAP_FULL { return .grow }
+                    if commit == EIO || commit == ENOSPC || commit == EFBIG || commit == EDQUOT {
+                        throw LMDBError(code: commit, operation: "mdb_txn_commit (could not write the data file: is the disk full, or a file-size limit reached? nothing of this transaction was kept)")
+                    }
                     try LMDBError.check(commit, "mdb_txn_commit")
                     return .done(value)
                 }

@@ -54,11 +54,16 @@ public struct HistoryGenerator: Sendable {
         var pendingRequests: [String] = []
     }
 
-    /// Creates a generator; `organisations` bounds how many companies the history has.
-    public init(seed: UInt64, organisations: Int = 1_000, start: Timestamp = Timestamp(iso8601: "2026-01-01T00:00:00Z") ?? Timestamp(seconds: 1_767_225_600)) {
+    /// A prefix for every name the generator makes, so several histories can share a ledger.
+    public let namespace: String
+
+    /// Creates a generator; `organisations` bounds how many companies the history has; the
+    /// first command is after `start`; names are prefixed by `namespace`.
+    public init(seed: UInt64, organisations: Int = 1_000, start: Timestamp = Timestamp(seconds: 1_767_225_600), namespace: String = "") {
         rng = SeededRandom(seed: seed)
         time = start.seconds
         maxOrganisations = max(1, organisations)
+        self.namespace = namespace
     }
 
     /// The authorization number the generator used for an Open License it recorded.
@@ -168,35 +173,37 @@ public struct HistoryGenerator: Sendable {
     private mutating func newOrganisation() {
         let n = orgCount
         orgCount += 1
-        var org = Org(name: "org\(n)", domain: "org\(n).example")
-        let admin = "admin-org\(n)"
-        let notices = "legal-org\(n)"
+        let name = "\(namespace)org\(n)"
+        var org = Org(name: name, domain: "\(name).example")
+        let admin = "admin-\(name)"
+        let notices = "legal-\(name)"
         let pe = email(admin, org), le = email(notices, org)
-        let mbsa = "MB-\(n)", ea = "EA-\(n)"
+        let id = namespace.isEmpty ? "\(n)" : "\(namespace)\(n)"
+        let mbsa = "MB-\(id)", ea = "EA-\(id)"
         emit(.recordAgreement(.init(licensingId: mbsa, program: .mbsa, contacts: [(.primaryContact, pe), (.noticesCorrespondent, le)])))
         emit(.recordAgreement(.init(licensingId: ea, program: .enterpriseAgreement, parent: mbsa, contacts: [(.primaryContact, pe)])))
         org.ids = [mbsa, ea]
         for k in 0 ..< 1 + rng.below(3) {
-            let en = "EN-\(n)-\(k)"
+            let en = "EN-\(id)-\(k)"
             emit(.recordAgreement(.init(licensingId: en, program: .enterpriseEnrollment, parent: ea,
-                                        contacts: [(.onlineAccessContact, email("it-org\(n)", org)), (.softwareAssuranceManager, email("sam-org\(n)", org))])))
+                                        contacts: [(.onlineAccessContact, email("it-\(name)", org)), (.softwareAssuranceManager, email("sam-\(name)", org))])))
             org.ids.append(en)
         }
         if rng.chance(0.5) {
-            let sp = "SP-\(n)"
+            let sp = "SP-\(id)"
             emit(.recordAgreement(.init(licensingId: sp, program: .selectPlusCustomer, contacts: [(.primaryContact, pe)])))
             org.ids.append(sp)
         }
         if rng.chance(0.4) {
-            let ov = "OV-\(n)"
-            emit(.recordAgreement(.init(licensingId: ov, program: .openValue, contacts: [(.primaryContact, pe), (.subscriptionsManager, email("subs-org\(n)", org))])))
+            let ov = "OV-\(id)"
+            emit(.recordAgreement(.init(licensingId: ov, program: .openValue, contacts: [(.primaryContact, pe), (.subscriptionsManager, email("subs-\(name)", org))])))
             org.ids.append(ov)
         }
         for k in 0 ..< 1 + rng.below(2) {
-            let ol = "OL-\(n)-\(k)"
+            let ol = "OL-\(id)-\(k)"
             let auth = Self.authorizationNumber(org: n, index: k)
             emit(.recordAgreement(.init(licensingId: ol, program: .openLicense, contacts: [(.primaryContact, pe)], authorizationNumber: auth,
-                                        resellerEmail: rng.chance(0.6) ? "reseller@org\(n)-partner.example" : nil)))
+                                        resellerEmail: rng.chance(0.6) ? "reseller@\(name)-partner.example" : nil)))
             org.openLicenses.append((ol, auth))
             org.ids.append(ol)
         }
@@ -206,7 +213,7 @@ public struct HistoryGenerator: Sendable {
         }
         org.admins = [admin]
         // A first colleague with a role on the first Open License, so Add Open License is open to them.
-        let first = "u0-org\(n)"
+        let first = "u0-\(name)"
         org.users.append(first)
         emit(.registerUser(account: first, businessEmail: email(first, org)))
         emit(.validateEmail(account: first))

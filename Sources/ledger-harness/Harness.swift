@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import Ledger
+import Projections
+
+/// Child processes for the reliability suites (crash, concurrency, stale readers). Not an
+/// operator tool: tests start it, kill it, and check what it acknowledged.
+@main
+struct LedgerHarness: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger-harness",
+        abstract: "Child processes for the reliability test suites.",
+        subcommands: [CrashChild.self, Stress.self, HoldRead.self])
+}
+
+/// Prints a line and flushes at once, so an acknowledgement reaches the parent before the
+/// next commit starts.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+let harnessKey: AuthorizationKey = {
+    (try? AuthorizationKey(bytes: Array("reliability-suite-fixed-key-32by".utf8))) ?? AuthorizationKey.generate().key
+}()
+
+struct CrashChild: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crash-child",
+        abstract: "Execute generated commands with durable commits, printing `ack SEQ HASH` after each commit.")
+
+    @Argument var db: String
+    @Option var seed: UInt64
+    @Option var commands: Int = 1_000_000
+    @Option(name: .customLong("initial-map-size")) var initialMapSize: Int = 64 << 20
+
+    func run() throws {
+        let ledger = try PermissionLedger(directory: db, options: .init(authorizationKey: harnessKey, durability: .durable,
+                                                                        initialMapSize: initialMapSize))
+        let head = try ledger.log.head()
+        var generator = HistoryGenerator(seed: seed, organisations: 50, start: head.at ?? Timestamp(seconds: 1_767_225_600), namespace: "s\(seed)x")
+        say("ready \(head.seq)")
+        for _ in 0 ..< commands {
+            let result = try ledger.execute(generator.next())
+            for seq in result.seqs {
+                let hash = try ledger.log.event(seq).map { Hex.encode($0.hash) } ?? "?"
+                say("ack \(seq) \(hash)")
+            }
+        }
+    }
+}
+
+struct Stress: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Threads executing commands with ids (and retries reusing them), printing `ack ID SEQ…`.")
+
+    @Argument var db: String
+    @Option var threads: Int = 4
+    @Option var commands: Int = 100
+    @Option var seed: UInt64
+    @Option var at: String
+    @Option(help: "Instead of random commands, attempt Add Open License with a wrong number for this account.") var burstAccount: String?
+    @Option(name: .customLong("license")) var license: String = "OL-BURST"
+
+    func run() throws {
+        guard let time = Timestamp(iso8601: at) else { throw ValidationError("--at") }
+        let ledger = try PermissionLedger(directory: db, options: .init(authorizationKey: harnessKey, durability: .durable))
+        let lock = NSLock()
+        let failures = Box()
+        let seed = self.seed, commands = self.commands, burst = burstAccount, license = self.license
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            var rng = SeededRandom(seed: seed &* 1_000_003 &+ UInt64(thread))
+            var generator = HistoryGenerator(seed: seed &+ UInt64(thread) &* 7_919, organisations: 3, start: time, namespace: "p\(seed)t\(thread)x")
+            for _ in 0 ..< commands {
+                var bytes = [UInt8](repeating: 0, count: 16)
+                for i in 0 ..< 16 { bytes[i] = UInt8(truncatingIfNeeded: rng.next()) }
+                bytes[6] = (bytes[6] & 0x0F) | 0x40
+                bytes[8] = (bytes[8] & 0x3F) | 0x80
+                let id = bytes.withUnsafeBytes { UUID(uuid: $0.loadUnaligned(as: uuid_t.self)) }
+                let command: Command = burst.map {
+                    .addOpenLicense(account: $0, licenseNumber: license, authorizationNumber: "WRONG-\(thread)", acknowledged: true)
+                } ?? generator.next().command
+                let timed = TimedCommand(at: time, command, id: id)
+                do {
+                    let first = try ledger.execute(timed)
+                    if rng.chance(0.25) {
+                        // a retry reusing the ids: must append nothing and answer the same seqs
+                        let again = try ledger.execute(timed)
+                        if !first.seqs.isEmpty && again.seqs != first.seqs { failures.add("retry of \(id) answered \(again.seqs) not \(first.seqs)") }
+                    }
+                    lock.lock()
+                    say("ack \(id.uuidString.lowercased()) \(first.seqs.map(String.init).joined(separator: ","))")
+                    lock.unlock()
+                } catch {
+                    failures.add("\(error)")
+                }
+            }
+        }
+        if let problem = failures.first {
+            FileHandle.standardError.write(Data("stress failed: \(problem)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct HoldRead: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "hold-read", abstract: "Open a read transaction, say `ready`, and hold it until killed.")
+
+    @Argument var db: String
+
+    func run() throws {
+        let env = try Environment.open(path: db)
+        let log = try EventLog(environment: env)
+        try env.read { txn in
+            let head = try log.head(in: txn)
+            say("ready \(head.seq)")
+            while true { sleep(60) }
+        }
+    }
+}
+
+final class Box: @unchecked Sendable {
+    private let lock = NSLock()
+    private var problems: [String] = []
+    func add(_ p: String) { lock.lock(); problems.append(p); lock.unlock() }
+    var first: String? { lock.lock(); defer { lock.unlock() }; return problems.first }
+}
