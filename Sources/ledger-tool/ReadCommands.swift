@@ -248,18 +248,59 @@ struct Explain: ParsableCommand {
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check the hash chain, seq continuity and that stored projections equal a fresh replay.",
-        discussion: "Exit 1 when anything is wrong. Example: ledger-tool verify ./ledger")
+        discussion: """
+        With --against, also prove the history up to a kept checkpoint is unchanged (catches a
+        truncated tail or a rewrite); a signed checkpoint needs --key. Exit 1 when anything is wrong.
+
+        Example: ledger-tool verify ./ledger --against checkpoint.json --key auditor.key
+        """)
 
     @OptionGroup var location: LedgerLocation
+    @Option(help: "A checkpoint file from `ledger-tool checkpoint`.") var against: String?
+    @Option(help: "The key the checkpoint was signed with.") var key: String?
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
+        var checkpoint: Checkpoint?
+        if let against {
+            guard let data = FileManager.default.contents(atPath: against) else {
+                printError("error: --against '\(against)' can't be read")
+                throw Failure(code: Exit.badInput)
+            }
+            do {
+                checkpoint = try Checkpoint(json: try JSONParser.parse(Array(data)))
+            } catch {
+                printError("error: --against '\(against)' is not a checkpoint: \(error)")
+                throw Failure(code: Exit.badInput)
+            }
+        }
+        let keyBytes = try key.map { try readKey($0, flag: "--key") }
         let ledger = try location.open()
-        let report = try ledger.verify()
+        var report = try ledger.verify()
+        var fields: [(key: String, value: JSONValue)] = []
+        if let checkpoint {
+            var problem: (seq: UInt64?, problem: String)?
+            if checkpoint.signature != nil || keyBytes != nil {
+                if let keyBytes, checkpoint.isSigned(by: keyBytes) {
+                    fields.append(("checkpointSigned", .bool(true)))
+                } else {
+                    problem = (nil, keyBytes == nil ? "the checkpoint is signed: give --key to check it" : "the checkpoint's signature does not match the key: it was not made with this key, or was altered")
+                }
+            }
+            if problem == nil { problem = try checkpoint.problem(in: ledger.log) }
+            fields.append(("checkpointSeq", .uint(checkpoint.seq)))
+            if let problem, report.log.ok || report.projectionProblem != nil {
+                report.log.ok = false
+                report.log.firstBadSeq = problem.seq
+                report.log.problem = problem.problem
+            }
+        }
         if json {
-            print(report.json.text)
+            guard case var .object(base) = report.json else { return }
+            base.append(contentsOf: fields)
+            print(JSONValue.object(base).text)
         } else if report.ok {
-            print("ok: \(report.log.events) events, head hash \(Hex.encode(report.log.headHash)); projections equal a replay")
+            print("ok: \(report.log.events) events, head hash \(Hex.encode(report.log.headHash)); projections equal a replay" + (checkpoint.map { "; history up to seq \($0.seq) matches the checkpoint" } ?? ""))
         } else {
             print("NOT OK: \(report.log.problem ?? report.projectionProblem ?? "?")" + (report.log.firstBadSeq.map { " (first bad seq \($0))" } ?? ""))
         }

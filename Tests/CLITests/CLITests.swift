@@ -236,7 +236,7 @@ struct CLITests {
 
     @Test("--help of every command shows an example; --version")
     func help() throws {
-        for command in ["init", "exec", "append", "export", "events", "permissions", "check", "lockout", "admins", "explain", "verify", "rebuild", "stats", "generate"] {
+        for command in ["init", "exec", "append", "export", "events", "permissions", "check", "lockout", "admins", "explain", "verify", "rebuild", "stats", "checkpoint", "generate"] {
             let r = try Self.run([command, "--help"])
             #expect(r.status == 0)
             #expect(r.out.contains("Example: ledger-tool \(command)"), "\(command) --help has no example")
