@@ -51,7 +51,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "CLMDB"]),
-        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Ledger"]),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Ledger", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CLITests", dependencies: ["Projections", "Ledger"]),
         .testTarget(name: "ReliabilityTests", dependencies: ["Projections", "Ledger"]),
     ],

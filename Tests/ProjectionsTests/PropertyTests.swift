@@ -1,5 +1,6 @@
 import Foundation
 import Ledger
+import Logging
 @testable import Projections
 import Testing
 
@@ -129,16 +130,19 @@ struct PropertyTests {
 
 @Suite("Secrets")
 struct SecretTests {
-    @Test("authorization numbers never reach the data file, the export or the log of events")
+    @Test("1,000 authorization numbers never reach the ledger directory, the export or the logs")
     func noPlainAuthorizationNumbers() throws {
         let dir = TempDir()
-        let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync))
+        let logs = LogCapture()
+        var logger = Logger(label: "test", factory: { _ in logs })
+        logger.logLevel = .trace
+        let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync, logger: logger))
         var numbers: [String] = []
         var t = Timestamp(seconds: 1_800_000_000)
         _ = try ledger.execute(TimedCommand(at: t, .registerUser(account: "u", businessEmail: "u@t.com")))
         _ = try ledger.execute(TimedCommand(at: t, .validateEmail(account: "u")))
         _ = try ledger.execute(TimedCommand(at: t, .completeProfile(account: "u", firstName: "U", lastName: "U")))
-        for i in 0 ..< 200 {
+        for i in 0 ..< 1_000 {
             let number = "SECRET-\(i)-\(UUID().uuidString.prefix(8))"
             numbers.append(number)
             t = t.adding(seconds: 1)
@@ -151,6 +155,8 @@ struct SecretTests {
         t = t.adding(seconds: 1)
         #expect(try ledger.execute(TimedCommand(at: t, .addOpenLicense(account: "u", licenseNumber: "OL-1", authorizationNumber: numbers[1], acknowledged: true))).accepted)
         _ = try ledger.execute(TimedCommand(at: t, .addOpenLicense(account: "u", licenseNumber: "OL-2", authorizationNumber: numbers[3], acknowledged: true)))
+        _ = try ledger.rebuild()
+        #expect(try ledger.verify().ok)
         try ledger.environment.sync()
         var files = Data()
         for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) {
@@ -164,6 +170,9 @@ struct SecretTests {
             #expect(!export.contains(number), "\(number) found in the export")
         }
         #expect(export.contains("authorizationHash"))
+        let logged = logs.text
+        #expect(logged.contains("command refused"), "the log capture saw nothing")
+        for number in numbers { #expect(!logged.contains(number), "\(number) found in the logs") }
     }
 
     @Test("a ledger without the recording key refuses to judge attempts and records nothing")
@@ -191,5 +200,30 @@ struct SecretTests {
         #expect(r3.refusal?.code == .invalidAccount)
         let r4 = try none.execute(TimedCommand(at: t, .recordAgreement(.init(licensingId: "bad id", program: .mbsa, contacts: []))))
         #expect(r4.refusal?.code == .invalidLicensingId)
+    }
+}
+
+/// A log handler that keeps every line, for checking what reaches the logs.
+final class LogCapture: LogHandler, @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lock.lock()
+        lines.append("\(event.level) \(event.message) \(event.metadata ?? [:])")
+        lock.unlock()
+    }
+
+    var text: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return lines.joined(separator: "\n")
     }
 }

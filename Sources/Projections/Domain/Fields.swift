@@ -10,7 +10,8 @@ public struct InputError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Creates an input error.
     public init(field: String, _ message: String) {
         self.field = field
-        self.message = message
+        // Messages quote the offending value; a hostile value must not flood the output.
+        self.message = message.count > 300 ? String(message.prefix(300)) + "… (truncated)" : message
     }
     public var description: String { field.isEmpty ? message : "field '\(field)': \(message)" }
 }

@@ -157,6 +157,11 @@ public final class PermissionLedger: Sendable {
                     refusal = error
                 }
                 let seqs = try append(events, at: command.at, commandID: command.id, state: state, writer: writer)
+                if let refusal {
+                    logger.debug("command refused", metadata: ["code": "\(refusal.code.rawValue)", "recorded": "\(seqs)"])
+                } else {
+                    logger.trace("command accepted", metadata: ["seqs": "\(seqs)", "types": "\(events.map(\.type))"])
+                }
                 return ExecutionResult(seqs: seqs, refusal: refusal, wasDuplicate: false)
             }
         }
