@@ -155,7 +155,11 @@ public struct BinaryReader {
             let byte = try readUInt8()
             if shift == 63 && byte > 1 { throw DecodingError("varint overflow", offset: offset) }
             result |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return result }
+            if byte & 0x80 == 0 {
+                // Only the shortest form is canonical: a final zero byte after others is not.
+                if byte == 0 && shift > 0 { throw DecodingError("non-minimal varint", offset: offset - 1) }
+                return result
+            }
             shift += 7
             if shift > 63 { throw DecodingError("varint too long", offset: offset) }
         }
@@ -177,6 +181,15 @@ public struct BinaryReader {
         }
         offset += n
         return s
+    }
+
+    /// Reads a presence byte: 0 (absent) or 1 (present); anything else is not canonical.
+    public mutating func readPresence() throws -> Bool {
+        switch try readUInt8() {
+        case 0: return false
+        case 1: return true
+        case let b: throw DecodingError("presence byte \(b)", offset: offset - 1)
+        }
     }
 
     /// Reads an optional string written by `BinaryWriter.write(_: String?)`.

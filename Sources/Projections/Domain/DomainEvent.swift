@@ -192,7 +192,7 @@ extension DomainEvent {
             var contacts: [Contact] = []
             for _ in 0 ..< n { contacts.append(Contact(type: try r.readEnum(), email: try r.readString())) }
             let available = try r.readRoles()
-            let hash: [UInt8]? = try r.readUInt8() == 1 ? try r.readBytes() : nil
+            let hash: [UInt8]? = try r.readPresence() ? try r.readBytes() : nil
             event = .agreementRecorded(.init(licensingId: lid, program: program, parent: parent, status: status, contacts: contacts,
                                              availableRoles: available, authorizationHash: hash, keyId: try r.readOptionalString(),
                                              resellerEmail: try r.readOptionalString()))

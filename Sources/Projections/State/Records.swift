@@ -41,7 +41,7 @@ public struct AccountRecord: StateRecord, Sendable {
     }
 
     static func decode(from r: inout BinaryReader) throws -> AccountRecord {
-        AccountRecord(email: try r.readString(), validated: try r.readUInt8() == 1, firstName: try r.readOptionalString(),
+        AccountRecord(email: try r.readString(), validated: try r.readPresence(), firstName: try r.readOptionalString(),
                       lastName: try r.readOptionalString())
     }
 }
@@ -76,7 +76,7 @@ public struct AgreementRecord: StateRecord, Sendable {
         var contacts: [Contact] = []
         for _ in 0 ..< n { contacts.append(Contact(type: try r.readEnum(), email: try r.readString())) }
         let available = try r.readRoles()
-        let hash: [UInt8]? = try r.readUInt8() == 1 ? try r.readBytes() : nil
+        let hash: [UInt8]? = try r.readPresence() ? try r.readBytes() : nil
         return AgreementRecord(program: program, parent: parent, status: status, contacts: contacts, availableRoles: available,
                                authorizationHash: hash, keyId: try r.readOptionalString(), children: try r.readStrings())
     }
@@ -207,7 +207,7 @@ public struct RequestRecord: StateRecord, Sendable {
         let routed = try r.readStrings()
         let status: RequestStatus = try r.readEnum()
         let requested = try r.readVarint()
-        let decided: UInt64? = try r.readUInt8() == 1 ? try r.readVarint() : nil
+        let decided: UInt64? = try r.readPresence() ? try r.readVarint() : nil
         return RequestRecord(account: account, email: email, licensingId: lid, roles: roles, saBenefits: benefits, comment: comment,
                              routedTo: routed, status: status, requestedSeq: requested, decidedSeq: decided, decidedBy: try r.readOptionalString())
     }
@@ -240,9 +240,9 @@ public struct LockoutRecord: StateRecord, Sendable {
         var failures: [Timestamp] = []
         for _ in 0 ..< n { failures.append(Timestamp(seconds: try r.readInt64())) }
         var suspension: (Timestamp, Timestamp)?
-        if try r.readUInt8() == 1 { suspension = (Timestamp(seconds: try r.readInt64()), Timestamp(seconds: try r.readInt64())) }
+        if try r.readPresence() { suspension = (Timestamp(seconds: try r.readInt64()), Timestamp(seconds: try r.readInt64())) }
         var previous: Timestamp?
-        if try r.readUInt8() == 1 { previous = Timestamp(seconds: try r.readInt64()) }
+        if try r.readPresence() { previous = Timestamp(seconds: try r.readInt64()) }
         return LockoutRecord(failures: failures, suspension: suspension, previousSuspensionEnd: previous)
     }
 
@@ -276,7 +276,7 @@ struct MetaRecord: StateRecord, Sendable {
     }
     static func decode(from r: inout BinaryReader) throws -> MetaRecord {
         let seq = try r.readUInt64()
-        let at: Timestamp? = try r.readUInt8() == 1 ? Timestamp(seconds: try r.readInt64()) : nil
+        let at: Timestamp? = try r.readPresence() ? Timestamp(seconds: try r.readInt64()) : nil
         return MetaRecord(lastSeq: seq, lastAt: at)
     }
 }
