@@ -49,6 +49,14 @@ struct PropertyTests {
         #expect(rebuilt.events == (try ledger.log.head().seq))
         let after = try dump(ledger)
         #expect(before == after)
+        // every accepted event re-encodes to its stored canonical bytes
+        try ledger.environment.read { txn in
+            try ledger.log.forEach(from: 1, in: txn) { view in
+                let event = try DomainEvent.decode(kind: view.kind, payload: view.payload)
+                #expect(event.encodedPayload().elementsEqual(view.payload), "seq \(view.seq) does not re-encode to its bytes")
+                return true
+            }
+        }
     }
 
     @Test("permissions(asOf: n) equals the live answer right after event n")
