@@ -122,33 +122,6 @@ func parseTime(_ text: String, flag: String) throws -> Timestamp {
     return t
 }
 
-/// Reads a whole input (FILE or stdin) as lines of bytes, numbered from 1.
-func readLines(_ file: String?) throws -> [(number: Int, bytes: ArraySlice<UInt8>)] {
-    let data: Data
-    if let file {
-        guard let d = FileManager.default.contents(atPath: file) else {
-            printError("error: can't read input file '\(file)'")
-            throw Failure(code: Exit.badInput)
-        }
-        data = d
-    } else {
-        data = FileHandle.standardInput.readDataToEndOfFile()
-    }
-    let bytes = [UInt8](data)
-    var lines: [(Int, ArraySlice<UInt8>)] = []
-    var start = 0
-    var number = 1
-    for i in 0 ... bytes.count where i == bytes.count || bytes[i] == 10 {
-        var end = i
-        if end > start && bytes[end - 1] == 13 { end -= 1 }
-        let slice = bytes[start ..< end]
-        if !slice.allSatisfy({ $0 == 32 || $0 == 9 }) { lines.append((number, slice)) }
-        start = i + 1
-        number += 1
-    }
-    return lines
-}
-
 extension Role: ExpressibleByArgument {}
 extension Action: ExpressibleByArgument {}
 extension SABenefit: ExpressibleByArgument {}

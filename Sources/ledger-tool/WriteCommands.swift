@@ -53,6 +53,8 @@ struct Exec: ParsableCommand {
         any malformed line exits 2 naming every bad line, and nothing is appended. Then each
         line is decided and committed on its own, printing one result line:
         {"line":N,"ok":true,"seq":[…]} or {"line":N,"ok":false,"error":CODE,"message":…,"seq":[…]}.
+        The input is streamed (memory does not grow with it); progress is shown on stderr when it
+        is a terminal.
 
         Example: ledger-tool exec ./ledger Fixtures/contoso.jsonl
         """)
@@ -60,57 +62,85 @@ struct Exec: ParsableCommand {
     @OptionGroup var location: LedgerLocation
     @Argument(help: "The commands file (default: standard input).")
     var file: String?
+    @Option(help: "Commit this many commands per transaction (one fsync each); each is still decided on its own. Default 1.")
+    var batch: Int = 1
+
+    func validate() throws {
+        if batch < 1 || batch > 100_000 { throw ValidationError("--batch must be between 1 and 100000") }
+    }
 
     func run() throws {
         _ = try location.validated()
-        let lines = try readLines(file)
-        var commands: [(Int, TimedCommand)] = []
-        var bad = 0
-        let source = file ?? "stdin"
-        for (number, bytes) in lines {
+        let input = try InputFile(file)
+        defer { input.remove() }
+        // Pass 1: parse everything, name every bad line.
+        var count = 0, bad = 0
+        let parse = try input.reader()
+        while let (number, bytes) = parse.next() {
             do {
-                let json = try JSONParser.parse(bytes)
-                commands.append((number, try TimedCommand(json: json)))
+                _ = try TimedCommand(json: try JSONParser.parse(bytes))
+                count += 1
             } catch {
                 bad += 1
-                printError("\(source):\(number): \(error)")
+                if bad <= 1_000 { printError("\(input.label):\(number): \(error)") }
             }
         }
         if bad > 0 {
-            printError("error: \(bad) malformed line\(bad == 1 ? "" : "s"); nothing was appended")
+            printError("error: \(bad) malformed line\(bad == 1 ? "" : "s")\(bad > 1_000 ? " (the first 1000 shown)" : ""); nothing was appended")
             throw Failure(code: Exit.badInput)
         }
-        if commands.isEmpty {
+        if count == 0 {
             printError("note: the input holds no commands; nothing was appended")
             return
         }
+        // Pass 2: decide and commit.
         let ledger = try location.open(withKey: true)
         let out = Output()
+        let progress = Progress("exec", total: UInt64(count))
         var accepted = 0, refused = 0
-        for (number, command) in commands {
-            let result: ExecutionResult
+        let reader = try input.reader()
+        var pending: [(Int, TimedCommand)] = []
+        func flush() throws {
+            guard !pending.isEmpty else { return }
+            let results: [ExecutionResult]
             do {
-                result = try ledger.execute(command)
+                results = try ledger.executeBatch(pending.map(\.1))
             } catch {
                 out.flush()
-                printError("\(source):\(number): the ledger failed: \(error); lines before it are committed, this one and later ones are not")
+                progress.finish()
+                let lines = pending.count == 1 ? "line \(pending[0].0)" : "lines \(pending[0].0)–\(pending[pending.count - 1].0)"
+                printError("\(input.label):\(pending[0].0): the ledger failed: \(error); lines before it are committed, \(lines) and later ones are not")
                 throw Failure(code: Exit.denied)
             }
-            var fields: [(key: String, value: JSONValue)] = [("line", .int(Int64(number))), ("ok", .bool(result.accepted))]
-            if let refusal = result.refusal {
-                refused += 1
-                fields.append(("error", .string(refusal.code.rawValue)))
-                fields.append(("message", .string(refusal.message)))
-                if let until = refusal.until { fields.append(("until", .string(until.iso8601))) }
-            } else {
-                accepted += 1
+            for ((number, _), result) in zip(pending, results) {
+                var fields: [(key: String, value: JSONValue)] = [("line", .int(Int64(number))), ("ok", .bool(result.accepted))]
+                if let refusal = result.refusal {
+                    refused += 1
+                    fields.append(("error", .string(refusal.code.rawValue)))
+                    fields.append(("message", .string(refusal.message)))
+                    if let until = refusal.until { fields.append(("until", .string(until.iso8601))) }
+                } else {
+                    accepted += 1
+                }
+                fields.append(("seq", .array(result.seqs.map { .uint($0) })))
+                if result.wasDuplicate { fields.append(("duplicate", .bool(true))) }
+                out.line(JSONValue.object(fields).text)
             }
-            fields.append(("seq", .array(result.seqs.map { .uint($0) })))
-            if result.wasDuplicate { fields.append(("duplicate", .bool(true))) }
-            out.line(JSONValue.object(fields).text)
+            // a result line is an acknowledgement: it leaves only after the commit
+            out.flush()
+            progress.advance(to: progress.done + UInt64(pending.count))
+            pending.removeAll(keepingCapacity: true)
         }
-        out.flush()
-        if commands.count > 1 { printError("\(commands.count) commands: \(accepted) accepted, \(refused) refused") }
+        while let (number, bytes) = reader.next() {
+            guard let command = try? TimedCommand(json: try JSONParser.parse(bytes)) else { continue }
+            pending.append((number, command))
+            if pending.count >= batch { try flush() }
+        }
+        try flush()
+        progress.finish()
+        if count > 1 {
+            printError("\(count) commands: \(accepted) accepted, \(refused) refused (\(String(format: "%.1f", progress.seconds)) s, \(Int(progress.rate)) commands/s)")
+        }
     }
 }
 
@@ -120,7 +150,8 @@ struct Append: ParsableCommand {
         discussion: """
         `seq` and `hash` are optional and, when present, must match where the event lands.
         Each event must apply cleanly to the state before it; otherwise nothing is appended
-        and the tool exits 2 naming the line.
+        and the tool exits 2 naming the line. The input is streamed; progress is shown on
+        stderr when it is a terminal.
 
         Example: ledger-tool append ./copy export.jsonl
         """)
@@ -131,40 +162,62 @@ struct Append: ParsableCommand {
 
     func run() throws {
         _ = try location.validated()
-        let lines = try readLines(file)
-        let source = file ?? "stdin"
-        var events: [ImportedEvent] = []
-        var numbers: [Int] = []
-        var bad = 0
-        for (number, bytes) in lines {
+        let input = try InputFile(file)
+        defer { input.remove() }
+        var count = 0, bad = 0
+        let parse = try input.reader()
+        while let (number, bytes) = parse.next() {
             do {
-                events.append(try ImportedEvent(json: try JSONParser.parse(bytes)))
-                numbers.append(number)
+                _ = try ImportedEvent(json: try JSONParser.parse(bytes))
+                count += 1
             } catch {
                 bad += 1
-                printError("\(source):\(number): \(error)")
+                if bad <= 1_000 { printError("\(input.label):\(number): \(error)") }
             }
         }
         if bad > 0 {
-            printError("error: \(bad) malformed line\(bad == 1 ? "" : "s"); nothing was appended")
+            printError("error: \(bad) malformed line\(bad == 1 ? "" : "s")\(bad > 1_000 ? " (the first 1000 shown)" : ""); nothing was appended")
             throw Failure(code: Exit.badInput)
         }
-        if events.isEmpty {
+        if count == 0 {
             printError("note: the input holds no events; nothing was appended")
             return
         }
         let ledger = try location.open(withKey: true)
+        let progress = Progress("append", total: UInt64(count))
+        var first: UInt64?, last: UInt64 = 0, currentLine = 0, added = 0
         do {
-            let seqs = try ledger.importEvents(events)
-            print("appended \(seqs.count) events (seq \(seqs.first ?? 0)–\(seqs.last ?? 0))")
+            try ledger.importEvents(from: {
+                first = nil
+                added = 0
+                progress.advance(to: 0)
+                let reader = try? input.reader()
+                return {
+                    guard let (number, bytes) = reader?.next() else { return nil }
+                    currentLine = number
+                    return try ImportedEvent(json: try JSONParser.parse(bytes))
+                }
+            }, appended: { seq, isNew in
+                if isNew {
+                    if first == nil { first = seq }
+                    last = seq
+                    added += 1
+                }
+                progress.advance()
+            })
         } catch let e as ImportError {
-            let line = e.index - 1 < numbers.count ? numbers[e.index - 1] : e.index
-            printError("\(source):\(line): \(e.message); nothing was appended")
+            progress.finish()
+            printError("\(input.label):\(currentLine): \(e.message); nothing was appended")
             throw Failure(code: Exit.badInput)
         } catch let e as LogError {
-            printError("\(source): \(e); nothing was appended")
+            progress.finish()
+            printError("\(input.label):\(currentLine): \(e); nothing was appended")
             throw Failure(code: Exit.badInput)
         }
+        progress.finish()
+        let skipped = count - added
+        let range = added > 0 ? " (seq \(first ?? 0)–\(last))" : ""
+        print("appended \(added) events\(range)" + (skipped > 0 ? "; \(skipped) already stored (known ids) skipped" : "") + " in \(String(format: "%.1f", progress.seconds)) s")
     }
 }
 

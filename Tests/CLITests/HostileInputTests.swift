@@ -23,9 +23,10 @@ struct HostileInputTests {
         p.standardOutput = out
         p.standardError = err
         p.standardInput = inp
+        signal(SIGPIPE, SIG_IGN)
         try p.run()
         let writer = Thread {
-            inp.fileHandleForWriting.write(Data(bytes))
+            try? inp.fileHandleForWriting.write(contentsOf: Data(bytes))
             try? inp.fileHandleForWriting.close()
         }
         writer.start()

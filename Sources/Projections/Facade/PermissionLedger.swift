@@ -134,37 +134,49 @@ public final class PermissionLedger: Sendable {
     /// Decides `command` and appends what it produces, atomically with the projections.
     /// A refusal appends nothing, except R9's recorded failed attempt.
     public func execute(_ command: TimedCommand) throws -> ExecutionResult {
-        try environment.write { txn in
+        try executeBatch([command])[0]
+    }
+
+    /// Decides and appends `commands` in order in **one** write transaction (one commit,
+    /// one `fsync`): each command sees the effects of those before it, and a refused
+    /// command does not affect the others. Returns one result per command.
+    public func executeBatch(_ commands: [TimedCommand]) throws -> [ExecutionResult] {
+        if commands.isEmpty { return [] }
+        return try environment.write { txn in
             try txn.withWriter { writer in
                 let state = try DomainState(databases: tables, reader: writer)
                 let head = try log.head(reader: writer)
                 guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
-                if let id = command.id, let first = try log.seq(forID: Self.eventID(id, 0), reader: writer) {
-                    var seqs = [first]
-                    var i = 1
-                    while let next = try log.seq(forID: Self.eventID(id, i), reader: writer) {
-                        seqs.append(next)
-                        i += 1
-                    }
-                    return ExecutionResult(seqs: seqs, refusal: nil, wasDuplicate: true)
-                }
-                let events: [DomainEvent]
-                var refusal: DomainError?
-                switch try decider.decide(command, state: state) {
-                case let .accepted(e): events = e
-                case let .refused(error, recorded):
-                    events = recorded
-                    refusal = error
-                }
-                let seqs = try append(events, at: command.at, commandID: command.id, state: state, writer: writer)
-                if let refusal {
-                    logger.debug("command refused", metadata: ["code": "\(refusal.code.rawValue)", "recorded": "\(seqs)"])
-                } else {
-                    logger.trace("command accepted", metadata: ["seqs": "\(seqs)", "types": "\(events.map(\.type))"])
-                }
-                return ExecutionResult(seqs: seqs, refusal: refusal, wasDuplicate: false)
+                return try commands.map { try executeOne($0, state: state, writer: writer) }
             }
         }
+    }
+
+    private func executeOne(_ command: TimedCommand, state: DomainState, writer: TransactionWriter) throws -> ExecutionResult {
+        if let id = command.id, let first = try log.seq(forID: Self.eventID(id, 0), reader: writer) {
+            var seqs = [first]
+            var i = 1
+            while let next = try log.seq(forID: Self.eventID(id, i), reader: writer) {
+                seqs.append(next)
+                i += 1
+            }
+            return ExecutionResult(seqs: seqs, refusal: nil, wasDuplicate: true)
+        }
+        let events: [DomainEvent]
+        var refusal: DomainError?
+        switch try decider.decide(command, state: state) {
+        case let .accepted(e): events = e
+        case let .refused(error, recorded):
+            events = recorded
+            refusal = error
+        }
+        let seqs = try append(events, at: command.at, commandID: command.id, state: state, writer: writer)
+        if let refusal {
+            logger.debug("command refused", metadata: ["code": "\(refusal.code.rawValue)", "recorded": "\(seqs)"])
+        } else {
+            logger.trace("command accepted", metadata: ["seqs": "\(seqs)", "types": "\(events.map(\.type))"])
+        }
+        return ExecutionResult(seqs: seqs, refusal: refusal, wasDuplicate: false)
     }
 
     /// The id of the `index`-th event of a command with idempotency id `id`.
@@ -191,34 +203,52 @@ public final class PermissionLedger: Sendable {
     /// claimed `seq`/`hash` when given, and apply cleanly to the state before it.
     @discardableResult
     public func importEvents(_ events: [ImportedEvent]) throws -> [UInt64] {
+        var seqs: [UInt64] = []
+        try importEvents(from: {
+            seqs.removeAll()
+            var iterator = events.makeIterator()
+            return { iterator.next() }
+        }, appended: { seq, _ in seqs.append(seq) })
+        return seqs
+    }
+
+    /// Streaming import, all-or-nothing in one write transaction. `source` makes a fresh
+    /// iterator over the events (it is called again if the transaction must be retried after
+    /// the map grew); `appended` is told each event's seq and whether it is new (false for a
+    /// known id, which is skipped).
+    /// Returns the number of events read.
+    @discardableResult
+    public func importEvents(from source: () -> (() throws -> ImportedEvent?), appended: (UInt64, Bool) -> Void = { _, _ in }) throws -> Int {
         let validator = ImportValidator(decider: decider)
         return try environment.write { txn in
             try txn.withWriter { writer in
                 let state = try DomainState(databases: tables, reader: writer)
-                var seqs: [UInt64] = []
+                let next = source()
                 var previous: DomainEvent?
-                for (i, e) in events.enumerated() {
+                var index = 0
+                while let e = try next() {
+                    index += 1
                     if let known = try log.seq(forID: e.id, reader: writer) {
-                        seqs.append(known)
+                        appended(known, false)
                         continue
                     }
                     if let error = try validator.check(e.event, at: e.at, state: state, previous: previous) {
-                        throw ImportError(index: i + 1, message: "\(e.event.type) does not apply: \(error.code.rawValue): \(error.message)", code: error.code.rawValue)
+                        throw ImportError(index: index, message: "\(e.event.type) does not apply: \(error.code.rawValue): \(error.message)", code: error.code.rawValue)
                     }
                     let expected = state.lastSeq + 1
                     if let claimed = e.seq, claimed != expected {
-                        throw ImportError(index: i + 1, message: "claims seq \(claimed) but would be stored at seq \(expected)")
+                        throw ImportError(index: index, message: "claims seq \(claimed) but would be stored at seq \(expected)")
                     }
                     let seq = try log.append([NewEvent(id: e.id, kind: e.event.kind, at: e.at, payload: e.event.encodedPayload())],
                                              expectedHead: state.lastSeq, writer: writer)[0]
                     if let claimed = e.hash, let stored = try log.event(seq, reader: writer), stored.hash != claimed {
-                        throw ImportError(index: i + 1, message: "hash \(Hex.encode(claimed)) does not match the chain's \(Hex.encode(stored.hash))")
+                        throw ImportError(index: index, message: "hash \(Hex.encode(claimed)) does not match the chain's \(Hex.encode(stored.hash))")
                     }
                     try evolver.evolve(state, e.event, seq: seq, at: e.at)
-                    seqs.append(seq)
+                    appended(seq, true)
                     previous = e.event
                 }
-                return seqs
+                return index
             }
         }
     }
