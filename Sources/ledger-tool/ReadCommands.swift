@@ -24,13 +24,16 @@ struct Export: ParsableCommand {
             handle = .standardOutput
         }
         let out = Output(handle: handle)
-        var n = 0
+        let progress = Progress("export", total: try ledger.log.head().seq)
+        var n: UInt64 = 0
         try ledger.forEachEvent { e in
             out.line(e.json.text)
             n += 1
+            if n & 0x3FFF == 0 { progress.advance(to: n) }
             return true
         }
         out.flush()
+        progress.finish()
         if to != nil { print("exported \(n) events to \(to ?? "")") }
     }
 }
@@ -276,7 +279,9 @@ struct Verify: ParsableCommand {
         }
         let keyBytes = try key.map { try readKey($0, flag: "--key") }
         let ledger = try location.open()
-        var report = try ledger.verify()
+        let progress = Progress("verify", total: try ledger.log.head().seq)
+        var report = try ledger.verify { progress.advance(to: $0) }
+        progress.finish()
         var fields: [(key: String, value: JSONValue)] = []
         if let checkpoint {
             var problem: (seq: UInt64?, problem: String)?

@@ -231,7 +231,9 @@ struct Rebuild: ParsableCommand {
 
     func run() throws {
         let ledger = try location.open()
-        let report = try ledger.rebuild()
+        let progress = Progress("rebuild", total: try ledger.log.head().seq)
+        let report = try ledger.rebuild { progress.advance(to: $0) }
+        progress.finish()
         if json {
             print(JSONValue.object([("events", .uint(report.events)), ("seconds", .number(text: String(format: "%.3f", report.seconds), int: nil)),
                                     ("eventsPerSecond", .int(Int64(report.eventsPerSecond)))]).text)

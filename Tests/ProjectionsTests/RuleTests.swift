@@ -419,3 +419,24 @@ struct RuleTests {
         try h.ok(.registerUser(account: "a", businessEmail: "a@t.com"))
     }
 }
+
+@Suite("Requests projection")
+struct RequestsProjectionTests {
+    @Test("requests by status and by the administrator they were routed to")
+    func listing() throws {
+        let h = try Harness(.disk)
+        try h.agreement("E-1", .enterpriseEnrollment, contacts: [(.primaryContact, "pat@t.com")])
+        try h.agreement("E-2", .enterpriseEnrollment, contacts: [(.primaryContact, "kim@t.com")])
+        try h.user("pat", "pat@t.com")
+        try h.user("q", "q@t.com")
+        for (id, lid) in [("a", "E-1"), ("b", "E-1"), ("c", "E-2")] {
+            try h.ok(.requestPermissions(requestId: id, account: "q", licensingId: lid, roles: [.download], saBenefits: [], comment: nil))
+        }
+        try h.ok(.approveRequest(by: "pat", requestId: "a"))
+        guard let ledger = h.ledger else { return }
+        #expect(try ledger.requests().map(\.requestId) == ["a", "b", "c"])
+        #expect(try ledger.requests(status: .pending).map(\.requestId) == ["b", "c"])
+        #expect(try ledger.requests(status: .pending, routedTo: "PAT@t.com").map(\.requestId) == ["b"])
+        #expect(try ledger.requests(status: .approved).first?.record.decidedBy == "pat")
+    }
+}

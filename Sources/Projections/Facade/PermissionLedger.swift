@@ -89,10 +89,15 @@ public final class PermissionLedger: Sendable {
         public var initialMapSize: Int
         /// Where the ledger logs.
         public var logger: Logger
+        /// As-of questions store a snapshot of the state every this many events (when they
+        /// fold past such a point), so later questions fold at most this many events.
+        public var snapshotInterval: UInt64
 
         /// Creates options with DOMAIN.md's policy, durable commits and a 64 MiB initial map.
         public init(policy: Policy = .default, authorizationKey: AuthorizationKey? = nil, durability: Durability = .durable,
-                    initialMapSize: Int = 64 << 20, logger: Logger = Logger(label: "permission-ledger")) {
+                    initialMapSize: Int = 64 << 20, logger: Logger = Logger(label: "permission-ledger"),
+                    snapshotInterval: UInt64 = 50_000) {
+            self.snapshotInterval = max(1_000, snapshotInterval)
             self.policy = policy
             self.authorizationKey = authorizationKey
             self.durability = durability
@@ -111,6 +116,7 @@ public final class PermissionLedger: Sendable {
     public let evolver: Evolver
     let logger: Logger
     private let tables: [ProjectionTable: Database]
+    private let snapshotInterval: UInt64
     private let asOfCache = Mutex<AsOfCache?>(nil)
 
     /// Opens the ledger in `directory` (which must exist), creating its databases when new.
@@ -127,6 +133,7 @@ public final class PermissionLedger: Sendable {
         decider = Decider(policy: options.policy, authorizationKey: options.authorizationKey)
         evolver = Evolver(policy: options.policy)
         logger = options.logger
+        snapshotInterval = options.snapshotInterval
     }
 
     // MARK: - Commands
@@ -257,25 +264,71 @@ public final class PermissionLedger: Sendable {
 
     /// Runs `body` on the state as of `asOf` (the live projections when nil or at/after
     /// the head).
+    ///
+    /// A past state is folded in memory from the best base: the state of the previous as-of
+    /// question when it lies before the point and within one snapshot interval, else the
+    /// nearest stored snapshot at or before the point, else the empty state. Folding past a
+    /// multiple of the snapshot interval stores a snapshot there. Cost: loading a snapshot
+    /// (proportional to the state's size) plus folding at most one interval of events.
     public func withState<R>(asOf: AsOf? = nil, _ body: (DomainState) throws -> R) throws -> R {
         if let asOf {
             let target = try resolve(asOf)
             if target < (try log.head().seq) {
                 return try asOfCache.withLock { cache in
-                    let state: DomainState
-                    if let cached = cache?.state, cached.lastSeq <= target {
+                    var state: DomainState
+                    if let cached = cache?.state, cached.lastSeq <= target, target - cached.lastSeq < snapshotInterval {
                         state = cached
                     } else {
-                        state = DomainState()
-                        cache = AsOfCache(state: state)
+                        state = try nearestSnapshot(atOrBefore: target) ?? DomainState()
+                        if let cached = cache?.state, cached.lastSeq <= target, cached.lastSeq > state.lastSeq { state = cached }
                     }
-                    try fold(into: state, upTo: target)
+                    cache = AsOfCache(state: state)
+                    try foldStoringSnapshots(into: state, upTo: target)
                     return try body(state)
                 }
             }
         }
         return try environment.read { txn in
             try txn.withReader { reader in try body(try DomainState(databases: tables, reader: reader)) }
+        }
+    }
+
+    /// The stored snapshot with the largest seq ≤ `target` (snapshots sit at multiples of
+    /// the interval), loaded into a memory state.
+    func nearestSnapshot(atOrBefore target: UInt64) throws -> DomainState? {
+        guard let db = tables[.snapshots] else { return nil }
+        var multiple = target / snapshotInterval
+        return try environment.read { txn in
+            while multiple > 0 {
+                if let state = try txn.withValue(db, key: BigEndianKey.bytes(multiple * snapshotInterval), { try DomainState.fromSnapshot($0) }) {
+                    return state
+                }
+                multiple -= 1
+            }
+            return nil
+        }
+    }
+
+    /// Folds to `target`, storing a snapshot at each multiple of the interval passed that
+    /// has none yet.
+    func foldStoringSnapshots(into state: DomainState, upTo target: UInt64) throws {
+        while state.lastSeq < target {
+            let next = (state.lastSeq / snapshotInterval + 1) * snapshotInterval
+            guard next <= target else {
+                try fold(into: state, upTo: target)
+                return
+            }
+            let before = state.lastSeq
+            try fold(into: state, upTo: next)
+            if state.lastSeq == next, let db = tables[.snapshots] {
+                let bytes = state.snapshotBytes()
+                try environment.write { txn in
+                    if try txn.get(db, key: BigEndianKey.bytes(next)) == nil {
+                        try txn.put(db, key: BigEndianKey.bytes(next), value: bytes)
+                    }
+                }
+            }
+            if state.lastSeq == before { return }  // the log ends here
         }
     }
 
@@ -296,14 +349,16 @@ public final class PermissionLedger: Sendable {
         }
     }
 
-    /// Folds events after the state's last seq, up to `target`, into a memory state.
-    func fold(into state: DomainState, upTo target: UInt64 = .max) throws {
+    /// Folds events after the state's last seq, up to `target`, into a memory state;
+    /// `progress` is told the seq reached every 16,384 events.
+    func fold(into state: DomainState, upTo target: UInt64 = .max, progress: ((UInt64) -> Void)? = nil) throws {
         guard state.lastSeq < target else { return }
         try environment.read { txn in
             try log.forEach(from: state.lastSeq + 1, in: txn) { view in
                 if view.seq > target { return false }
                 let event = try DomainEvent.decode(kind: view.kind, payload: view.payload)
                 try evolver.evolve(state, event, seq: view.seq, at: view.at)
+                if view.seq & 0x3FFF == 0 { progress?(view.seq) }
                 return true
             }
         }
@@ -380,6 +435,24 @@ public final class PermissionLedger: Sendable {
         try withState { try $0.request(id) }
     }
 
+    /// Permission requests, optionally only those with `status` and/or routed to
+    /// `administrator` (an email), sorted by request id.
+    public func requests(status: RequestStatus? = nil, routedTo administrator: String? = nil) throws -> [RequestView] {
+        guard let db = tables[.requests] else { return [] }
+        let admin = administrator.map { Normalize.email($0) ?? $0.lowercased() }
+        var out: [RequestView] = []
+        try environment.read { txn in
+            try txn.scan(db) { key, value in
+                let record = try RequestRecord.decode(bytes: value)
+                if (status == nil || record.status == status) && (admin == nil || record.routedTo.contains(admin ?? "")) {
+                    out.append(RequestView(requestId: String(decoding: key, as: UTF8.self), record: record))
+                }
+                return true
+            }
+        }
+        return out
+    }
+
     /// Stored events with `from ≤ seq ≤ to`, decoded, that pass `filter`.
     public func events(from: UInt64 = 1, to: UInt64 = .max, filter: (LedgerEvent) -> Bool = { _ in true }) throws -> [LedgerEvent] {
         var out: [LedgerEvent] = []
@@ -423,11 +496,12 @@ public final class PermissionLedger: Sendable {
 
     /// Drops every projection and refolds it from the log alone, in one write transaction
     /// (readers keep seeing the old projections until it commits).
+    /// `progress` is told the seq reached now and then.
     @discardableResult
-    public func rebuild() throws -> RebuildReport {
+    public func rebuild(progress: ((UInt64) -> Void)? = nil) throws -> RebuildReport {
         let start = DispatchTime.now().uptimeNanoseconds
         let state = DomainState()
-        try fold(into: state)
+        try fold(into: state, progress: progress)
         try environment.write { txn in
             try txn.withWriter { writer in
                 let head = try log.head(reader: writer)
@@ -437,6 +511,8 @@ public final class PermissionLedger: Sendable {
                     try writer.clear(db)
                     for (k, v) in entries() { try writer.put(db, key: k, value: v, flags: .append) }
                 }
+                // snapshots are caches of past states: dropped, made again by as-of questions
+                if let db = tables[.snapshots] { try writer.clear(db) }
             }
         }
         asOfCache.withLock { $0 = nil }
@@ -446,12 +522,30 @@ public final class PermissionLedger: Sendable {
     }
 
     /// Checks the hash chain and seq continuity, then that the stored projections equal a
-    /// fresh replay of the log, byte for byte.
-    public func verify() throws -> LedgerVerifyReport {
+    /// fresh replay of the log, byte for byte. `progress` is told the seq replayed now and then.
+    public func verify(progress: ((UInt64) -> Void)? = nil) throws -> LedgerVerifyReport {
         let logReport = try log.verify()
         guard logReport.ok else { return LedgerVerifyReport(log: logReport, projectionProblem: nil) }
         let state = DomainState()
-        try fold(into: state)
+        var snapshotSeqs: [UInt64] = []
+        let snapshots = tables[.snapshots]
+        if let db = snapshots {
+            try environment.read { txn in
+                try txn.scan(db) { key, _ in
+                    if let seq = BigEndianKey.value(key) { snapshotSeqs.append(seq) }
+                    return true
+                }
+            }
+        }
+        for seq in snapshotSeqs {
+            guard let db = snapshots else { break }
+            try fold(into: state, upTo: seq, progress: progress)
+            let stored = try environment.read { txn in try txn.get(db, key: BigEndianKey.bytes(seq)) }
+            if state.lastSeq != seq || stored != state.snapshotBytes() {
+                return LedgerVerifyReport(log: logReport, projectionProblem: "the stored snapshot at seq \(seq) differs from a replay; run rebuild")
+            }
+        }
+        try fold(into: state, progress: progress)
         let problem: String? = try environment.read { txn in
             try txn.withReader { reader in
                 for (table, entries) in state.allTables {

@@ -55,6 +55,12 @@ final class Table<V: StateRecord> {
     }
 
     var count: Int { cache.count }
+
+    /// Inserts an encoded entry into a memory table (loading a snapshot).
+    func load(key: [UInt8], value: UnsafeRawBufferPointer) throws {
+        guard let k = String(validating: key, as: UTF8.self) else { throw DecodingError("snapshot key is not UTF-8", offset: 0) }
+        cache[k] = try V.decode(bytes: value)
+    }
 }
 
 /// Errors of the projection store.
@@ -88,6 +94,10 @@ enum ProjectionTable: String, CaseIterable {
     case requests = "p.requests"
     case lockouts = "p.lockouts"
     case meta = "p.meta"
+    case snapshots = "p.snapshots"
+
+    /// The tables a state is made of (snapshots are not part of a state).
+    static var stateTables: [ProjectionTable] { allCases.filter { $0 != .snapshots } }
 }
 
 /// The state the rules decide on and the events fold into: every projection of DOMAIN.md
@@ -225,6 +235,50 @@ public final class DomainState {
     }
 
     // MARK: Persistence of a memory state
+
+    /// The whole state as bytes (a snapshot): format version, then for each table in
+    /// `ProjectionTable.stateTables` order its entry count and every (key, value), sorted.
+    func snapshotBytes() -> [UInt8] {
+        var w = BinaryWriter(capacity: 1 << 16)
+        w.write(UInt8(1))
+        for (_, entries) in allTables {
+            let rows = entries()
+            w.writeVarint(UInt64(rows.count))
+            for (k, v) in rows {
+                w.writeBytes(k)
+                w.writeBytes(v)
+            }
+        }
+        return w.bytes
+    }
+
+    /// A memory state from `snapshotBytes()`.
+    static func fromSnapshot(_ bytes: UnsafeRawBufferPointer) throws -> DomainState {
+        let state = DomainState()
+        var r = BinaryReader(bytes)
+        let version = try r.readUInt8()
+        guard version == 1 else { throw DecodingError("unknown snapshot version \(version)", offset: 0) }
+        let loaders: [([UInt8], UnsafeRawBufferPointer) throws -> Void] = [
+            state.accounts.load, state.emailOwners.load, state.agreements.load, state.cells.load, state.emailLids.load,
+            state.legalContactLids.load, state.lidAdmins.load, state.optOuts.load, state.requests.load, state.lockouts.load, state.meta.load,
+        ]
+        for load in loaders {
+            let n = try r.readLength("entry count")
+            for _ in 0 ..< n {
+                let key = try r.readBytes()
+                let length = try r.readLength("value length")
+                let start = r.offset
+                _ = try r.readRaw(length)
+                try load(key, UnsafeRawBufferPointer(rebasing: bytes[start ..< start + length]))
+            }
+        }
+        try r.expectEnd()
+        if let m = try state.meta.get("checkpoint") {
+            state.lastSeq = m.lastSeq
+            state.lastAt = m.lastAt
+        }
+        return state
+    }
 
     var allTables: [(ProjectionTable, () -> [(key: [UInt8], value: [UInt8])])] {
         [(.accounts, accounts.sortedEntries), (.emailOwners, emailOwners.sortedEntries), (.agreements, agreements.sortedEntries),
