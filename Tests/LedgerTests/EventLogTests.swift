@@ -213,3 +213,29 @@ final class Counter: @unchecked Sendable {
     func add() { lock.lock(); n += 1; lock.unlock() }
     var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
+
+@Suite("Typed databases")
+struct TypedDatabaseTests {
+    @Test("codecs round-trip through LMDB and refuse malformed bytes")
+    func typed() throws {
+        let dir = TempDir()
+        let env = try Environment.open(path: dir.path)
+        let db = TypedDatabase<UTF8StringCodec, BigEndianUInt64Codec>(try env.openDatabases(["typed"])[0])
+        try env.write { txn in
+            try db.put("b", 2, in: &txn)
+            try db.put("a", 1, in: &txn)
+            try db.put("c", .max, in: &txn)
+        }
+        try env.read { txn in
+            #expect(try db.get("a", in: txn) == 1)
+            #expect(try db.get("zz", in: txn) == nil)
+            var seen: [String] = []
+            try db.scan(in: txn, from: "b") { k, v in seen.append("\(k)=\(v)"); return true }
+            #expect(seen == ["b=2", "c=\(UInt64.max)"])
+        }
+        // a value of the wrong width is refused, not misread
+        try env.write { txn in try txn.put(db.database, key: Array("bad".utf8), value: [1, 2, 3]) }
+        #expect(throws: DecodingError.self) { try env.read { txn in try db.get("bad", in: txn) } }
+        #expect(throws: DecodingError.self) { try [UInt8](repeating: 0, count: 15).withUnsafeBytes { try UUIDCodec.decode($0) } }
+    }
+}

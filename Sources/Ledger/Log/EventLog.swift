@@ -67,6 +67,10 @@ public final class EventLog: Sendable {
     public let environment: Environment
     let eventsDB: Database
     let idsDB: Database
+    /// `eventIds` with its types: UUID → seq.
+    let ids: TypedDatabase<UUIDCodec, BigEndianUInt64Codec>
+    /// `events` with its types: seq → stored event.
+    public let typedEvents: TypedDatabase<BigEndianUInt64Codec, StoredEventCodec>
 
     /// The names of the databases the log uses.
     public static let databaseNames = ["events", "eventIds"]
@@ -77,6 +81,8 @@ public final class EventLog: Sendable {
         let dbs = try environment.openDatabases(Self.databaseNames)
         eventsDB = dbs[0]
         idsDB = dbs[1]
+        ids = TypedDatabase(idsDB)
+        typedEvents = TypedDatabase(eventsDB)
     }
 
     // MARK: Append
@@ -132,7 +138,7 @@ public final class EventLog: Sendable {
             let hash = Envelope.chainHash(previous: head.hash, canonical: value)
             value.append(contentsOf: hash)
             try txn.put(eventsDB, key: BigEndianKey.bytes(seq), value: value, flags: .append)
-            try txn.put(idsDB, key: Self.idKey(e.id), value: BigEndianKey.bytes(seq), flags: .noOverwrite)
+            try ids.put(e.id, seq, writer: txn, flags: .noOverwrite)
             seqs[i] = seq
             head = Head(seq: seq, hash: hash, at: e.at)
         }
@@ -140,10 +146,6 @@ public final class EventLog: Sendable {
             seqs[i] = seqs[Int(UInt64.max - seqs[i])]
         }
         return seqs
-    }
-
-    static func idKey(_ id: UUID) -> [UInt8] {
-        withUnsafeBytes(of: id.uuid) { Array($0) }
     }
 
     // MARK: Read
@@ -155,7 +157,7 @@ public final class EventLog: Sendable {
 
     /// The seq under which `id` is stored, if any.
     public func seq(forID id: UUID, reader: TransactionReader) throws -> UInt64? {
-        try reader.withValue(idsDB, key: Self.idKey(id)) { BigEndianKey.value($0) } ?? nil
+        try ids.get(id, reader: reader)
     }
 
     /// The seq under which `id` is stored, if any.
@@ -193,15 +195,15 @@ public final class EventLog: Sendable {
 
     /// The event stored at `seq` as seen by `txn`, if any.
     public func event(_ seq: UInt64, in txn: borrowing some TransactionReading & ~Copyable) throws -> StoredEvent? {
-        try txn.withValue(eventsDB, key: BigEndianKey.bytes(seq)) { value in
-            do { return try Envelope.decode(stored: value) } catch { throw LogError.corrupt(seq: seq, reason: "\(error)") }
+        do { return try typedEvents.get(seq, in: txn) } catch let e as DecodingError {
+            throw LogError.corrupt(seq: seq, reason: "\(e)")
         }
     }
 
     /// The event stored at `seq` as seen through `reader`, if any.
     public func event(_ seq: UInt64, reader: TransactionReader) throws -> StoredEvent? {
-        try reader.withValue(eventsDB, key: BigEndianKey.bytes(seq)) { value in
-            do { return try Envelope.decode(stored: value) } catch { throw LogError.corrupt(seq: seq, reason: "\(error)") }
+        do { return try typedEvents.get(seq, reader: reader) } catch let e as DecodingError {
+            throw LogError.corrupt(seq: seq, reason: "\(e)")
         }
     }
 
