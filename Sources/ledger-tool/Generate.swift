@@ -22,16 +22,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let handle: FileHandle
-        if let to {
-            guard FileManager.default.createFile(atPath: to, contents: nil), let h = FileHandle(forWritingAtPath: to) else {
-                printError("error: can't write --to '\(to)'")
-                throw Failure(code: Exit.badInput)
-            }
-            handle = h
-        } else {
-            handle = .standardOutput
-        }
+        let handle = try outputHandle(to: to)
         var generator = HistoryGenerator(seed: seed, organisations: organisations)
         let out = Output(handle: handle)
         for _ in 0 ..< commands { out.line(generator.next().json.text) }

@@ -13,16 +13,7 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let ledger = try location.open()
-        let handle: FileHandle
-        if let to {
-            guard FileManager.default.createFile(atPath: to, contents: nil) , let h = FileHandle(forWritingAtPath: to) else {
-                printError("error: can't write --to '\(to)'")
-                throw Failure(code: Exit.badInput)
-            }
-            handle = h
-        } else {
-            handle = .standardOutput
-        }
+        let handle = try outputHandle(to: to)
         let out = Output(handle: handle)
         let progress = Progress("export", total: try ledger.log.head().seq)
         var n: UInt64 = 0
@@ -92,18 +83,16 @@ struct Permissions: ParsableCommand {
     @OptionGroup var location: LedgerLocation
     @Option(help: "The business email.") var email: String?
     @Option(help: "The account (sees its validated business email's permissions).") var account: String?
-    @Option(name: .customLong("as-of-seq"), help: "Answer as of this seq.") var asOfSeq: UInt64?
-    @Option(name: .customLong("as-of"), help: "Answer as of this time.") var asOf: String?
+    @OptionGroup var asOf: AsOfOptions
     @Flag(name: .customLong("include-inactive"), help: "List inactive Licensing IDs too.") var includeInactive = false
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         if (email == nil) == (account == nil) { throw ValidationError("give exactly one of --email or --account") }
-        if asOfSeq != nil && asOf != nil { throw ValidationError("give at most one of --as-of-seq or --as-of") }
     }
 
     func run() throws {
-        let point: AsOf? = try asOfSeq.map { .seq($0) } ?? asOf.map { .time(try parseTime($0, flag: "--as-of")) }
+        let point = try asOf.point()
         let ledger = try location.open()
         let view: PermissionsView
         if let email {
@@ -219,12 +208,11 @@ struct Explain: ParsableCommand {
     @OptionGroup var location: LedgerLocation
     @Option(help: "The business email.") var email: String
     @Option(name: .customLong("licensing-id"), help: "The Licensing ID.") var licensingId: String
-    @Option(name: .customLong("as-of-seq"), help: "Answer as of this seq.") var asOfSeq: UInt64?
-    @Option(name: .customLong("as-of"), help: "Answer as of this time.") var asOf: String?
+    @OptionGroup var asOf: AsOfOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let point: AsOf? = try asOfSeq.map { .seq($0) } ?? asOf.map { .time(try parseTime($0, flag: "--as-of")) }
+        let point = try asOf.point()
         let ledger = try location.open()
         let explanation = try ledger.explain(email: email, licensingId: licensingId, asOf: point)
         if json {

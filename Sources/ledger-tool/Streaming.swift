@@ -88,6 +88,28 @@ struct InputFile {
         return r
     }
 
+    /// The first pass: parses every line with `parse`, naming each bad one on stderr (the
+    /// first 1,000); exits 2 when any is bad. Returns the number of lines, saying so when none.
+    func parseAll(what: String, _ parse: (ArraySlice<UInt8>) throws -> Void) throws -> Int {
+        var count = 0, bad = 0
+        let lines = try reader()
+        while let (number, bytes) = lines.next() {
+            do {
+                try parse(bytes)
+                count += 1
+            } catch {
+                bad += 1
+                if bad <= 1_000 { printError("\(label):\(number): \(error)") }
+            }
+        }
+        if bad > 0 {
+            printError("error: \(bad) malformed line\(bad == 1 ? "" : "s")\(bad > 1_000 ? " (the first 1000 shown)" : ""); nothing was appended")
+            throw Failure(code: Exit.badInput)
+        }
+        if count == 0 { printError("note: the input holds no \(what); nothing was appended") }
+        return count
+    }
+
     func remove() {
         if temporary { try? FileManager.default.removeItem(atPath: path) }
     }

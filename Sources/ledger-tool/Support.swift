@@ -42,6 +42,32 @@ final class Output {
     deinit { flush() }
 }
 
+/// Standard output, or the file `--to` names (created or truncated).
+func outputHandle(to path: String?) throws -> FileHandle {
+    guard let path else { return .standardOutput }
+    guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+        printError("error: can't write --to '\(path)'")
+        throw Failure(code: Exit.badInput)
+    }
+    return handle
+}
+
+/// `--as-of-seq N` / `--as-of TIME`, shared by the queries that answer as of a point.
+struct AsOfOptions: ParsableArguments {
+    @Option(name: .customLong("as-of-seq"), help: "Answer as of this seq.") var asOfSeq: UInt64?
+    @Option(name: .customLong("as-of"), help: "Answer as of this time.") var asOf: String?
+
+    func validate() throws {
+        if asOfSeq != nil && asOf != nil { throw ValidationError("give at most one of --as-of-seq or --as-of") }
+    }
+
+    /// The point asked for, nil for now.
+    func point() throws -> AsOf? {
+        if let asOfSeq { return .seq(asOfSeq) }
+        return try asOf.map { .time(try parseTime($0, flag: "--as-of")) }
+    }
+}
+
 /// Makes text safe to print for people: control, escape and bidi-override characters are
 /// shown escaped, so a name can't rewrite the terminal.
 func safe(_ text: String) -> String {

@@ -74,25 +74,8 @@ struct Exec: ParsableCommand {
         let input = try InputFile(file)
         defer { input.remove() }
         // Pass 1: parse everything, name every bad line.
-        var count = 0, bad = 0
-        let parse = try input.reader()
-        while let (number, bytes) = parse.next() {
-            do {
-                _ = try TimedCommand(json: try JSONParser.parse(bytes))
-                count += 1
-            } catch {
-                bad += 1
-                if bad <= 1_000 { printError("\(input.label):\(number): \(error)") }
-            }
-        }
-        if bad > 0 {
-            printError("error: \(bad) malformed line\(bad == 1 ? "" : "s")\(bad > 1_000 ? " (the first 1000 shown)" : ""); nothing was appended")
-            throw Failure(code: Exit.badInput)
-        }
-        if count == 0 {
-            printError("note: the input holds no commands; nothing was appended")
-            return
-        }
+        let count = try input.parseAll(what: "commands") { _ = try TimedCommand(json: try JSONParser.parse($0)) }
+        if count == 0 { return }
         // Pass 2: decide and commit.
         let ledger = try location.open(withKey: true)
         let out = Output()
@@ -164,25 +147,8 @@ struct Append: ParsableCommand {
         _ = try location.validated()
         let input = try InputFile(file)
         defer { input.remove() }
-        var count = 0, bad = 0
-        let parse = try input.reader()
-        while let (number, bytes) = parse.next() {
-            do {
-                _ = try ImportedEvent(json: try JSONParser.parse(bytes))
-                count += 1
-            } catch {
-                bad += 1
-                if bad <= 1_000 { printError("\(input.label):\(number): \(error)") }
-            }
-        }
-        if bad > 0 {
-            printError("error: \(bad) malformed line\(bad == 1 ? "" : "s")\(bad > 1_000 ? " (the first 1000 shown)" : ""); nothing was appended")
-            throw Failure(code: Exit.badInput)
-        }
-        if count == 0 {
-            printError("note: the input holds no events; nothing was appended")
-            return
-        }
+        let count = try input.parseAll(what: "events") { _ = try ImportedEvent(json: try JSONParser.parse($0)) }
+        if count == 0 { return }
         let ledger = try location.open(withKey: true)
         let progress = Progress("append", total: UInt64(count))
         var first: UInt64?, last: UInt64 = 0, currentLine = 0, added = 0

@@ -16,6 +16,13 @@ struct CLITests {
 
     @discardableResult
     static func run(_ args: [String], stdin: String? = nil) throws -> Run {
+        try run(args, bytes: Array((stdin ?? "").utf8))
+    }
+
+    /// Runs the tool with raw bytes on stdin (written from another thread, so a child that
+    /// exits early can't block or kill the test).
+    @discardableResult
+    static func run(_ args: [String], bytes: [UInt8]) throws -> Run {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tool)
         p.arguments = args
@@ -25,7 +32,7 @@ struct CLITests {
         p.standardInput = inp
         signal(SIGPIPE, SIG_IGN)  // a child that exits early must not kill the test process
         try p.run()
-        let input = Data((stdin ?? "").utf8)
+        let input = Data(bytes)
         let writer = Thread {
             try? inp.fileHandleForWriting.write(contentsOf: input)
             try? inp.fileHandleForWriting.close()

@@ -14,27 +14,7 @@ struct HostileInputTests {
         return d
     }
 
-    /// Runs the tool with raw bytes on stdin.
-    func run(_ args: [String], bytes: [UInt8]) throws -> Run {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: CLITests.tool)
-        p.arguments = args
-        let out = Pipe(), err = Pipe(), inp = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = inp
-        signal(SIGPIPE, SIG_IGN)
-        try p.run()
-        let writer = Thread {
-            try? inp.fileHandleForWriting.write(contentsOf: Data(bytes))
-            try? inp.fileHandleForWriting.close()
-        }
-        writer.start()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
-    }
+    func run(_ args: [String], bytes: [UInt8]) throws -> Run { try CLITests.run(args, bytes: bytes) }
 
     static let valid = #"{"command":"registerUser","at":"2026-09-01T00:00:00Z","account":"ok","businessEmail":"ok@t.com"}"#
 

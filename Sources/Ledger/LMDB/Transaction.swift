@@ -146,15 +146,8 @@ public class TransactionReader {
     /// Calls `body` with the bytes under `key` (valid only inside `body`), or returns nil.
     public func withValue<R>(_ db: Database, key: some ContiguousBytes,
                              _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
-        let h = try open()
-        return try key.withUnsafeBytes { keyBytes in
-            var k = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
-            var v = MDB_val()
-            let rc = mdb_get(h, db.dbi, &k, &v)
-            if rc == MDB_NOTFOUND { return nil }
-            try LMDBError.check(rc, "mdb_get(\(db.name))")
-            return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
-        }
+        let view = BorrowedTransaction(handle: try open())
+        return try view.withValue(db, key: key, body)
     }
 
     /// Calls `body` with the last entry, or returns nil when `db` is empty.
@@ -182,32 +175,21 @@ public class TransactionReader {
 public final class TransactionWriter: TransactionReader {
     /// Stores `value` under `key`.
     public func put(_ db: Database, key: some ContiguousBytes, value: some ContiguousBytes, flags: PutFlags = []) throws {
-        let h = try open()
-        try key.withUnsafeBytes { keyBytes in
-            try value.withUnsafeBytes { valueBytes in
-                var k = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
-                var v = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
-                try LMDBError.check(mdb_put(h, db.dbi, &k, &v, flags.rawValue), "mdb_put(\(db.name))")
-            }
-        }
+        var txn = WriteTransaction(handle: try open())
+        try txn.put(db, key: key, value: value, flags: flags)
     }
 
     /// Removes `key`; returns false when it was not there.
     @discardableResult
     public func delete(_ db: Database, key: some ContiguousBytes) throws -> Bool {
-        let h = try open()
-        return try key.withUnsafeBytes { keyBytes in
-            var k = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
-            let rc = mdb_del(h, db.dbi, &k, nil)
-            if rc == MDB_NOTFOUND { return false }
-            try LMDBError.check(rc, "mdb_del(\(db.name))")
-            return true
-        }
+        var txn = WriteTransaction(handle: try open())
+        return try txn.delete(db, key: key)
     }
 
     /// Removes every entry of `db`.
     public func clear(_ db: Database) throws {
-        try LMDBError.check(mdb_drop(try open(), db.dbi, 0), "mdb_drop(\(db.name))")
+        var txn = WriteTransaction(handle: try open())
+        try txn.clear(db)
     }
 }
 

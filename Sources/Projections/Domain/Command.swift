@@ -152,19 +152,7 @@ extension Command {
             let program = try f.value("program", Program.self)
             let parent = try f.optionalString("parent")
             let status = try f.optionalValue("status", Status.self) ?? .active
-            guard let contactsValue = f.raw("contacts") else { throw InputError(field: "contacts", "is required (an array of {type, email}; may be empty)") }
-            guard case let .array(items) = contactsValue else { throw InputError(field: "contacts", "must be an array of {type, email}") }
-            let contacts = try items.enumerated().map { i, item -> (type: ContactType, email: String) in
-                var cf: Fields
-                do { cf = try Fields(item, what: "a contact") } catch { throw InputError(field: "contacts[\(i)]", "must be an object {type, email}") }
-                do {
-                    let c = (type: try cf.value("type", ContactType.self), email: try cf.string("email"))
-                    try cf.finish("a contact")
-                    return c
-                } catch let e as InputError {
-                    throw InputError(field: "contacts[\(i)].\(e.field)", e.message)
-                }
-            }
+            let contacts = try f.contacts()
             let available = try f.values("availableRoles", Role.self, required: false)?.canonical
             let auth = try f.optionalString("authorizationNumber")
             let reseller = try f.optionalString("resellerEmail")

@@ -147,10 +147,9 @@ extension DomainEvent {
         case let .profileCompleted(a, f, l): w.write(a); w.write(f); w.write(l)
         case let .agreementRecorded(r):
             w.write(r.licensingId); w.writeEnum(r.program); w.write(r.parent); w.writeEnum(r.status)
-            w.writeVarint(UInt64(r.contacts.count))
-            for c in r.contacts { w.writeEnum(c.type); w.write(c.email) }
+            w.writeContacts(r.contacts)
             w.writeRoles(r.availableRoles)
-            if let h = r.authorizationHash { w.write(UInt8(1)); w.writeBytes(h) } else { w.write(UInt8(0)) }
+            w.writeOptionalBytes(r.authorizationHash)
             w.write(r.keyId); w.write(r.resellerEmail)
         case let .resellerAutoGranted(e, l, roles): w.write(e); w.write(l); w.writeRoles(roles)
         case let .licensingIdStatusChanged(l, s): w.write(l); w.writeEnum(s)
@@ -188,11 +187,9 @@ extension DomainEvent {
             let program: Program = try r.readEnum()
             let parent = try r.readOptionalString()
             let status: Status = try r.readEnum()
-            let n = try r.readLength("contact count")
-            var contacts: [Contact] = []
-            for _ in 0 ..< n { contacts.append(Contact(type: try r.readEnum(), email: try r.readString())) }
+            let contacts = try r.readContacts()
             let available = try r.readRoles()
-            let hash: [UInt8]? = try r.readPresence() ? try r.readBytes() : nil
+            let hash = try r.readOptionalBytes()
             event = .agreementRecorded(.init(licensingId: lid, program: program, parent: parent, status: status, contacts: contacts,
                                              availableRoles: available, authorizationHash: hash, keyId: try r.readOptionalString(),
                                              resellerEmail: try r.readOptionalString()))
@@ -236,6 +233,15 @@ extension BinaryWriter {
         write(UInt8(E.allCases.firstIndex(of: value).map { E.allCases.distance(from: E.allCases.startIndex, to: $0) } ?? 0))
     }
 
+    mutating func writeContacts(_ contacts: [Contact]) {
+        writeVarint(UInt64(contacts.count))
+        for c in contacts { writeEnum(c.type); write(c.email) }
+    }
+
+    mutating func writeOptionalBytes(_ bytes: [UInt8]?) {
+        if let bytes { write(UInt8(1)); writeBytes(bytes) } else { write(UInt8(0)) }
+    }
+
     mutating func writeRoles(_ roles: [Role]) {
         var mask: UInt8 = 0
         for r in roles { mask |= 1 << UInt8(r.order) }
@@ -255,6 +261,17 @@ extension BinaryReader {
         let all = Array(E.allCases)
         guard index < all.count else { throw DecodingError("enum index \(index) out of range for \(E.self)", offset: offset - 1) }
         return all[index]
+    }
+
+    mutating func readContacts() throws -> [Contact] {
+        let n = try readLength("contact count")
+        var contacts: [Contact] = []
+        for _ in 0 ..< n { contacts.append(Contact(type: try readEnum(), email: try readString())) }
+        return contacts
+    }
+
+    mutating func readOptionalBytes() throws -> [UInt8]? {
+        try readPresence() ? try readBytes() : nil
     }
 
     mutating func readRoles() throws -> [Role] {

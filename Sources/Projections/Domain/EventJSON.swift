@@ -192,15 +192,7 @@ extension DomainEvent {
             let program = try f.value("program", Program.self)
             let parent = try f.optionalString("parent")
             let status = try f.optionalValue("status", Status.self) ?? .active
-            guard let contactsValue = f.raw("contacts"), case let .array(items) = contactsValue else {
-                throw InputError(field: "contacts", "is required (an array of {type, email})")
-            }
-            let contacts = try items.map { item -> Contact in
-                var cf = try Fields(item, what: "a contact")
-                let c = Contact(type: try cf.value("type", ContactType.self), email: try cf.string("email"))
-                try cf.finish("a contact")
-                return c
-            }
+            let contacts = try f.contacts().map { Contact(type: $0.type, email: $0.email) }
             let available = try roles("availableRoles")
             var hash: [UInt8]?
             if let h = try f.optionalString("authorizationHash") {

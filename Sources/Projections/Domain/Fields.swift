@@ -101,6 +101,24 @@ struct Fields {
         return try list.map { try Self.parse($0, E.self, field: name) }
     }
 
+    /// A required list of `{type, email}` contacts; errors name the element (`contacts[2].type`).
+    /// Emails are returned as given.
+    mutating func contacts(_ name: String = "contacts") throws -> [(type: ContactType, email: String)] {
+        guard let value = raw(name) else { throw InputError(field: name, "is required (an array of {type, email}; may be empty)") }
+        guard case let .array(items) = value else { throw InputError(field: name, "must be an array of {type, email}") }
+        return try items.enumerated().map { i, item in
+            var cf: Fields
+            do { cf = try Fields(item, what: "a contact") } catch { throw InputError(field: "\(name)[\(i)]", "must be an object {type, email}") }
+            do {
+                let c = (type: try cf.value("type", ContactType.self), email: try cf.string("email"))
+                try cf.finish("a contact")
+                return c
+            } catch let e as InputError {
+                throw InputError(field: "\(name)[\(i)].\(e.field)", e.message)
+            }
+        }
+    }
+
     /// Refuses any field not read so far.
     func finish(_ what: String) throws {
         for (key, _) in object where !used.contains(key) {

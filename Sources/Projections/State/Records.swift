@@ -60,10 +60,9 @@ public struct AgreementRecord: StateRecord, Sendable {
 
     func encode(to w: inout BinaryWriter) {
         w.writeEnum(program); w.write(parent); w.writeEnum(status)
-        w.writeVarint(UInt64(contacts.count))
-        for c in contacts { w.writeEnum(c.type); w.write(c.email) }
+        w.writeContacts(contacts)
         w.writeRoles(availableRoles)
-        if let h = authorizationHash { w.write(UInt8(1)); w.writeBytes(h) } else { w.write(UInt8(0)) }
+        w.writeOptionalBytes(authorizationHash)
         w.write(keyId)
         w.write(children)
     }
@@ -72,11 +71,9 @@ public struct AgreementRecord: StateRecord, Sendable {
         let program: Program = try r.readEnum()
         let parent = try r.readOptionalString()
         let status: Status = try r.readEnum()
-        let n = try r.readLength("contacts")
-        var contacts: [Contact] = []
-        for _ in 0 ..< n { contacts.append(Contact(type: try r.readEnum(), email: try r.readString())) }
+        let contacts = try r.readContacts()
         let available = try r.readRoles()
-        let hash: [UInt8]? = try r.readPresence() ? try r.readBytes() : nil
+        let hash = try r.readOptionalBytes()
         return AgreementRecord(program: program, parent: parent, status: status, contacts: contacts, availableRoles: available,
                                authorizationHash: hash, keyId: try r.readOptionalString(), children: try r.readStrings())
     }
