@@ -440,3 +440,39 @@ struct RequestsProjectionTests {
         #expect(try ledger.requests(status: .approved).first?.record.decidedBy == "pat")
     }
 }
+
+@Suite("Group commit")
+struct GroupCommitTests {
+    @Test("concurrent submits share transactions; every caller gets its own result; a refusal affects no one else")
+    func concurrentSubmits() async throws {
+        let dir = TempDir()
+        let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey))
+        let t = Timestamp(seconds: 1_800_000_000)
+        _ = try ledger.execute(TimedCommand(at: t, .recordAgreement(.init(licensingId: "E-1", program: .enterpriseEnrollment,
+                                                                           contacts: [(type: .primaryContact, email: "boss@t.com")]))))
+        let results = try await withThrowingTaskGroup(of: (Int, ExecutionResult).self) { group in
+            for i in 0 ..< 64 {
+                group.addTask {
+                    // every 8th command is refused (an invalid email)
+                    let email = i % 8 == 0 ? "not-an-email" : "u\(i)@t.com"
+                    return (i, try await ledger.submit(TimedCommand(at: t, .registerUser(account: "u\(i)", businessEmail: email))))
+                }
+            }
+            var out: [Int: ExecutionResult] = [:]
+            for try await (i, r) in group { out[i] = r }
+            return out
+        }
+        #expect(results.count == 64)
+        for (i, r) in results {
+            if i % 8 == 0 {
+                #expect(r.refusal?.code == .invalidEmail && r.seqs.isEmpty)
+            } else {
+                #expect(r.accepted && r.seqs.count == 1)
+            }
+        }
+        let seqs = results.values.flatMap(\.seqs)
+        #expect(Set(seqs).count == 56)
+        #expect(try ledger.log.head().seq == 57)
+        #expect(try ledger.verify().ok)
+    }
+}

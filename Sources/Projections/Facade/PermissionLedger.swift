@@ -118,6 +118,7 @@ public final class PermissionLedger: Sendable {
     private let tables: [ProjectionTable: Database]
     private let snapshotInterval: UInt64
     private let asOfCache = Mutex<AsOfCache?>(nil)
+    private let committer = Mutex<GroupCommitter?>(nil)
 
     /// Opens the ledger in `directory` (which must exist), creating its databases when new.
     /// Opening never replays history: the projections are stored.
@@ -184,6 +185,20 @@ public final class PermissionLedger: Sendable {
             logger.trace("command accepted", metadata: ["seqs": "\(seqs)", "types": "\(events.map(\.type))"])
         }
         return ExecutionResult(seqs: seqs, refusal: refusal, wasDuplicate: false)
+    }
+
+    /// Executes `command` from async code with **group commit**: concurrent callers' commands
+    /// are batched by the single writer into one transaction and one `fsync`; each caller
+    /// resumes when its command is durable (with the durable default). Results are those of
+    /// `execute`; a refused command in a batch does not affect the others.
+    public func submit(_ command: TimedCommand) async throws -> ExecutionResult {
+        let c = committer.withLock { c in
+            if let c { return c }
+            let made = GroupCommitter(ledger: self)
+            c = made
+            return made
+        }
+        return try await c.submit(command)
     }
 
     /// The id of the `index`-th event of a command with idempotency id `id`.
