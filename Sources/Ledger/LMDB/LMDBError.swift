@@ -42,6 +42,9 @@ public struct LMDBError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(operation): \(message) [\(name)]" }
 
+    /// The key is already stored (`MDB_KEYEXIST`).
+    public var isKeyExists: Bool { code == MDB_KEYEXIST }
+
     /// The map is full; the environment grows it and retries on its own.
     public var isMapFull: Bool { code == MDB_MAP_FULL }
 

@@ -9,6 +9,8 @@ public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
     case timeWentBackwards(at: Timestamp, previous: Timestamp)
     /// A stored record could not be decoded.
     case corrupt(seq: UInt64, reason: String)
+    /// An event id is already stored (use the idempotent `append` to skip known ids).
+    case duplicateID(UUID)
 
     /// A stable machine-readable code.
     public var code: String {
@@ -16,6 +18,7 @@ public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
         case .conflict: return "conflict"
         case .timeWentBackwards: return "timeWentBackwards"
         case .corrupt: return "corrupt"
+        case .duplicateID: return "duplicateID"
         }
     }
 
@@ -27,6 +30,8 @@ public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
             return "event time \(at) is earlier than the previous event's \(previous)"
         case let .corrupt(seq, reason):
             return "stored event \(seq) is undecodable: \(reason)"
+        case let .duplicateID(id):
+            return "event id \(id) is already stored"
         }
     }
 }
@@ -144,6 +149,32 @@ public final class EventLog: Sendable {
         }
         for i in seqs.indices where seqs[i] > UInt64.max - UInt64(events.count) {
             seqs[i] = seqs[Int(UInt64.max - seqs[i])]
+        }
+        return seqs
+    }
+
+    /// Appends `events` (all new ids, in a batch the caller controls) after `head`, which
+    /// the caller read in this transaction and keeps up to date: no head lookup, no id
+    /// check. Used by callers that already decided the events and checked idempotency.
+    public func append(_ events: [NewEvent], after head: inout Head, writer txn: TransactionWriter) throws -> [UInt64] {
+        var seqs: [UInt64] = []
+        seqs.reserveCapacity(events.count)
+        for e in events {
+            if let previous = head.at, e.at < previous {
+                throw LogError.timeWentBackwards(at: e.at, previous: previous)
+            }
+            let seq = head.seq + 1
+            var value = Envelope.canonicalBytes(seq: seq, id: e.id, kind: e.kind, at: e.at, payload: e.payload)
+            let hash = Envelope.chainHash(previous: head.hash, canonical: value)
+            value.append(contentsOf: hash)
+            try txn.put(eventsDB, key: BigEndianKey.bytes(seq), value: value, flags: .append)
+            do {
+                try ids.put(e.id, seq, writer: txn, flags: .noOverwrite)
+            } catch let error as LMDBError where error.isKeyExists {
+                throw LogError.duplicateID(e.id)
+            }
+            seqs.append(seq)
+            head = Head(seq: seq, hash: hash, at: e.at)
         }
         return seqs
     }

@@ -119,6 +119,7 @@ public final class PermissionLedger: Sendable {
     private let snapshotInterval: UInt64
     private let asOfCache = Mutex<AsOfCache?>(nil)
     private let committer = Mutex<GroupCommitter?>(nil)
+    private let ids = EventIDs()
 
     /// Opens the ledger in `directory` (which must exist), creating its databases when new.
     /// Opening never replays history: the projections are stored.
@@ -153,14 +154,16 @@ public final class PermissionLedger: Sendable {
         return try environment.write { txn in
             try txn.withWriter { writer in
                 let state = try DomainState(databases: tables, reader: writer)
-                let head = try log.head(reader: writer)
+                var head = try log.head(reader: writer)
                 guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
-                return try commands.map { try executeOne($0, state: state, writer: writer) }
+                let results = try commands.map { try executeOne($0, state: state, head: &head, writer: writer) }
+                try state.flushPosition()
+                return results
             }
         }
     }
 
-    private func executeOne(_ command: TimedCommand, state: DomainState, writer: TransactionWriter) throws -> ExecutionResult {
+    private func executeOne(_ command: TimedCommand, state: DomainState, head: inout Head, writer: TransactionWriter) throws -> ExecutionResult {
         if let id = command.id, let first = try log.seq(forID: Self.eventID(id, 0), reader: writer) {
             var seqs = [first]
             var i = 1
@@ -178,7 +181,7 @@ public final class PermissionLedger: Sendable {
             events = recorded
             refusal = error
         }
-        let seqs = try append(events, at: command.at, commandID: command.id, state: state, writer: writer)
+        let seqs = try append(events, at: command.at, commandID: command.id, state: state, head: &head, writer: writer)
         if let refusal {
             logger.debug("command refused", metadata: ["code": "\(refusal.code.rawValue)", "recorded": "\(seqs)"])
         } else {
@@ -211,12 +214,13 @@ public final class PermissionLedger: Sendable {
     }
 
     private func append(_ events: [DomainEvent], at: Timestamp, commandID: UUID?, state: DomainState,
-                        writer: TransactionWriter) throws -> [UInt64] {
+                        head: inout Head, writer: TransactionWriter) throws -> [UInt64] {
         if events.isEmpty { return [] }
         let new = events.enumerated().map { i, e in
-            NewEvent(id: commandID.map { Self.eventID($0, i) } ?? UUID(), kind: e.kind, at: at, payload: e.encodedPayload())
+            NewEvent(id: commandID.map { Self.eventID($0, i) } ?? ids.next(), kind: e.kind, at: at, payload: e.encodedPayload())
         }
-        let seqs = try log.append(new, expectedHead: state.lastSeq, writer: writer)
+        guard head.seq == state.lastSeq else { throw LogError.conflict(expected: state.lastSeq, actual: head.seq) }
+        let seqs = try log.append(new, after: &head, writer: writer)
         for (event, seq) in zip(events, seqs) { try evolver.evolve(state, event, seq: seq, at: at) }
         return seqs
     }
@@ -270,6 +274,7 @@ public final class PermissionLedger: Sendable {
                     appended(seq, true)
                     previous = e.event
                 }
+                try state.flushPosition()
                 return index
             }
         }
@@ -587,6 +592,27 @@ public final class PermissionLedger: Sendable {
             }
         }
         return LedgerVerifyReport(log: logReport, projectionProblem: problem)
+    }
+}
+
+/// Fresh event ids without a system call each: 128 bits from a generator seeded once from
+/// the system's randomness (ids must be unique, not secret).
+final class EventIDs: Sendable {
+    private let state: Mutex<SeededRandom>
+
+    init() {
+        var system = SystemRandomNumberGenerator()
+        state = Mutex(SeededRandom(seed: system.next()))
+    }
+
+    func next() -> UUID {
+        let (a, b) = state.withLock { rng in (rng.next(), rng.next()) }
+        var bytes = (a.bigEndian, b.bigEndian)
+        return withUnsafeMutableBytes(of: &bytes) { raw in
+            raw[6] = (raw[6] & 0x0F) | 0x40  // version 4
+            raw[8] = (raw[8] & 0x3F) | 0x80  // RFC 4122 variant
+            return UUID(uuid: raw.loadUnaligned(as: uuid_t.self))
+        }
     }
 }
 

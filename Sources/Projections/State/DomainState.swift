@@ -26,7 +26,8 @@ final class Table<V: StateRecord> {
     func get(_ key: String) throws -> V? {
         if let hit = cache[key] { return hit }
         guard let reader, let db else { return nil }
-        let value = try reader.withValue(db, key: Array(key.utf8)) { try V.decode(bytes: $0) }
+        var k = key
+        let value = try k.withUTF8 { utf8 in try reader.withValue(db, key: UnsafeRawBufferPointer(utf8)) { try V.decode(bytes: $0) } }
         cache[key] = .some(value)
         return value
     }
@@ -108,54 +109,54 @@ enum ProjectionTable: String, CaseIterable {
 /// transaction every change is written through, so the projections commit atomically
 /// with the events that changed them). Decide and evolve are the same code for both.
 public final class DomainState {
-    let accounts: Table<AccountRecord>
+    private let databases: [ProjectionTable: Database]
+    private let reader: TransactionReader?
+
+    /// A table: in memory, or over the transaction (created on first use, so a query that
+    /// touches two tables pays for two).
+    private func table<V: StateRecord>(_ t: ProjectionTable) -> Table<V> {
+        if let reader, let db = databases[t] { return Table(db: db, reader: reader) }
+        return Table(memory: ())
+    }
+
+    lazy var accounts: Table<AccountRecord> = table(.accounts)
     /// validated email → account
-    let emailOwners: Table<StringValue>
-    let agreements: Table<AgreementRecord>
+    lazy var emailOwners: Table<StringValue> = table(.emailOwners)
+    lazy var agreements: Table<AgreementRecord> = table(.agreements)
     /// "email\0lid" → direct sources
-    let cells: Table<CellRecord>
+    lazy var cells: Table<CellRecord> = table(.cells)
     /// email → Licensing IDs with a non-empty cell
-    let emailLids: Table<StringSet>
+    lazy var emailLids: Table<StringSet> = table(.emailLids)
     /// email → Licensing IDs where it is primary contact or notices correspondent
-    let legalContactLids: Table<StringSet>
+    lazy var legalContactLids: Table<StringSet> = table(.legalContactLids)
     /// lid → emails holding administrator directly
-    let lidAdmins: Table<StringSet>
+    lazy var lidAdmins: Table<StringSet> = table(.lidAdmins)
     /// "email\0lid" → seq of the opt-out
-    let optOuts: Table<SeqValue>
-    let requests: Table<RequestRecord>
-    let lockouts: Table<LockoutRecord>
-    let meta: Table<MetaRecord>
+    lazy var optOuts: Table<SeqValue> = table(.optOuts)
+    lazy var requests: Table<RequestRecord> = table(.requests)
+    lazy var lockouts: Table<LockoutRecord> = table(.lockouts)
+    lazy var meta: Table<MetaRecord> = table(.meta)
 
     /// The last event folded in (0 when none).
     public private(set) var lastSeq: UInt64 = 0
     /// The time of the last event folded in.
     public private(set) var lastAt: Timestamp?
+    /// Whether the position moved since it was last written (LMDB-backed states write it once
+    /// per transaction, in `flushPosition`).
+    private var positionDirty = false
 
     /// An empty in-memory state.
     public init() {
-        accounts = .init(memory: ()); emailOwners = .init(memory: ()); agreements = .init(memory: ()); cells = .init(memory: ())
-        emailLids = .init(memory: ()); legalContactLids = .init(memory: ()); lidAdmins = .init(memory: ()); optOuts = .init(memory: ())
-        requests = .init(memory: ()); lockouts = .init(memory: ()); meta = .init(memory: ())
+        databases = [:]
+        reader = nil
     }
 
     /// A view over an open transaction (read-only for a `TransactionReader`, written through
     /// for a `TransactionWriter`).
     init(databases: [ProjectionTable: Database], reader: TransactionReader) throws {
-        func db(_ t: ProjectionTable) throws -> Database {
-            guard let d = databases[t] else { throw StateError.missingTable(t.rawValue) }
-            return d
-        }
-        accounts = .init(db: try db(.accounts), reader: reader)
-        emailOwners = .init(db: try db(.emailOwners), reader: reader)
-        agreements = .init(db: try db(.agreements), reader: reader)
-        cells = .init(db: try db(.cells), reader: reader)
-        emailLids = .init(db: try db(.emailLids), reader: reader)
-        legalContactLids = .init(db: try db(.legalContactLids), reader: reader)
-        lidAdmins = .init(db: try db(.lidAdmins), reader: reader)
-        optOuts = .init(db: try db(.optOuts), reader: reader)
-        requests = .init(db: try db(.requests), reader: reader)
-        lockouts = .init(db: try db(.lockouts), reader: reader)
-        meta = .init(db: try db(.meta), reader: reader)
+        for t in ProjectionTable.allCases where databases[t] == nil { throw StateError.missingTable(t.rawValue) }
+        self.databases = databases
+        self.reader = reader
         if let m = try meta.get("checkpoint") {
             lastSeq = m.lastSeq
             lastAt = m.lastAt
@@ -231,7 +232,19 @@ public final class DomainState {
     func setPosition(seq: UInt64, at: Timestamp) throws {
         lastSeq = seq
         lastAt = at
-        try meta.set("checkpoint", MetaRecord(lastSeq: seq, lastAt: at))
+        if meta.isMemory {
+            try meta.set("checkpoint", MetaRecord(lastSeq: seq, lastAt: at))
+        } else {
+            positionDirty = true
+        }
+    }
+
+    /// Writes the position (the projections' checkpoint) if it moved: once per transaction,
+    /// before it commits.
+    func flushPosition() throws {
+        guard positionDirty else { return }
+        try meta.set("checkpoint", MetaRecord(lastSeq: lastSeq, lastAt: lastAt))
+        positionDirty = false
     }
 
     // MARK: Persistence of a memory state

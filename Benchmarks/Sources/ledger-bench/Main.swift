@@ -1,0 +1,300 @@
+import Foundation
+import GRDB
+import Ledger
+import Projections
+
+/// ledger-bench: one workload (the Fixtures generator's histories), three implementations of
+/// the same work, measured in one process, interleaved batch by batch.
+@main
+struct Main {
+    static func main() async {
+        do {
+            try await run()
+        } catch {
+            FileHandle.standardError.write(Data("ledger-bench: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    static func argument(_ name: String) -> String? {
+        let args = CommandLine.arguments
+        guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+        return args[i + 1]
+    }
+
+    static func run() async throws {
+        if let dir = argument("--rebuild-only") {
+            // child mode: rebuild a ledger so the parent can read this process's peak RSS
+            let ledger = try PermissionLedger(directory: dir)
+            try ledger.rebuild()
+            return
+        }
+        let n = Int(argument("--events") ?? "") ?? 200_000
+        let batch = Int(argument("--batch") ?? "") ?? 1_000
+        let seed = UInt64(argument("--seed") ?? "") ?? 7
+        let json = CommandLine.arguments.contains("--json")
+        let bench = try Bench(commands: n, batch: batch, seed: seed)
+        let results = try await bench.run()
+        print(json ? results.json : results.table)
+    }
+}
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+
+func log(_ text: String) {
+    FileHandle.standardError.write(Data("· \(text)\n".utf8))
+}
+
+final class Bench {
+    let commands: Int
+    let batch: Int
+    let seed: UInt64
+    let base = NSTemporaryDirectory() + "ledger-bench-" + UUID().uuidString
+    var figures: [(String, Double)] = []
+
+    init(commands: Int, batch: Int, seed: UInt64) throws {
+        self.commands = commands
+        self.batch = batch
+        self.seed = seed
+        for d in ["ours", "raw", "sqlite", "small"] {
+            try FileManager.default.createDirectory(atPath: base + "/" + d, withIntermediateDirectories: true)
+        }
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: base) }
+
+    func record(_ name: String, _ value: Double) { figures.append((name, value)) }
+
+    func run() async throws -> Results {
+        let key = try AuthorizationKey(bytes: Array("benchmark-authorization-key-32by".utf8))
+        var ours: PermissionLedger? = try PermissionLedger(directory: base + "/ours", options: .init(authorizationKey: key))
+        guard let ledger = ours else { throw StateError.readOnly }
+        let rawEnv = try Environment.open(path: base + "/raw")
+        let rawDB = try rawEnv.openDatabases(["events"])[0]
+        let sqlite = try SQLiteAlternative(path: base + "/sqlite/ledger.sqlite")
+        var generator = HistoryGenerator(seed: seed, organisations: max(50, commands / 150))
+        let oursEvents = try ledger.environment.openDatabases(["events"])[0]
+
+        // 1. Append, interleaved batch by batch: ours (decide + append + projections), raw LMDB
+        //    (the same bytes, MDB_APPEND), SQLite (JSON payloads + permission upserts).
+        log("append \(commands) commands in batches of \(batch)")
+        var tOurs = 0.0, tRaw = 0.0, tSQL = 0.0, events = 0
+        var accounts: [String] = [], lids: [String] = [], emails: [String] = []
+        var done = 0
+        while done < commands {
+            let chunk = generator.commands(min(batch, commands - done))
+            done += chunk.count
+            var results: [ExecutionResult] = []
+            tOurs += try seconds { results = try ledger.executeBatch(chunk) }
+            let seqs = results.flatMap(\.seqs).filter { _ in true }
+            guard let first = seqs.min(), let last = seqs.max() else { continue }
+            var stored: [(UInt64, [UInt8])] = []
+            try ledger.environment.read { txn in
+                for s in first ... last { if let v = try txn.get(oursEvents, key: BigEndianKey.bytes(s)) { stored.append((s, v)) } }
+            }
+            let decoded = try stored.map { try LedgerEvent(try $0.1.withUnsafeBytes { try Envelope.decode(stored: $0) }) }
+            for e in decoded {
+                switch e.event {
+                case let .userRegistered(a, email): accounts.append(a); emails.append(email)
+                case let .agreementRecorded(r): lids.append(r.licensingId)
+                default: break
+                }
+            }
+            events += stored.count
+            tRaw += try seconds {
+                try rawEnv.write { txn in
+                    for (s, v) in stored { try txn.put(rawDB, key: BigEndianKey.bytes(s), value: v, flags: .append) }
+                }
+            }
+            tSQL += try seconds { try sqlite.append(decoded) }
+        }
+        record("events", Double(events))
+        record("append_eps", Double(events) / tOurs)
+        record("raw_append_eps", Double(events) / tRaw)
+        record("sqlite_append_eps", Double(events) / tSQL)
+
+        // 2. Replay: rebuild vs raw cursor scan vs SQLite read + JSON decode + fold (best of 2).
+        log("replay")
+        var rebuild = 0.0, scan = 0.0, replay = 0.0
+        for _ in 0 ..< 2 {
+            let r = try ledger.rebuild()
+            rebuild = max(rebuild, r.eventsPerSecond)
+            var count = 0
+            var checksum: UInt8 = 0
+            let ts = try seconds {
+                try rawEnv.read { txn in
+                    try txn.scan(rawDB) { _, v in
+                        count += 1
+                        checksum ^= v[v.count - 1]
+                        return true
+                    }
+                }
+            }
+            scan = max(scan, Double(count) / ts)
+            var replayed = 0
+            let tr = try seconds { replayed = try sqlite.replay() }
+            replay = max(replay, Double(replayed) / tr)
+            if checksum == 255 && count < 0 { log("") }
+        }
+        record("rebuild_eps", rebuild)
+        record("raw_scan_eps", scan)
+        record("sqlite_replay_eps", replay)
+
+        // 3. Permission checks, interleaved.
+        log("checks")
+        var rng = SeededRandom(seed: seed)
+        var ourNs: [Double] = [], sqlNs: [Double] = []
+        let roles: [(Action, Role)] = [(.downloadSoftware, .download), (.viewLicensingInfo, .licensingInfo), (.manageUsers, .administrator), (.viewProductKeys, .productKeys)]
+        for _ in 0 ..< 20_000 {
+            guard let account = accounts.randomElement(using: &rng), let lid = lids.randomElement(using: &rng),
+                  let (action, role) = roles.randomElement(using: &rng) else { break }
+            let a = DispatchTime.now().uptimeNanoseconds
+            _ = try ledger.check(account: account, action: action, licensingId: lid)
+            let b = DispatchTime.now().uptimeNanoseconds
+            _ = try sqlite.check(account: account, licensingId: lid, role: role)
+            let c = DispatchTime.now().uptimeNanoseconds
+            ourNs.append(Double(b - a))
+            sqlNs.append(Double(c - b))
+        }
+        record("check_p50_ns", percentile(ourNs, 0.5))
+        record("check_p99_ns", percentile(ourNs, 0.99))
+        record("sqlite_check_p50_ns", percentile(sqlNs, 0.5))
+
+        // 4. Durable commits: one caller at a time vs 32 concurrent callers (group commit).
+        log("durable commits")
+        let m = max(640, min(4_000, commands / 50))
+        let at = try ledger.log.head().at ?? Timestamp(seconds: 0)
+        let serialCommands = generator.commands(m).map { TimedCommand(at: at, $0.command) }
+        let concurrentCommands = generator.commands(m).map { TimedCommand(at: at, $0.command) }
+        let tSerial = try seconds { for c in serialCommands { _ = try ledger.execute(c) } }
+        let start = DispatchTime.now().uptimeNanoseconds
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0 ..< 32 {
+                group.addTask {
+                    for i in stride(from: w, to: concurrentCommands.count, by: 32) { _ = try await ledger.submit(concurrentCommands[i]) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let tConcurrent = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        record("durable_serial_eps", Double(m) / tSerial)
+        record("durable_concurrent_eps", Double(m) / tConcurrent)
+
+        // 5. As-of questions at random points (snapshots are made on the way).
+        log("as-of")
+        let head = try ledger.log.head().seq
+        var asOfMs: [Double] = []
+        for _ in 0 ..< 20 {
+            let point = UInt64(1 + rng.below(Int(max(head, 2)) - 1))
+            let email = emails.randomElement(using: &rng) ?? ""
+            asOfMs.append(try seconds { _ = try ledger.permissions(email: email, asOf: .seq(point)) } * 1_000)
+        }
+        record("asof_p50_ms", percentile(asOfMs, 0.5))
+
+        // 6. Bytes per event.
+        try ledger.environment.sync()
+        let fm = FileManager.default
+        let oursBytes = (try? fm.attributesOfItem(atPath: base + "/ours/data.mdb")[.size] as? Int) ?? 0
+        let totalEvents = Double(try ledger.log.head().seq)
+        record("bytes_per_event", Double(oursBytes) / totalEvents)
+        record("sqlite_bytes_per_event", Double(try sqlite.bytesOnDisk()) / Double(events))
+
+        // 7. Opening: a 10k-event ledger vs the large one (no instance of either open).
+        log("open")
+        do {
+            let small = try PermissionLedger(directory: base + "/small", options: .init(authorizationKey: key, durability: .noSync))
+            var g = HistoryGenerator(seed: seed &+ 1, organisations: 60)
+            while try small.log.head().seq < 10_000 { _ = try small.executeBatch(g.commands(1_000)) }
+            try small.environment.sync()
+        }
+        ours = nil
+        func openMs(_ dir: String) throws -> Double {
+            var times: [Double] = []
+            for _ in 0 ..< 7 {
+                times.append(try seconds {
+                    let l = try PermissionLedger(directory: dir)
+                    _ = try l.log.head()
+                    _ = try l.check(account: "nobody", action: .viewLicensingInfo, licensingId: "X")
+                } * 1_000)
+            }
+            return percentile(times, 0.5)
+        }
+        record("open_ms_small", try openMs(base + "/small"))
+        record("open_ms_large", try openMs(base + "/ours"))
+
+        // 8. Peak memory of a rebuild, in a child process.
+        log("rebuild memory")
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        child.arguments = ["--rebuild-only", base + "/ours"]
+        try child.run()
+        child.waitUntilExit()
+        var usage = rusage()
+        getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+        record("rebuild_rss_mb", Double(usage.ru_maxrss) / 1024)
+        return Results(figures: figures, commands: commands, batch: batch)
+    }
+}
+
+struct Results {
+    let figures: [(String, Double)]
+    let commands: Int
+    let batch: Int
+
+    func value(_ name: String) -> Double { figures.first { $0.0 == name }?.1 ?? 0 }
+
+    /// (name, value, target, higher is better)
+    var ratios: [(String, Double, Double, Bool)] {
+        [
+            ("append_vs_sqlite", value("append_eps") / value("sqlite_append_eps"), 5, true),
+            ("append_vs_raw", value("append_eps") / value("raw_append_eps"), 0.25, true),
+            ("rebuild_vs_sqlite_replay", value("rebuild_eps") / value("sqlite_replay_eps"), 10, true),
+            ("rebuild_vs_raw_scan", value("rebuild_eps") / value("raw_scan_eps"), 0.05, true),
+            ("durable_concurrent_vs_serial", value("durable_concurrent_eps") / value("durable_serial_eps"), 10, true),
+            ("sqlite_check_vs_check", value("sqlite_check_p50_ns") / value("check_p50_ns"), 10, true),
+            ("open_large_vs_small", value("open_ms_large") / value("open_ms_small"), 2, false),
+            ("bytes_vs_sqlite_bytes", value("bytes_per_event") / value("sqlite_bytes_per_event"), 1, false),
+        ]
+    }
+
+    func passes(_ r: (String, Double, Double, Bool)) -> Bool { r.3 ? r.1 >= r.2 : r.1 <= r.2 }
+
+    var json: String {
+        var fields: [(key: String, value: JSONValue)] = [("commands", .int(Int64(commands))), ("batch", .int(Int64(batch)))]
+        for (name, v) in figures { fields.append((name, number(v))) }
+        for r in ratios {
+            fields.append((r.0, number(r.1)))
+            fields.append((r.0 + "_target", number(r.2)))
+            fields.append((r.0 + "_pass", .bool(passes(r))))
+        }
+        return JSONValue.object(fields).text
+    }
+
+    func number(_ v: Double) -> JSONValue {
+        v.isFinite ? .number(text: v >= 100 ? String(Int(v.rounded())) : String(format: "%.3f", v), int: nil) : .null
+    }
+
+    var table: String {
+        var out = "ledger-bench: \(commands) commands, batches of \(batch)\n\n"
+        let width = figures.map(\.0.count).max() ?? 10
+        for (name, v) in figures {
+            out += name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + (v >= 100 ? String(Int(v.rounded())) : String(format: "%.3f", v)) + "\n"
+        }
+        out += "\nratio                          value     target   result\n"
+        for r in ratios {
+            out += r.0.padding(toLength: 30, withPad: " ", startingAt: 0) + " "
+                + String(format: "%8.3f", r.1) + "   " + (r.3 ? "≥ " : "≤ ") + String(format: "%-6g", r.2) + " " + (passes(r) ? "pass" : "short") + "\n"
+        }
+        return out
+    }
+}
