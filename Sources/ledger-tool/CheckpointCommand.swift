@@ -59,3 +59,43 @@ struct CheckpointCommand: ParsableCommand {
         print(try Checkpoint.make(ledger.log, key: keyBytes).json.text)
     }
 }
+
+struct RotateKey: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-key",
+        abstract: "Start hashing new authorization numbers with a new HMAC key; keep the old one for old agreements.",
+        discussion: """
+        The current key file (authorization.key) is kept as authorization.key.KEYID and still used to
+        check Add Open License attempts on agreements recorded under it (each stored hash names its
+        key id); a new random key becomes current. Both files are owner-only.
+
+        Example: ledger-tool rotate-key ./ledger
+        """)
+
+    @OptionGroup var location: LedgerLocation
+
+    func run() throws {
+        let path = try location.validated()
+        let keyPath = path + "/" + LedgerLocation.keyFile
+        let fm = FileManager.default
+        guard let data = fm.contents(atPath: keyPath), let old = try? AuthorizationKey(bytes: Array(data)) else {
+            printError("error: \(keyPath) is missing or not a key; nothing was changed")
+            throw Failure(code: Exit.badInput)
+        }
+        let retired = keyPath + "." + old.keyId
+        let (new, bytes) = AuthorizationKey.generate()
+        let staging = keyPath + ".new"
+        guard fm.createFile(atPath: staging, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
+            printError("error: can't write \(staging); nothing was changed")
+            throw Failure(code: Exit.denied)
+        }
+        do {
+            if !fm.fileExists(atPath: retired) { try fm.copyItem(atPath: keyPath, toPath: retired) }
+            guard rename(staging, keyPath) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        } catch {
+            printError("error: rotating the key failed: \(error)")
+            throw Failure(code: Exit.denied)
+        }
+        print("new authorization key \(new.keyId); the previous key \(old.keyId) is kept as \(retired) to check agreements recorded under it")
+    }
+}

@@ -25,7 +25,7 @@ struct Export: ParsableCommand {
         }
         out.flush()
         progress.finish()
-        if to != nil { print("exported \(n) events to \(to ?? "")") }
+        if let to { print("exported \(n) events to \(to)") } else { printError("exported \(n) events") }
     }
 }
 

@@ -129,6 +129,11 @@ struct LedgerLocation: ParsableArguments {
                 throw Failure(code: Exit.badInput)
             }
             options.authorizationKey = try AuthorizationKey(bytes: Array(data))
+            // keys retired by `rotate-key`, kept as authorization.key.KEYID
+            let retired = (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { $0.hasPrefix(Self.keyFile + ".") } ?? []
+            options.previousAuthorizationKeys = retired.sorted().compactMap { name in
+                FileManager.default.contents(atPath: path + "/" + name).flatMap { try? AuthorizationKey(bytes: Array($0)) }
+            }
         }
         do {
             return try PermissionLedger(directory: path, options: options)

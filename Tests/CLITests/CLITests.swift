@@ -261,13 +261,39 @@ struct CLITests {
 
     @Test("--help of every command shows an example; --version")
     func help() throws {
-        for command in ["init", "exec", "append", "export", "events", "permissions", "check", "lockout", "admins", "explain", "verify", "rebuild", "stats", "checkpoint", "generate"] {
+        for command in ["init", "exec", "append", "export", "events", "permissions", "check", "lockout", "admins", "explain", "verify", "rebuild", "stats", "checkpoint", "rotate-key", "generate"] {
             let r = try Self.run([command, "--help"])
             #expect(r.status == 0)
             #expect(r.out.contains("Example: ledger-tool \(command)"), "\(command) --help has no example")
         }
         #expect(try Self.run(["--version"]).out == "0.1.0\n")
         #expect(try Self.run(["frobnicate"]).status == 2)
+    }
+
+    @Test("rotate-key: old agreements are still checked, new ones use the new key")
+    func rotateKey() throws {
+        let d = try ledger()
+        let setup = """
+        {"command":"registerUser","at":"2026-09-01T00:00:00Z","account":"u","businessEmail":"u@t.com"}
+        {"command":"validateEmail","at":"2026-09-01T00:00:00Z","account":"u"}
+        {"command":"completeProfile","at":"2026-09-01T00:00:00Z","account":"u","firstName":"U","lastName":"U"}
+        {"command":"recordAgreement","at":"2026-09-01T00:00:00Z","licensingId":"OL-1","program":"openLicense","contacts":[{"type":"primaryContact","email":"u@t.com"}],"authorizationNumber":"OLD-1"}
+        """
+        #expect(try Self.run(["exec", d.path], stdin: setup).status == 0)
+        let rotated = try Self.run(["rotate-key", d.path])
+        #expect(rotated.status == 0, "\(rotated.err)")
+        #expect(rotated.out.hasPrefix("new authorization key "))
+        let files = try FileManager.default.contentsOfDirectory(atPath: d.path).filter { $0.hasPrefix("authorization.key") }
+        #expect(files.count == 2)
+        let after = """
+        {"command":"recordAgreement","at":"2026-09-01T00:00:00Z","licensingId":"OL-2","program":"openLicense","contacts":[],"authorizationNumber":"NEW-2"}
+        {"command":"addOpenLicense","at":"2026-09-01T00:00:00Z","account":"u","licenseNumber":"OL-1","authorizationNumber":"OLD-1","acknowledged":true}
+        {"command":"addOpenLicense","at":"2026-09-01T00:00:00Z","account":"u","licenseNumber":"OL-2","authorizationNumber":"NEW-2","acknowledged":true}
+        """
+        let r = try Self.run(["exec", d.path], stdin: after)
+        #expect(r.out.split(separator: "\n").allSatisfy { $0.contains(#""ok":true"#) }, "\(r.out)")
+        let events = try Self.run(["events", d.path, "--type", "agreementRecorded", "--json"]).out
+        #expect(Set(events.components(separatedBy: #""keyId":""#).dropFirst().map { $0.prefix(16) }).count == 2)
     }
 
     @Test("generate is deterministic for a seed")

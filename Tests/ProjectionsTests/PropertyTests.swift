@@ -183,6 +183,33 @@ struct SecretTests {
         for number in numbers { #expect(!logged.contains(number), "\(number) found in the logs") }
     }
 
+    @Test("key rotation: new agreements use the new key, old ones are still checked with the retired key")
+    func rotation() throws {
+        let dir = TempDir()
+        let t = Timestamp(seconds: 1_800_000_000)
+        let oldKey = testKey, newKey = AuthorizationKey.generate().key
+        do {
+            let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: oldKey, durability: .noSync))
+            for c: Command in [.registerUser(account: "u", businessEmail: "u@t.com"), .validateEmail(account: "u"),
+                               .completeProfile(account: "u", firstName: "U", lastName: "U"),
+                               .recordAgreement(.init(licensingId: "OL-OLD", program: .openLicense, contacts: [(type: .primaryContact, email: "u@t.com")],
+                                                      authorizationNumber: "N-OLD"))] {
+                #expect(try ledger.execute(TimedCommand(at: t, c)).accepted)
+            }
+        }
+        let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: newKey, previousAuthorizationKeys: [oldKey], durability: .noSync))
+        #expect(try ledger.execute(TimedCommand(at: t, .recordAgreement(.init(licensingId: "OL-NEW", program: .openLicense,
+                                                                              contacts: [], authorizationNumber: "N-NEW")))).accepted)
+        let keyIds = try ledger.events().compactMap { e -> String? in
+            if case let .agreementRecorded(r) = e.event { return r.keyId } else { return nil }
+        }
+        #expect(keyIds == [oldKey.keyId, newKey.keyId])
+        #expect(try ledger.execute(TimedCommand(at: t, .addOpenLicense(account: "u", licenseNumber: "OL-OLD", authorizationNumber: "N-OLD", acknowledged: true))).accepted)
+        #expect(try ledger.execute(TimedCommand(at: t, .addOpenLicense(account: "u", licenseNumber: "OL-NEW", authorizationNumber: "N-NEW", acknowledged: true))).accepted)
+        let wrong = try ledger.execute(TimedCommand(at: t, .addOpenLicense(account: "u", licenseNumber: "OL-OLD", authorizationNumber: "N-NEW", acknowledged: true)))
+        #expect(wrong.refusal?.code == .invalidLicenseAuthorization)
+    }
+
     @Test("a ledger without the recording key refuses to judge attempts and records nothing")
     func otherKey() throws {
         let dir = TempDir()

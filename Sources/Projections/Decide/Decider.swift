@@ -14,14 +14,25 @@ public enum Decision: Sendable, Equatable {
 public struct Decider: Sendable {
     /// The configurable parts of the rules.
     public var policy: Policy
-    /// The key authorization numbers are hashed with; nil when this ledger has none
-    /// (recording Open Licenses and checking Add Open License then refuse).
+    /// The key new authorization numbers are hashed with; nil when this ledger has none
+    /// (recording Open Licenses then refuses).
     public var authorizationKey: AuthorizationKey?
+    /// Keys retired by a rotation, still used to check the numbers of agreements recorded
+    /// under them (found by the key id stored with each hash).
+    public var previousAuthorizationKeys: [AuthorizationKey]
 
     /// Creates a decider.
-    public init(policy: Policy = .default, authorizationKey: AuthorizationKey?) {
+    public init(policy: Policy = .default, authorizationKey: AuthorizationKey?, previousAuthorizationKeys: [AuthorizationKey] = []) {
         self.policy = policy
         self.authorizationKey = authorizationKey
+        self.previousAuthorizationKeys = previousAuthorizationKeys
+    }
+
+    /// The key with this id, current or previous.
+    func key(withId id: String?) -> AuthorizationKey? {
+        guard let id else { return nil }
+        if let key = authorizationKey, key.keyId == id { return key }
+        return previousAuthorizationKeys.first { $0.keyId == id }
     }
 
     /// Decides `command` against `state`. Throws only when the state can't be read.
@@ -317,7 +328,7 @@ public struct Decider: Sendable {
         let agreement = try state.agreement(number)
         var failure: AttemptFailure?
         if let agreement, agreement.program == .openLicense, let stored = agreement.authorizationHash {
-            guard let key = authorizationKey, key.keyId == agreement.keyId else {
+            guard let key = key(withId: agreement.keyId) else {
                 throw DomainError(.authorizationKeyUnavailable,
                                   "this ledger does not hold the authorization key \(agreement.keyId ?? "?") the license was recorded with")
             }

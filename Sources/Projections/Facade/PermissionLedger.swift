@@ -83,6 +83,9 @@ public final class PermissionLedger: Sendable {
         /// The key authorization numbers are hashed with (nil: Open Licenses can't be
         /// recorded or checked).
         public var authorizationKey: AuthorizationKey?
+        /// Keys retired by a rotation: still used to check Add Open License attempts on
+        /// agreements recorded under them (each stored hash names its key id).
+        public var previousAuthorizationKeys: [AuthorizationKey]
         /// Durable (fsync per commit, the default) or faster `noSync`.
         public var durability: Durability
         /// The LMDB map size to start with; it grows on its own.
@@ -94,12 +97,14 @@ public final class PermissionLedger: Sendable {
         public var snapshotInterval: UInt64
 
         /// Creates options with DOMAIN.md's policy, durable commits and a 64 MiB initial map.
-        public init(policy: Policy = .default, authorizationKey: AuthorizationKey? = nil, durability: Durability = .durable,
+        public init(policy: Policy = .default, authorizationKey: AuthorizationKey? = nil,
+                    previousAuthorizationKeys: [AuthorizationKey] = [], durability: Durability = .durable,
                     initialMapSize: Int = 64 << 20, logger: Logger = Logger(label: "permission-ledger"),
                     snapshotInterval: UInt64 = 50_000) {
             self.snapshotInterval = max(1_000, snapshotInterval)
             self.policy = policy
             self.authorizationKey = authorizationKey
+            self.previousAuthorizationKeys = previousAuthorizationKeys
             self.durability = durability
             self.initialMapSize = initialMapSize
             self.logger = logger
@@ -132,7 +137,8 @@ public final class PermissionLedger: Sendable {
         var tables: [ProjectionTable: Database] = [:]
         for (t, d) in zip(ProjectionTable.allCases, dbs) { tables[t] = d }
         self.tables = tables
-        decider = Decider(policy: options.policy, authorizationKey: options.authorizationKey)
+        decider = Decider(policy: options.policy, authorizationKey: options.authorizationKey,
+                          previousAuthorizationKeys: options.previousAuthorizationKeys)
         evolver = Evolver(policy: options.policy)
         logger = options.logger
         snapshotInterval = options.snapshotInterval
