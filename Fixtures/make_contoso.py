@@ -163,4 +163,68 @@ cmd("grantRoles", by="nora-msa", email=f"nell@{N}", licensingId="SP-NORTHWIND", 
 cmd("requestPermissions", requestId="req-nw-1", account="nate-msa", licensingId="OL-NORTHWIND-1", roles=["administrator"])
 cmd("approveRequest", by="ned-msa", requestId="req-nw-1")
 
+# --- Fabrikam: a Select Plus and Open Value customer with a busy IT team, late January ---
+F = "fabrikam.com"
+t = datetime(2026, 1, 20, 8, 0, 0)
+cmd("recordAgreement", licensingId="SA-FABRIKAM", program="selectAgreement",
+    contacts=[{"type": "primaryContact", "email": f"fiona@{F}"}, {"type": "noticesCorrespondent", "email": f"frank@{F}"}])
+cmd("recordAgreement", licensingId="SE-FABRIKAM-1", program="selectEnrollment", parent="SA-FABRIKAM",
+    contacts=[{"type": "softwareAssuranceManager", "email": f"sven@{F}"}])
+cmd("recordAgreement", licensingId="SE-FABRIKAM-2", program="selectEnrollment", parent="SA-FABRIKAM",
+    contacts=[{"type": "onlineServicesManager", "email": f"otto@{F}"}])
+cmd("recordAgreement", licensingId="SP-FABRIKAM", program="selectPlusCustomer",
+    contacts=[{"type": "primaryContact", "email": f"fiona@{F}"}])
+cmd("recordAgreement", licensingId="OV-FABRIKAM", program="openValue",
+    contacts=[{"type": "primaryContact", "email": f"fiona@{F}"}, {"type": "subscriptionsManager", "email": f"sasha@{F}"}])
+cmd("recordAgreement", licensingId="OL-FABRIKAM-1", program="openLicense",
+    contacts=[{"type": "primaryContact", "email": f"fiona@{F}"}], authorizationNumber="FB1-2020-LM",
+    resellerEmail="ruth@fabrikam-resellers.example")
+for name in ["fiona", "frank", "sven", "otto", "sasha"]:
+    user(f"{name}-msa", f"{name}@{F}")
+team = ["ada", "bo", "cy", "di", "ed", "flo", "gus", "hal", "ivy", "jo", "ken", "liv", "max", "ned2", "ola", "pia",
+        "rex", "sol", "tia", "vic", "wes", "xia", "yan", "zed"]
+for name in team:
+    user(f"{name}-msa", f"{name}@{F}")
+ids = ["SE-FABRIKAM-1", "SE-FABRIKAM-2", "SP-FABRIKAM", "OV-FABRIKAM"]
+for i, name in enumerate(team):
+    lid = ids[i % len(ids)]
+    roles = [["download"], ["licensingInfo", "productKeys"], ["download", "productKeys"], ["licensingInfo"]][i % 4]
+    cmd("grantRoles", by="fiona-msa", email=f"{name}@{F}", licensingId=lid, roles=roles, minutes=11)
+# SA benefits handed out for the Home Use Program rollout
+for name in ["ada", "cy", "ed"]:
+    cmd("grantRoles", by="fiona-msa", email=f"{name}@{F}", licensingId="SE-FABRIKAM-1", roles=["softwareAssuranceManager"],
+        saBenefits=["homeUseProgram", "eLearning"])
+cmd("grantRoles", by="fiona-msa", email=f"bo@{F}", licensingId="SA-FABRIKAM", roles=["administrator"])
+cmd("grantRoles", by="bo-msa", email=f"di@{F}", licensingId="SE-FABRIKAM-2", roles=["onlineServicesManager"])
+cmd("optOutAdminInheritance", account="bo-msa", parentId="SA-FABRIKAM", minutes=60 * 24)
+cmd("grantRoles", by="bo-msa", email=f"flo@{F}", licensingId="SE-FABRIKAM-2", roles=["download"])  # forbidden now
+cmd("optInAdminInheritance", account="bo-msa", parentId="SA-FABRIKAM")
+cmd("grantRoles", by="bo-msa", email=f"flo@{F}", licensingId="SE-FABRIKAM-2", roles=["download"])
+# requests, routed to fiona, frank (notices correspondent of the parent) and bo
+for i, name in enumerate(["gus", "hal", "ivy", "jo", "ken", "liv"]):
+    cmd("requestPermissions", requestId=f"fb-{i + 1:02d}", account=f"{name}-msa", licensingId="SE-FABRIKAM-1",
+        roles=["licensingInfo", "download"], comment="Windows rollout", minutes=45)
+for i in range(6):
+    if i % 3 == 2:
+        cmd("denyRequest", by="frank-msa", requestId=f"fb-{i + 1:02d}", reason="use the SP-FABRIKAM media instead", minutes=30)
+    else:
+        cmd("approveRequest", by="bo-msa" if i % 2 else "fiona-msa", requestId=f"fb-{i + 1:02d}", minutes=30)
+# revocations when people change teams
+for name in ["max", "ola", "rex"]:
+    lid = ids[team.index(name) % len(ids)]
+    roles = [["download"], ["licensingInfo", "productKeys"], ["download", "productKeys"], ["licensingInfo"]][team.index(name) % 4]
+    cmd("revokeRoles", by="fiona-msa", email=f"{name}@{F}", licensingId=lid, roles=roles[:1], minutes=60 * 6)
+# Ruth (the reseller) is denied here too, through Manage Users
+cmd("denyResellerAccess", by="fiona-msa", email="ruth@fabrikam-resellers.example", licensingId="OL-FABRIKAM-1", via="manageUsers")
+# Add Open License by colleagues who already have an Open License on their profile
+cmd("grantRoles", by="fiona-msa", email=f"tia@{F}", licensingId="OL-FABRIKAM-1", roles=["licensingInfo"])
+cmd("completeProfile", account="tia-msa", firstName="Tia", lastName="Tan")
+cmd("addOpenLicense", account="tia-msa", licenseNumber="OL-CONTOSO-1", authorizationNumber="CT1-0000-XX", acknowledged=True)
+cmd("addOpenLicense", account="tia-msa", licenseNumber="OL-FABRIKAM-1", authorizationNumber="FB1-2020-LM", acknowledged=True)
+# removals and a status change
+cmd("removeLicensingId", account="sol-msa", licensingId=ids[team.index("sol") % len(ids)], minutes=60 * 24)
+cmd("removeLicensingId", account="frank-msa", licensingId="SE-FABRIKAM-1")   # retainedByParentContact
+cmd("setLicensingIdStatus", licensingId="SE-FABRIKAM-2", status="inactive", minutes=60 * 24 * 2)
+cmd("setLicensingIdStatus", licensingId="SE-FABRIKAM-2", status="active", minutes=60 * 24)
+
 print("\n".join(out))

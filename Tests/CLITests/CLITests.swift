@@ -196,10 +196,10 @@ struct CLITests {
         #expect(try Self.run(["export", b.path]).out == export.out)
         let verify = try Self.run(["verify", b.path, "--json"])
         #expect(verify.status == 0)
-        #expect(verify.out.hasPrefix(#"{"ok":true,"events":149,"#))
+        #expect(verify.out.hasPrefix(#"{"ok":true,"events":269,"#))
         // a second import of the same export is a no-op (known ids)
         #expect(try Self.run(["append", b.path], stdin: export.out).status == 0)
-        #expect(try Self.run(["stats", b.path, "--json"]).out.hasPrefix(#"{"events":149,"#))
+        #expect(try Self.run(["stats", b.path, "--json"]).out.hasPrefix(#"{"events":269,"#))
         // an altered hash is refused whole
         let c = try ledger()
         let lines = export.out.split(separator: "\n").map(String.init)
