@@ -163,7 +163,7 @@ public final class PermissionLedger: Sendable {
                 var head = try log.head(reader: writer)
                 guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
                 let results = try commands.map { try executeOne($0, state: state, head: &head, writer: writer) }
-                try state.flushPosition()
+                try state.flush()
                 return results
             }
         }
@@ -280,7 +280,7 @@ public final class PermissionLedger: Sendable {
                     appended(seq, true)
                     previous = e.event
                 }
-                try state.flushPosition()
+                try state.flush()
                 return index
             }
         }

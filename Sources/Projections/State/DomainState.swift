@@ -6,6 +6,7 @@ import Ledger
 final class Table<V: StateRecord> {
     let db: Database?
     private var cache: [String: V?] = [:]
+    private var dirty = Set<String>()
     private let reader: TransactionReader?
     private let writer: TransactionWriter?
 
@@ -33,13 +34,10 @@ final class Table<V: StateRecord> {
     }
 
     func set(_ key: String, _ value: V?) throws {
-        if let writer, let db {
-            if let value {
-                try writer.put(db, key: Array(key.utf8), value: value.encoded)
-            } else {
-                try writer.delete(db, key: Array(key.utf8))
-            }
+        if writer != nil {
+            // written back in `flush`, once per key per transaction, in key order
             cache[key] = .some(value)
+            dirty.insert(key)
         } else if reader != nil {
             throw StateError.readOnly
         } else if let value {
@@ -47,6 +45,20 @@ final class Table<V: StateRecord> {
         } else {
             cache.removeValue(forKey: key)
         }
+    }
+
+    /// Writes every changed entry through the transaction, in key order (neighbouring keys
+    /// share pages, so fewer pages are dirtied).
+    func flush() throws {
+        guard let writer, let db, !dirty.isEmpty else { return }
+        for key in dirty.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+            if let value = cache[key] ?? nil {
+                try writer.put(db, key: Array(key.utf8), value: value.encoded)
+            } else {
+                try writer.delete(db, key: Array(key.utf8))
+            }
+        }
+        dirty.removeAll()
     }
 
     /// Every entry, sorted by key bytes (memory tables only).
@@ -119,30 +131,96 @@ public final class DomainState {
         return Table(memory: ())
     }
 
-    lazy var accounts: Table<AccountRecord> = table(.accounts)
+    private var _accounts: Table<AccountRecord>?
+    var accounts: Table<AccountRecord> {
+        if let t = _accounts { return t }
+        let t: Table<AccountRecord> = table(.accounts)
+        _accounts = t
+        return t
+    }
     /// validated email → account
-    lazy var emailOwners: Table<StringValue> = table(.emailOwners)
-    lazy var agreements: Table<AgreementRecord> = table(.agreements)
+    private var _emailOwners: Table<StringValue>?
+    var emailOwners: Table<StringValue> {
+        if let t = _emailOwners { return t }
+        let t: Table<StringValue> = table(.emailOwners)
+        _emailOwners = t
+        return t
+    }
+    private var _agreements: Table<AgreementRecord>?
+    var agreements: Table<AgreementRecord> {
+        if let t = _agreements { return t }
+        let t: Table<AgreementRecord> = table(.agreements)
+        _agreements = t
+        return t
+    }
     /// "email\0lid" → direct sources
-    lazy var cells: Table<CellRecord> = table(.cells)
+    private var _cells: Table<CellRecord>?
+    var cells: Table<CellRecord> {
+        if let t = _cells { return t }
+        let t: Table<CellRecord> = table(.cells)
+        _cells = t
+        return t
+    }
     /// email → Licensing IDs with a non-empty cell
-    lazy var emailLids: Table<StringSet> = table(.emailLids)
+    private var _emailLids: Table<StringSet>?
+    var emailLids: Table<StringSet> {
+        if let t = _emailLids { return t }
+        let t: Table<StringSet> = table(.emailLids)
+        _emailLids = t
+        return t
+    }
     /// email → Licensing IDs where it is primary contact or notices correspondent
-    lazy var legalContactLids: Table<StringSet> = table(.legalContactLids)
+    private var _legalContactLids: Table<StringSet>?
+    var legalContactLids: Table<StringSet> {
+        if let t = _legalContactLids { return t }
+        let t: Table<StringSet> = table(.legalContactLids)
+        _legalContactLids = t
+        return t
+    }
     /// lid → emails holding administrator directly
-    lazy var lidAdmins: Table<StringSet> = table(.lidAdmins)
+    private var _lidAdmins: Table<StringSet>?
+    var lidAdmins: Table<StringSet> {
+        if let t = _lidAdmins { return t }
+        let t: Table<StringSet> = table(.lidAdmins)
+        _lidAdmins = t
+        return t
+    }
     /// "email\0lid" → seq of the opt-out
-    lazy var optOuts: Table<SeqValue> = table(.optOuts)
-    lazy var requests: Table<RequestRecord> = table(.requests)
-    lazy var lockouts: Table<LockoutRecord> = table(.lockouts)
-    lazy var meta: Table<MetaRecord> = table(.meta)
+    private var _optOuts: Table<SeqValue>?
+    var optOuts: Table<SeqValue> {
+        if let t = _optOuts { return t }
+        let t: Table<SeqValue> = table(.optOuts)
+        _optOuts = t
+        return t
+    }
+    private var _requests: Table<RequestRecord>?
+    var requests: Table<RequestRecord> {
+        if let t = _requests { return t }
+        let t: Table<RequestRecord> = table(.requests)
+        _requests = t
+        return t
+    }
+    private var _lockouts: Table<LockoutRecord>?
+    var lockouts: Table<LockoutRecord> {
+        if let t = _lockouts { return t }
+        let t: Table<LockoutRecord> = table(.lockouts)
+        _lockouts = t
+        return t
+    }
+    private var _meta: Table<MetaRecord>?
+    var meta: Table<MetaRecord> {
+        if let t = _meta { return t }
+        let t: Table<MetaRecord> = table(.meta)
+        _meta = t
+        return t
+    }
 
     /// The last event folded in (0 when none).
     public private(set) var lastSeq: UInt64 = 0
     /// The time of the last event folded in.
     public private(set) var lastAt: Timestamp?
     /// Whether the position moved since it was last written (LMDB-backed states write it once
-    /// per transaction, in `flushPosition`).
+    /// per transaction, in `flush`).
     private var positionDirty = false
 
     /// An empty in-memory state.
@@ -239,12 +317,17 @@ public final class DomainState {
         }
     }
 
-    /// Writes the position (the projections' checkpoint) if it moved: once per transaction,
-    /// before it commits.
-    func flushPosition() throws {
-        guard positionDirty else { return }
-        try meta.set("checkpoint", MetaRecord(lastSeq: lastSeq, lastAt: lastAt))
-        positionDirty = false
+    /// Writes every change (and the position, the projections' checkpoint) through the
+    /// transaction: once per key per transaction, before it commits. Only tables that were
+    /// opened can have changes.
+    func flush() throws {
+        if positionDirty {
+            try meta.set("checkpoint", MetaRecord(lastSeq: lastSeq, lastAt: lastAt))
+            positionDirty = false
+        }
+        try _accounts?.flush(); try _emailOwners?.flush(); try _agreements?.flush(); try _cells?.flush()
+        try _emailLids?.flush(); try _legalContactLids?.flush(); try _lidAdmins?.flush(); try _optOuts?.flush()
+        try _requests?.flush(); try _lockouts?.flush(); try _meta?.flush()
     }
 
     // MARK: Persistence of a memory state
