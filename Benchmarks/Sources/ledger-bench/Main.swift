@@ -42,6 +42,39 @@ struct Main {
             print(percentile(times, 0.5))
             return
         }
+        if let count = argument("--profile-commands").flatMap(Int.init) {
+            // where the time goes: each command type timed on its own (noSync, batches of 1000)
+            let dir = NSTemporaryDirectory() + "ledger-bench-profile-" + UUID().uuidString
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let key = try AuthorizationKey(bytes: Array("benchmark-authorization-key-32by".utf8))
+            let ledger = try PermissionLedger(directory: dir, options: .init(authorizationKey: key, durability: .noSync))
+            var g = HistoryGenerator(seed: 7, organisations: max(50, count / 150))
+            var total: [String: (Double, Int)] = [:]
+            let memory = DomainState()
+            let decider = Decider(authorizationKey: key)
+            var decideTotal: [String: Double] = [:]
+            for _ in 0 ..< count / 1_000 {
+                let chunk = g.commands(1_000)
+                for c in chunk {
+                    let name = (c.json["command"]).flatMap { if case let .string(s) = $0 { return s } else { return nil } } ?? "?"
+                    let t = try seconds { _ = try ledger.executeBatch([c]) }
+                    total[name, default: (0, 0)].0 += t
+                    total[name, default: (0, 0)].1 += 1
+                    var decision: Decision?
+                    decideTotal[name, default: 0] += try seconds { decision = try decider.decide(c, state: memory) }
+                    if case let .accepted(events)? = decision {
+                        for e in events { try Evolver().evolve(memory, e, seq: memory.lastSeq + 1, at: c.at) }
+                    } else if case let .refused(_, recorded)? = decision {
+                        for e in recorded { try Evolver().evolve(memory, e, seq: memory.lastSeq + 1, at: c.at) }
+                    }
+                }
+            }
+            for (name, (t, n)) in total.sorted(by: { $0.value.0 > $1.value.0 }) {
+                print(name.padding(toLength: 26, withPad: " ", startingAt: 0), n, String(format: "%8.1f µs each on disk (one per txn)   %6.2f µs decide in memory", t / Double(n) * 1e6, (decideTotal[name] ?? 0) / Double(n) * 1e6))
+            }
+            return
+        }
         let n = Int(argument("--events") ?? "") ?? 200_000
         let batch = Int(argument("--batch") ?? "") ?? 1_000
         let seed = UInt64(argument("--seed") ?? "") ?? 7
