@@ -106,3 +106,33 @@ struct CodecTests {
         }
     }
 }
+
+@Suite("Normalisation")
+struct NormalizationTests {
+    @Test("the ASCII fast path of email and account normalisation agrees with the general one")
+    func fastPathAgrees() {
+        var rng = SeededRandom(seed: 99)
+        let alphabet = Array("aZ09.-_@+ \t\n\r\u{0B}\u{0C}!#..@@x-.com".utf8) + Array("ab.example".utf8)
+        var valid = 0
+        for i in 0 ..< 60_000 {
+            var bytes: [UInt8] = []
+            if i % 3 == 0 {
+                bytes = Array(" User\(i % 97).Name@Sub-\(i % 13).Example.COM ".utf8)
+                if i % 2 == 0 { bytes[rng.below(bytes.count)] = alphabet[rng.below(alphabet.count)] }
+            } else {
+                for _ in 0 ..< rng.below(24) { bytes.append(alphabet[rng.below(alphabet.count)]) }
+            }
+            let raw = String(decoding: bytes, as: UTF8.self)
+            let fast = Normalize.email(raw), slow = Normalize.unicodeEmail(raw)
+            #expect(fast == slow, "email \(raw.debugDescription): \(String(describing: fast)) vs \(String(describing: slow))")
+            let account = Normalize.account(raw)
+            let general = raw.trimmingWhitespace().lowercased()
+            #expect(account == ((1 ... 254).contains(general.count) ? general : nil), "account \(raw.debugDescription)")
+            if fast != nil { valid += 1 }
+        }
+        #expect(valid > 1_000)
+        #expect(Normalize.email(" Zoë@t.com") == nil)
+        #expect(Normalize.email("\u{00A0}a@t.com\u{2003}") == "a@t.com")
+        #expect(Normalize.account(" ÀB ") == "àb")
+    }
+}

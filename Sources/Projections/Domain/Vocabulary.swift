@@ -95,13 +95,62 @@ public enum AttemptFailure: String, Sendable, Hashable, Codable, CaseIterable {
 public enum Normalize {
     /// Trims and lowercases an account id; nil unless 1–254 characters remain.
     public static func account(_ raw: String) -> String? {
+        if let ascii = asciiTrimmedLowercased(raw) {
+            return (1 ... 254).contains(ascii.count) ? String(decoding: ascii, as: UTF8.self) : nil
+        }
         let s = raw.trimmingWhitespace().lowercased()
         return (1 ... 254).contains(s.count) ? s : nil
+    }
+
+    /// For an all-ASCII string: its bytes without leading and trailing whitespace, lowercased
+    /// (the same as `trimmingWhitespace().lowercased()` for ASCII, without String work).
+    static func asciiTrimmedLowercased(_ raw: String) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(raw.utf8.count)
+        for b in raw.utf8 {
+            if b >= 0x80 { return nil }
+            bytes.append(b >= 65 && b <= 90 ? b + 32 : b)
+        }
+        func space(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0D) }
+        var start = 0, end = bytes.count
+        while start < end && space(bytes[start]) { start += 1 }
+        while end > start && space(bytes[end - 1]) { end -= 1 }
+        if start > 0 || end < bytes.count { bytes = Array(bytes[start ..< end]) }
+        return bytes
+    }
+
+    /// The email check on ASCII bytes (trimmed and lowercased): nil unless valid.
+    static func asciiEmail(_ b: [UInt8]) -> String? {
+        guard !b.isEmpty, b.count <= 254, let at = b.firstIndex(of: 64), b.lastIndex(of: 64) == at else { return nil }
+        let local = b[..<at], domain = b[(at + 1)...]
+        func letterOrDigit(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 48 && c <= 57) }
+        let localExtra = Set("!#$%&'*+/=?^_`{|}~.-".utf8)
+        guard !local.isEmpty, local.count <= 64, local.allSatisfy({ letterOrDigit($0) || localExtra.contains($0) }),
+              local.first != 46, local.last != 46 else { return nil }
+        var previousDot = false
+        for c in local {
+            if c == 46 && previousDot { return nil }
+            previousDot = c == 46
+        }
+        let labels = domain.split(separator: 46, omittingEmptySubsequences: false)
+        guard labels.count >= 2 else { return nil }
+        for label in labels {
+            guard !label.isEmpty, label.count <= 63, label.allSatisfy({ letterOrDigit($0) || $0 == 45 }),
+                  label.first != 45, label.last != 45 else { return nil }
+        }
+        guard let tld = labels.last, tld.count >= 2, tld.allSatisfy({ $0 >= 97 && $0 <= 122 }) else { return nil }
+        return String(decoding: b, as: UTF8.self)
     }
 
     /// Trims and lowercases a business email; nil unless it has the `local@domain.tld`
     /// shape and at most 254 characters.
     public static func email(_ raw: String) -> String? {
+        if let ascii = asciiTrimmedLowercased(raw) { return asciiEmail(ascii) }
+        return unicodeEmail(raw)
+    }
+
+    /// The general path of `email` (any Unicode input; only ASCII addresses pass).
+    static func unicodeEmail(_ raw: String) -> String? {
         let s = raw.trimmingWhitespace().lowercased()
         guard s.utf8.count <= 254, !s.isEmpty else { return nil }
         let parts = s.split(separator: "@", omittingEmptySubsequences: false)
