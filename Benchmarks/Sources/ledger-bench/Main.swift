@@ -70,6 +70,16 @@ struct Main {
                     }
                 }
             }
+            // the parts of a permission check
+            let samples = 20_000
+            let empty = try seconds { for _ in 0 ..< samples { try ledger.withState { _ in () } } }
+            let account = try seconds { for _ in 0 ..< samples { _ = try ledger.withState { try $0.account("u0-org1") } } }
+            let agreement = try seconds { for _ in 0 ..< samples { _ = try ledger.withState { try $0.agreement("EN-1-0") } } }
+            let report = try seconds { for _ in 0 ..< samples { _ = try ledger.withState { try $0.roleReport("u0-org1@org1.example", "EN-1-0") } } }
+            let check = try seconds { for _ in 0 ..< samples { _ = try ledger.check(account: "u0-org1", action: .downloadSoftware, licensingId: "EN-1-0") } }
+            for (name, t) in [("read transaction + state", empty), ("  + account", account), ("  + agreement", agreement), ("  + role report", report), ("check", check)] {
+                print(name.padding(toLength: 26, withPad: " ", startingAt: 0), String(format: "%6.2f µs", t / Double(samples) * 1e6))
+            }
             for (name, (t, n)) in total.sorted(by: { $0.value.0 > $1.value.0 }) {
                 print(name.padding(toLength: 26, withPad: " ", startingAt: 0), n, String(format: "%8.1f µs each on disk (one per txn)   %6.2f µs decide in memory", t / Double(n) * 1e6, (decideTotal[name] ?? 0) / Double(n) * 1e6))
             }
