@@ -133,20 +133,8 @@ public final class EventLog: Sendable {
         if let expectedHead, expectedHead != head.seq {
             throw LogError.conflict(expected: expectedHead, actual: head.seq)
         }
-        for i in fresh {
-            let e = events[i]
-            if let previous = head.at, e.at < previous {
-                throw LogError.timeWentBackwards(at: e.at, previous: previous)
-            }
-            let seq = head.seq + 1
-            var value = Envelope.canonicalBytes(seq: seq, id: e.id, kind: e.kind, at: e.at, payload: e.payload)
-            let hash = Envelope.chainHash(previous: head.hash, canonical: value)
-            value.append(contentsOf: hash)
-            try txn.put(eventsDB, key: BigEndianKey.bytes(seq), value: value, flags: .append)
-            try ids.put(e.id, seq, writer: txn, flags: .noOverwrite)
-            seqs[i] = seq
-            head = Head(seq: seq, hash: hash, at: e.at)
-        }
+        let appended = try append(fresh.map { events[$0] }, after: &head, writer: txn)
+        for (i, seq) in zip(fresh, appended) { seqs[i] = seq }
         for i in seqs.indices where seqs[i] > UInt64.max - UInt64(events.count) {
             seqs[i] = seqs[Int(UInt64.max - seqs[i])]
         }
