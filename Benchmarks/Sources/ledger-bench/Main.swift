@@ -152,7 +152,7 @@ final class Bench {
             done += chunk.count
             var results: [ExecutionResult] = []
             tOurs += try seconds { results = try ledger.executeBatch(chunk) }
-            let seqs = results.flatMap(\.seqs).filter { _ in true }
+            let seqs = results.flatMap(\.seqs)
             guard let first = seqs.min(), let last = seqs.max() else { continue }
             var stored: [(UInt64, [UInt8])] = []
             try ledger.environment.read { txn in
@@ -200,7 +200,7 @@ final class Bench {
             var replayed = 0
             let tr = try seconds { replayed = try sqlite.replay() }
             replay = max(replay, Double(replayed) / tr)
-            if checksum == 255 && count < 0 { log("") }
+            withExtendedLifetime(checksum) {}
         }
         record("rebuild_eps", rebuild)
         record("raw_scan_eps", scan)

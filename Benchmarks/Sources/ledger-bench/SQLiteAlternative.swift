@@ -88,7 +88,8 @@ final class SQLiteAlternative {
                 }
             }
         }
-        return n + (permissions.isEmpty && accounts.isEmpty ? 0 : 0)
+        withExtendedLifetime((permissions, accounts)) {}
+        return n
     }
 
     /// A permission check: the account's validated email, then its roles on the ID.
