@@ -241,7 +241,10 @@ struct Verify: ParsableCommand {
         abstract: "Check the hash chain, seq continuity and that stored projections equal a fresh replay.",
         discussion: """
         With --against, also prove the history up to a kept checkpoint is unchanged (catches a
-        truncated tail or a rewrite); a signed checkpoint needs --key. Exit 1 when anything is wrong.
+        truncated tail or a rewrite); a signed checkpoint needs --key. With --postgres URL,
+        compare a replica with its PostgreSQL shared log event by event (seq, id, hash) as
+        well (runs ledger-replica from the optional SharedLog package; --name picks the
+        shared ledger). Exit 1 when anything is wrong.
 
         Example: ledger-tool verify ./ledger --against checkpoint.json --key auditor.key
         """)
@@ -250,8 +253,18 @@ struct Verify: ParsableCommand {
     @Option(help: "A checkpoint file from `ledger-tool checkpoint`.") var against: String?
     @Option(help: "The key the checkpoint was signed with.") var key: String?
     @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Compare this replica with the shared log at postgres://USER@HOST[:PORT]/DATABASE.") var postgres: String?
+    @Option(help: "With --postgres: the ledger's name in PostgreSQL. Default: ledger.") var name: String?
 
     func run() throws {
+        if let postgres {
+            if against != nil || json {
+                printError("error: --postgres can't be combined with --against or --json")
+                throw Failure(code: Exit.badInput)
+            }
+            _ = try location.validated()
+            try SharedLogPart.run(["verify", location.db, "--postgres", postgres] + (name.map { ["--name", $0] } ?? []))
+        }
         var checkpoint: Checkpoint?
         if let against {
             guard let data = FileManager.default.contents(atPath: against) else {

@@ -320,4 +320,24 @@ struct CLITests {
         let lockout = try Self.run(["lockout", d.path, "--account", "joe-msa", "--at", "2026-08-05T00:00:00Z", "--json"])
         #expect(lockout.out == #"{"account":"joe-msa","locked":false,"recentFailures":0,"at":"2026-08-05T00:00:00Z"}"# + "\n")
     }
+
+    @Test("follow and verify --postgres explain how to get the optional shared-log part when it is missing")
+    func sharedLogPartMissing() throws {
+        setenv("LEDGER_REPLICA", "/nonexistent/ledger-replica", 1)
+        defer { unsetenv("LEDGER_REPLICA") }
+        let d = Dir()
+        #expect(try Self.run(["init", d.path]).status == 0)
+        let follow = try Self.run(["follow", d.path + "/replica", "--postgres", "postgres://ledger@127.0.0.1/ledger", "--once"])
+        #expect(follow.status == 2)
+        #expect(follow.err.contains("sharedLogNotBuilt"))
+        #expect(follow.err.contains("swift build --package-path SharedLog"))
+        let verify = try Self.run(["verify", d.path, "--postgres", "postgres://ledger@127.0.0.1/ledger"])
+        #expect(verify.status == 2)
+        #expect(verify.err.contains("sharedLogNotBuilt"))
+        let both = try Self.run(["verify", d.path, "--postgres", "postgres://x@y/z", "--json"])
+        #expect(both.status == 2)
+        #expect(both.err.contains("--postgres can't be combined"))
+        let missingURL = try Self.run(["follow", d.path])
+        #expect(missingURL.status == 2)
+    }
 }

@@ -39,6 +39,21 @@ public struct StoredEvent: Sendable, Equatable {
     public var payload: [UInt8]
     /// SHA-256 over the previous event's hash and this event's canonical bytes.
     public var hash: [UInt8]
+
+    /// Creates a stored event from its fields (e.g. one read from a shared log).
+    public init(seq: UInt64, id: UUID, kind: UInt16, at: Timestamp, payload: [UInt8], hash: [UInt8]) {
+        self.seq = seq
+        self.id = id
+        self.kind = kind
+        self.at = at
+        self.payload = payload
+        self.hash = hash
+    }
+
+    /// The stored value: the canonical bytes followed by the hash.
+    public var storedBytes: [UInt8] {
+        Envelope.canonicalBytes(seq: seq, id: id, kind: kind, at: at, payload: payload) + hash
+    }
 }
 
 /// The canonical bytes of an event, which the hash chain covers and which are stored.

@@ -47,6 +47,13 @@ public struct Head: Sendable, Equatable {
 
     /// The head of an empty log.
     public static let empty = Head(seq: 0, hash: Envelope.genesisHash, at: nil)
+
+    /// Creates a head.
+    public init(seq: UInt64, hash: [UInt8], at: Timestamp?) {
+        self.seq = seq
+        self.hash = hash
+        self.at = at
+    }
 }
 
 /// What `verify` found.

@@ -120,11 +120,11 @@ public final class PermissionLedger: Sendable {
     /// The fold.
     public let evolver: Evolver
     let logger: Logger
-    private let tables: [ProjectionTable: Database]
+    let tables: [ProjectionTable: Database]
     private let snapshotInterval: UInt64
     private let asOfCache = Mutex<AsOfCache?>(nil)
     private let committer = Mutex<GroupCommitter?>(nil)
-    private let ids = EventIDs()
+    let ids = EventIDs()
 
     /// Opens the ledger in `directory` (which must exist), creating its databases when new.
     /// Opening never replays history: the projections are stored.

@@ -1,0 +1,157 @@
+import Foundation
+import Ledger
+
+/// A command decided against the local state, with the events it would append already
+/// sequenced and chained after the local head — ready to be appended to a **shared log**
+/// (see the `SharedLog` package), which accepts them only if its head is still `base`.
+public struct PreparedCommand: Sendable, Equatable {
+    /// The local head the command was decided at: the shared log must still end there.
+    public var base: Head
+    /// What `execute` would return (the seqs the events will get, a refusal, a duplicate).
+    public var result: ExecutionResult
+    /// The events to append, with `seq` and `hash` chained from `base`. Empty for a
+    /// duplicate and for a refusal that records nothing.
+    public var events: [StoredEvent]
+}
+
+/// Why replicated events could not be applied to a local replica.
+public enum ReplicationError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The replica holds a different event at `seq` than the shared log: they diverged
+    /// (the replica was written outside the shared log, or one of them was altered).
+    case diverged(seq: UInt64, local: [UInt8], shared: [UInt8])
+    /// An event arrived out of order: the replica expected `expected`.
+    case gap(expected: UInt64, got: UInt64)
+    /// The event's hash is not what its bytes and the previous hash give.
+    case badHash(seq: UInt64)
+    /// The event does not apply to the state before it.
+    case invalid(seq: UInt64, code: String, message: String)
+
+    /// A stable code.
+    public var code: String {
+        switch self {
+        case .diverged: return "replicaDiverged"
+        case .gap: return "replicationGap"
+        case .badHash: return "hashMismatch"
+        case .invalid: return "invalidReplicatedEvent"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .diverged(seq, local, shared):
+            return "\(code): at seq \(seq) the replica has hash \(Hex.encode(local)) but the shared log has \(Hex.encode(shared))"
+        case let .gap(expected, got): return "\(code): expected seq \(expected), got \(got)"
+        case let .badHash(seq): return "\(code): the hash of seq \(seq) does not match its bytes and the previous hash"
+        case let .invalid(seq, code, message): return "\(self.code): seq \(seq) does not apply (\(code)): \(message)"
+        }
+    }
+}
+
+extension PermissionLedger {
+    /// Decides `command` against the current local state **without appending**: returns the
+    /// events it would append, sequenced and hashed after the local head. A command whose
+    /// idempotency id is already in the log comes back as a duplicate with its seqs.
+    ///
+    /// Used by a shared-log host: it appends `events` to the shared log expecting
+    /// `base.seq`, then applies them locally with `applyReplicated(_:)`.
+    public func prepare(_ command: TimedCommand) throws -> PreparedCommand {
+        try environment.read { txn in
+            try txn.withReader { reader in
+                let state = try DomainState(databases: tables, reader: reader)
+                let head = try log.head(reader: reader)
+                guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
+                if let id = command.id, let first = try log.seq(forID: Self.eventID(id, 0), reader: reader) {
+                    var seqs = [first]
+                    var i = 1
+                    while let next = try log.seq(forID: Self.eventID(id, i), reader: reader) {
+                        seqs.append(next)
+                        i += 1
+                    }
+                    return PreparedCommand(base: head, result: ExecutionResult(seqs: seqs, refusal: nil, wasDuplicate: true), events: [])
+                }
+                let events: [DomainEvent]
+                var refusal: DomainError?
+                switch try decider.decide(command, state: state) {
+                case let .accepted(e): events = e
+                case let .refused(error, recorded):
+                    events = recorded
+                    refusal = error
+                }
+                if !events.isEmpty, let previous = head.at, command.at < previous {
+                    throw LogError.timeWentBackwards(at: command.at, previous: previous)
+                }
+                var chained: [StoredEvent] = []
+                var last = head
+                for (i, e) in events.enumerated() {
+                    let seq = last.seq + 1
+                    let id = command.id.map { Self.eventID($0, i) } ?? ids.next()
+                    let payload = e.encodedPayload()
+                    let canonical = Envelope.canonicalBytes(seq: seq, id: id, kind: e.kind, at: command.at, payload: payload)
+                    let hash = Envelope.chainHash(previous: last.hash, canonical: canonical)
+                    chained.append(StoredEvent(seq: seq, id: id, kind: e.kind, at: command.at, payload: payload, hash: hash))
+                    last = Head(seq: seq, hash: hash, at: command.at)
+                }
+                return PreparedCommand(base: head, result: ExecutionResult(seqs: chained.map(\.seq), refusal: refusal, wasDuplicate: false),
+                                       events: chained)
+            }
+        }
+    }
+
+    /// Applies events taken from a shared log, in one write transaction with the projections:
+    /// each must come in seq order right after the local head, carry the hash its bytes and
+    /// the previous hash give, and apply to the state before it (as an import is checked).
+    /// Events at or below the local head are skipped when they equal the replica's (every
+    /// field) and refused as `ReplicationError.diverged` when they do not. All or nothing.
+    /// Returns the local head afterwards.
+    @discardableResult
+    public func applyReplicated(_ events: [StoredEvent]) throws -> Head {
+        let validator = ImportValidator(decider: decider)
+        return try environment.write { txn in
+            try txn.withWriter { writer in
+                var head = try log.head(reader: writer)
+                /// An event the replica has must be the very same (every field, not only the hash).
+                func checkKnown(_ e: StoredEvent) throws {
+                    let local = try log.event(e.seq, reader: writer)
+                    if local != e { throw ReplicationError.diverged(seq: e.seq, local: local?.hash ?? [], shared: e.hash) }
+                }
+                if events.allSatisfy({ $0.seq <= head.seq }) {
+                    for e in events { try checkKnown(e) }
+                    return head
+                }
+                let state = try DomainState(databases: tables, reader: writer)
+                guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
+                var previous: DomainEvent?
+                if head.seq > 0, let last = try log.event(head.seq, reader: writer) {
+                    previous = try DomainEvent.decode(kind: last.kind, payload: last.payload)
+                }
+                for e in events {
+                    if e.seq <= head.seq {
+                        try checkKnown(e)
+                        continue
+                    }
+                    guard e.seq == head.seq + 1 else { throw ReplicationError.gap(expected: head.seq + 1, got: e.seq) }
+                    let canonical = Envelope.canonicalBytes(seq: e.seq, id: e.id, kind: e.kind, at: e.at, payload: e.payload)
+                    guard Envelope.chainHash(previous: head.hash, canonical: canonical) == e.hash else { throw ReplicationError.badHash(seq: e.seq) }
+                    let event: DomainEvent
+                    do {
+                        event = try DomainEvent.decode(kind: e.kind, payload: e.payload)
+                    } catch {
+                        throw ReplicationError.invalid(seq: e.seq, code: "invalidPayload", message: "\(error)")
+                    }
+                    if let refusal = try validator.check(event, at: e.at, state: state, previous: previous) {
+                        throw ReplicationError.invalid(seq: e.seq, code: refusal.code.rawValue, message: refusal.message)
+                    }
+                    do {
+                        _ = try log.append([NewEvent(id: e.id, kind: e.kind, at: e.at, payload: e.payload)], after: &head, writer: writer)
+                    } catch let error as LogError {
+                        throw ReplicationError.invalid(seq: e.seq, code: error.code, message: error.description)
+                    }
+                    try evolver.evolve(state, event, seq: e.seq, at: e.at)
+                    previous = event
+                }
+                try state.flush()
+                return head
+            }
+        }
+    }
+}
