@@ -1,0 +1,209 @@
+import Foundation
+import Ledger
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The shared log in PostgreSQL: the events of one ledger in two tables named after it.
+///
+/// ```sql
+/// CREATE TABLE NAME_events (seq bigint PRIMARY KEY, id uuid NOT NULL UNIQUE,
+///                           record bytea NOT NULL, hash bytea NOT NULL);
+/// CREATE TABLE NAME_head (singleton boolean PRIMARY KEY, seq bigint NOT NULL, hash bytea NOT NULL);
+/// ```
+///
+/// `record` is exactly the value the LMDB log stores (the canonical bytes of DOMAIN.md §5's
+/// envelope followed by the chain hash), so the chain is the same on every host. An append
+/// is one transaction that moves the head row from the expected (seq, hash) to the new one
+/// — `UPDATE … WHERE seq = expected AND hash = expected` — and inserts the events; the row
+/// lock serialises appenders, and the primary key on seq and the unique id back it up. It
+/// then notifies channel `NAME_appended` with the new head seq.
+public struct SharedLogStore: Sendable {
+    /// The ledger's name in PostgreSQL (table prefix and channel).
+    public let name: String
+    let connection: SerialConnection
+    let logger: Logger
+
+    /// What an append did.
+    public enum AppendOutcome: Sendable, Equatable {
+        /// Appended: the shared head is now the last event.
+        case appended
+        /// The shared head was no longer `expected`: it is `actual`.
+        case conflict(actual: UInt64)
+    }
+
+    /// A store for ledger `name` (1–40 characters of a–z, 0–9 and _, starting with a letter).
+    public init(location: PostgresLocation, name: String = "ledger", logger: Logger = Logger(label: "shared-log")) throws {
+        guard Self.isValidName(name) else { throw SharedLogError.invalidName(name) }
+        self.name = name
+        self.logger = logger
+        connection = SerialConnection(location: location, logger: logger)
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard (1...40).contains(bytes.count), let first = bytes.first, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else { return false }
+        return bytes.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "_") }
+    }
+
+    var events: String { name + "_events" }
+    var headTable: String { name + "_head" }
+    /// The NOTIFY channel.
+    public var channel: String { name + "_appended" }
+
+    /// Creates the tables when missing (safe to run from several hosts at once).
+    public func ensureSchema() async throws {
+        try await connection.run { c in
+            _ = try await c.rows("BEGIN", logger: logger)
+            do {
+                _ = try await c.rows("SELECT pg_advisory_xact_lock(hashtext(\(name)))", logger: logger)
+                _ = try await c.rows("""
+                    CREATE TABLE IF NOT EXISTS \(unescaped: events) (
+                      seq bigint PRIMARY KEY CHECK (seq > 0),
+                      id uuid NOT NULL UNIQUE,
+                      record bytea NOT NULL,
+                      hash bytea NOT NULL CHECK (length(hash) = 32))
+                    """, logger: logger)
+                _ = try await c.rows("""
+                    CREATE TABLE IF NOT EXISTS \(unescaped: headTable) (
+                      singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                      seq bigint NOT NULL,
+                      hash bytea NOT NULL)
+                    """, logger: logger)
+                let genesis = ByteBuffer(bytes: Envelope.genesisHash)
+                _ = try await c.rows("INSERT INTO \(unescaped: headTable) (singleton, seq, hash) VALUES (true, 0, \(genesis)) ON CONFLICT DO NOTHING", logger: logger)
+                _ = try await c.rows("COMMIT", logger: logger)
+            } catch {
+                if !c.isClosed, SerialConnection.isServerError(error) { _ = try? await c.rows("ROLLBACK", logger: logger) }
+                throw error
+            }
+        }
+    }
+
+    /// The shared head: last seq (0 when empty) and its hash.
+    public func head() async throws -> (seq: UInt64, hash: [UInt8]) {
+        try await connection.run { c in
+            for row in try await c.rows("SELECT seq, hash FROM \(unescaped: headTable)", logger: logger) {
+                let (seq, hash) = try row.decode((Int64, ByteBuffer).self)
+                return (UInt64(seq), Array(hash.readableBytesView))
+            }
+            throw SharedLogError.server("the head row of \(headTable) is missing (was the schema created?)")
+        }
+    }
+
+    /// Appends `events` (sequenced and chained after `base`) if the shared head is still
+    /// `base`; otherwise appends nothing and reports the actual head. A `base` whose seq
+    /// matches but whose hash does not means the replica diverged: `SharedLogError.diverged`.
+    public func append(_ newEvents: [StoredEvent], after base: Head) async throws -> AppendOutcome {
+        guard let last = newEvents.last else { return .appended }
+        return try await connection.run { c in
+            _ = try await c.rows("BEGIN", logger: logger)
+            do {
+                // appends share this lock; a writer that keeps losing the race takes it
+                // exclusively (`lockAppends`) and so gets its turn
+                _ = try await c.rows("SELECT pg_advisory_xact_lock_shared(\(appendLockKey))", logger: logger)
+                let updated = try await c.rows("""
+                    UPDATE \(unescaped: headTable) SET seq = \(Int64(last.seq)), hash = \(ByteBuffer(bytes: last.hash))
+                    WHERE seq = \(Int64(base.seq)) AND hash = \(ByteBuffer(bytes: base.hash)) RETURNING seq
+                    """, logger: logger)
+                guard !updated.isEmpty else {
+                    var actual: (UInt64, [UInt8]) = (0, [])
+                    for row in try await c.rows("SELECT seq, hash FROM \(unescaped: headTable)", logger: logger) {
+                        let (seq, hash) = try row.decode((Int64, ByteBuffer).self)
+                        actual = (UInt64(seq), Array(hash.readableBytesView))
+                    }
+                    _ = try await c.rows("ROLLBACK", logger: logger)
+                    if actual.0 == base.seq {
+                        throw SharedLogError.diverged(seq: base.seq, problem: "the replica's head hash \(hex(base.hash)) is not the shared log's \(hex(actual.1))")
+                    }
+                    return .conflict(actual: actual.0)
+                }
+                for e in newEvents {
+                    _ = try await c.rows("""
+                        INSERT INTO \(unescaped: events) (seq, id, record, hash)
+                        VALUES (\(Int64(e.seq)), \(e.id), \(ByteBuffer(bytes: e.storedBytes)), \(ByteBuffer(bytes: e.hash)))
+                        """, logger: logger)
+                }
+                _ = try await c.rows("SELECT pg_notify(\(channel), \(String(last.seq)))", logger: logger)
+                _ = try await c.rows("COMMIT", logger: logger)
+                return .appended
+            } catch let error as SharedLogError {
+                throw error
+            } catch {
+                // after a statement error the session lives on: end the transaction (a broken
+                // connection is dropped by the caller, which ends it on the server)
+                if !c.isClosed, SerialConnection.isServerError(error) { _ = try? await c.rows("ROLLBACK", logger: logger) }
+                throw error
+            }
+        }
+    }
+
+    var appendLockKey: Int64 {
+        // FNV-1a of the name: a stable 64-bit advisory-lock key
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in (name + "_append").utf8 { h = (h ^ UInt64(b)) &* 0x0100_0000_01b3 }
+        return Int64(bitPattern: h)
+    }
+
+    /// Takes the append lock exclusively on this store's connection (a session lock): until
+    /// `unlockAppends()`, or the connection ends, no other host's append can commit, so the
+    /// holder's next append after a catch-up cannot meet a conflict. Waiters are served in
+    /// order, so a host that keeps losing the optimistic race is never starved.
+    public func lockAppends() async throws {
+        try await connection.run { c in
+            _ = try await c.rows("SELECT pg_advisory_lock(\(appendLockKey))", logger: logger, timeout: .seconds(60))
+        }
+    }
+
+    /// Releases `lockAppends()`.
+    public func unlockAppends() async throws {
+        try await connection.run { c in
+            _ = try await c.rows("SELECT pg_advisory_unlock(\(appendLockKey))", logger: logger)
+        }
+    }
+
+    /// Up to `limit` events after `seq`, in order, each checked to be well formed.
+    public func events(after seq: UInt64, limit: Int = 1_000) async throws -> [StoredEvent] {
+        try await connection.run { c in
+            let rows = try await c.rows("""
+                SELECT seq, record FROM \(unescaped: events) WHERE seq > \(Int64(seq)) ORDER BY seq LIMIT \(Int64(limit))
+                """, logger: logger)
+            var out: [StoredEvent] = []
+            out.reserveCapacity(rows.count)
+            for row in rows {
+                let (rowSeq, record) = try row.decode((Int64, ByteBuffer).self)
+                let event: StoredEvent
+                do {
+                    event = try record.readableBytesView.withContiguousStorageIfAvailable { try Envelope.decode(stored: UnsafeRawBufferPointer($0)) }
+                        ?? Array(record.readableBytesView).withUnsafeBytes { try Envelope.decode(stored: $0) }
+                } catch {
+                    throw SharedLogError.corruptRow(seq: rowSeq, problem: "\(error)")
+                }
+                guard event.seq == UInt64(rowSeq) else {
+                    throw SharedLogError.corruptRow(seq: rowSeq, problem: "its record says seq \(event.seq)")
+                }
+                out.append(event)
+            }
+            return out
+        }
+    }
+
+    /// The seq of the event with `id`, if the shared log has it.
+    public func seq(forID id: UUID) async throws -> UInt64? {
+        try await connection.run { c in
+            for row in try await c.rows("SELECT seq FROM \(unescaped: events) WHERE id = \(id)", logger: logger) {
+                return UInt64(try row.decode(Int64.self))
+            }
+            return nil
+        }
+    }
+
+    /// Closes the connection.
+    public func close() async {
+        await connection.close()
+    }
+}
+
+func hex(_ bytes: [UInt8]) -> String {
+    bytes.map { String(format: "%02x", $0) }.joined()
+}
