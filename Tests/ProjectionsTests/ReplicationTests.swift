@@ -99,4 +99,29 @@ struct ReplicationTests {
         #expect(prepared.result.seqs == first.seqs)
         #expect(prepared.events.isEmpty)
     }
+
+    @Test("prepareBatch decides each command on the state the ones before leave, writes nothing, and matches executeBatch")
+    func prepareBatch() throws {
+        let a = TempDir(), b = TempDir()
+        let origin = try open(a), replica = try open(b)
+        var commands = history(600)
+        commands.append(commands[5])  // a repeated id in the same batch: a duplicate
+        for start in stride(from: 0, to: commands.count, by: 50) {
+            let chunk = Array(commands[start ..< min(start + 50, commands.count)])
+            let before = try replica.log.head()
+            let prepared = try replica.prepareBatch(chunk)
+            #expect(try replica.log.head() == before)  // nothing written
+            #expect(prepared.base == before)
+            try replica.applyReplicated(prepared.events)
+            let executed = try origin.executeBatch(chunk)
+            #expect(executed.map(\.seqs) == prepared.results.map(\.seqs))
+            #expect(executed.map(\.wasDuplicate) == prepared.results.map(\.wasDuplicate))
+            #expect(executed.map { $0.refusal?.code } == prepared.results.map { $0.refusal?.code })
+        }
+        let same = try origin.log.events() == replica.log.events()
+        #expect(same, "the replica's log differs from the origin's")
+        #expect(try replica.verify().ok)
+        let inBatch = try replica.prepareBatch([commands[7], commands[7]])
+        #expect(inBatch.results[0].wasDuplicate && inBatch.results[1].wasDuplicate)
+    }
 }

@@ -126,21 +126,33 @@ public final class SharedLedger: Sendable {
     ///   command id resolves it exactly once); `.tooManyConflicts` when other hosts won the
     ///   race `maxConflictRetries` times in a row.
     public func execute(_ command: TimedCommand) async throws -> ExecutionResult {
-        try await writer.withLock {
+        let results = try await executeBatch([command])
+        guard let result = results.first else { throw SharedLogError.server("no result for the command") }
+        return result
+    }
+
+    /// Executes `commands` in order through the shared log with **one** append (one
+    /// PostgreSQL transaction and commit flush for all of them): each is decided on the
+    /// state the ones before it leave, a refused command does not affect the others, and a
+    /// conflict decides the whole batch again. Returns one result per command, as
+    /// `PermissionLedger.executeBatch` does.
+    public func executeBatch(_ commands: [TimedCommand]) async throws -> [ExecutionResult] {
+        if commands.isEmpty { return [] }
+        return try await writer.withLock {
             var conflicts = 0
             while true {
                 let exclusive = conflicts >= options.escalateAfterConflicts
                 if exclusive { try await store.lockAppends() }
                 let outcome: Attempt
                 do {
-                    outcome = try await attempt(command)
+                    outcome = try await attempt(commands)
                 } catch {
                     if exclusive { try? await store.unlockAppends() }
                     throw error
                 }
                 if exclusive { try? await store.unlockAppends() }
                 switch outcome {
-                case let .done(result): return result
+                case let .done(results): return results
                 case .conflict:
                     conflicts += 1
                     if conflicts > options.maxConflictRetries { throw SharedLogError.tooManyConflicts(attempts: conflicts) }
@@ -150,23 +162,33 @@ public final class SharedLedger: Sendable {
     }
 
     private enum Attempt: Sendable {
-        case done(ExecutionResult)
+        case done([ExecutionResult])
         case conflict
     }
 
     /// One try: catch up, decide at the local head, append there.
-    private func attempt(_ command: TimedCommand) async throws -> Attempt {
+    private func attempt(_ commands: [TimedCommand]) async throws -> Attempt {
         let head = try await catchUp()
-        var command = command
-        if options.clampTimeToHead, let at = head.at, command.at < at { command.at = at }
-        let prepared: PreparedCommand
+        var commands = commands
+        if options.clampTimeToHead, var floor = head.at {
+            for i in commands.indices {
+                if commands[i].at < floor { commands[i].at = floor }
+                floor = commands[i].at
+            }
+        }
+        let prepared: PreparedBatch
         do {
-            prepared = try local.prepare(command)
+            if commands.count == 1 {
+                let one = try local.prepare(commands[0])
+                prepared = PreparedBatch(base: one.base, results: [one.result], events: one.events)
+            } else {
+                prepared = try local.prepareBatch(commands)
+            }
         } catch LogError.timeWentBackwards where options.clampTimeToHead {
             // the follower applied a later event between the catch-up and the decision
             return .conflict
         }
-        if prepared.events.isEmpty { return .done(prepared.result) }
+        if prepared.events.isEmpty { return .done(prepared.results) }
         let outcome: SharedLogStore.AppendOutcome
         do {
             outcome = try await store.append(prepared.events, after: prepared.base)
@@ -175,7 +197,7 @@ public final class SharedLedger: Sendable {
             if let first = prepared.events.first, let seq = try? await store.seq(forID: first.id) {
                 options.logger.info("append outcome recovered after a broken connection", metadata: ["seq": "\(seq)"])
                 try await catchUp()
-                return .done(prepared.result)
+                return .done(prepared.results)
             }
             throw SharedLogError.unavailable(why)
         }
@@ -186,7 +208,7 @@ public final class SharedLedger: Sendable {
             } catch let error as ReplicationError {
                 throw SharedLogError.diverged(seq: prepared.base.seq + 1, problem: error.description)
             }
-            return .done(prepared.result)
+            return .done(prepared.results)
         case let .conflict(actual):
             options.logger.debug("shared head moved", metadata: ["expected": "\(prepared.base.seq)", "actual": "\(actual)"])
             return .conflict

@@ -118,11 +118,22 @@ public struct SharedLogStore: Sendable {
                     }
                     return .conflict(actual: actual.0)
                 }
-                for e in newEvents {
-                    _ = try await c.rows("""
-                        INSERT INTO \(unescaped: events) (seq, id, record, hash)
-                        VALUES (\(Int64(e.seq)), \(e.id), \(ByteBuffer(bytes: e.storedBytes)), \(ByteBuffer(bytes: e.hash)))
-                        """, logger: logger)
+                // one multi-row INSERT per 1,000 events (4 parameters each)
+                var start = 0
+                while start < newEvents.count {
+                    let chunk = newEvents[start ..< min(start + 1_000, newEvents.count)]
+                    var binds = PostgresBindings()
+                    var values: [String] = []
+                    for (k, e) in chunk.enumerated() {
+                        binds.append(Int64(e.seq))
+                        binds.append(e.id)
+                        binds.append(ByteBuffer(bytes: e.storedBytes))
+                        binds.append(ByteBuffer(bytes: e.hash))
+                        values.append("($\(4 * k + 1), $\(4 * k + 2), $\(4 * k + 3), $\(4 * k + 4))")
+                    }
+                    _ = try await c.rows(PostgresQuery(unsafeSQL: "INSERT INTO \(events) (seq, id, record, hash) VALUES " + values.joined(separator: ", "),
+                                                       binds: binds), logger: logger)
+                    start += chunk.count
                 }
                 _ = try await c.rows("SELECT pg_notify(\(channel), \(String(last.seq)))", logger: logger)
                 _ = try await c.rows("COMMIT", logger: logger)

@@ -157,8 +157,10 @@ struct Follow: AsyncParsableCommand {
                 await shared.close()
                 return
             }
+            let last = LastHead(head.seq)
             try await shared.follow { head in
-                FileHandle.standardError.write(Data("head \(head.seq)\n".utf8))
+                // one line per change of head, not one per poll
+                if last.exchange(head.seq) != head.seq { emit("head \(head.seq)") }
             }
         } catch let error as SharedLogError {
             printError("error: \(error)")
@@ -220,6 +222,12 @@ struct Exec: AsyncParsableCommand {
     @OptionGroup var options: ReplicaOptions
     @Argument(help: "The commands file (default: standard input).")
     var file: String?
+    @Option(help: "Append this many commands at once (one PostgreSQL transaction); each is still decided on its own. Default 1.")
+    var batch: Int = 1
+
+    func validate() throws {
+        if batch < 1 || batch > 10_000 { throw ValidationError("--batch must be between 1 and 10000") }
+    }
 
     func run() async throws {
         let data: Data
@@ -245,9 +253,12 @@ struct Exec: AsyncParsableCommand {
         let shared = try options.open(needsKey: true)
         do {
             try await shared.start()
-            for (number, command) in commands {
-                let result = try await shared.execute(command)
-                emit(resultLine(number, result))
+            var next = 0
+            while next < commands.count {
+                let group = Array(commands[next ..< min(next + batch, commands.count)])
+                next += group.count
+                let results = try await shared.executeBatch(group.map(\.1))
+                for ((number, _), result) in zip(group, results) { emit(resultLine(number, result)) }
             }
         } catch let error as SharedLogError {
             printError("error: \(error)")
@@ -271,4 +282,18 @@ func resultLine(_ number: Int, _ result: ExecutionResult) -> String {
 
 func hexString(_ bytes: [UInt8]) -> String {
     bytes.map { String(format: "%02x", $0) }.joined()
+}
+
+/// The last head `follow` printed.
+final class LastHead: @unchecked Sendable {
+    private let lock = NSLock()
+    private var seq: UInt64
+    init(_ seq: UInt64) { self.seq = seq }
+    func exchange(_ new: UInt64) -> UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        let old = seq
+        seq = new
+        return old
+    }
 }

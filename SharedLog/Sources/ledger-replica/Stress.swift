@@ -17,6 +17,8 @@ struct Stress: AsyncParsableCommand {
         ({"i":…,"ok":…,"seq":[…]}) and a summary line; retries while PostgreSQL is down,
         up to --deadline seconds.
 
+        With --batch N, N commands go in one append (SharedLedger.executeBatch).
+
         Example: ledger-replica stress ./host0 --postgres postgres://ledger@localhost/ledger --host 0 --hosts 3 --commands 3000
         """)
     @OptionGroup var options: ReplicaOptions
@@ -32,12 +34,15 @@ struct Stress: AsyncParsableCommand {
     var organisations: Int = 50
     @Option(help: "Give up after this many seconds of PostgreSQL being unreachable.")
     var deadline: Int = 120
+    @Option(help: "Commands per append (SharedLedger.executeBatch). Default 1.")
+    var batch: Int = 1
 
     func validate() throws {
         if hosts < 1 || hosts > 64 { throw ValidationError("--hosts must be between 1 and 64") }
         if host < 0 || host >= hosts { throw ValidationError("--host must be between 0 and --hosts - 1") }
         if commands < 0 || commands > 10_000_000 { throw ValidationError("--commands must be between 0 and 10000000") }
         if organisations < 1 { throw ValidationError("--organisations must be at least 1") }
+        if batch < 1 || batch > 10_000 { throw ValidationError("--batch must be between 1 and 10000") }
     }
 
     func run() async throws {
@@ -48,18 +53,26 @@ struct Stress: AsyncParsableCommand {
         var executed = 0, accepted = 0, retries = 0
         do {
             _ = try await retrying(&retries) { try await shared.start() }
-            for i in stride(from: host, to: all.count, by: hosts) {
-                var command = all[i]
-                command.id = HostWorkload.commandID(seed: seed, index: i)
-                let c = command
-                let result = try await retrying(&retries) { try await shared.execute(c) }
-                executed += 1
-                if result.accepted { accepted += 1 }
-                var fields: [(key: String, value: JSONValue)] = [("i", .int(Int64(i))), ("ok", .bool(result.accepted))]
-                if let refusal = result.refusal { fields.append(("error", .string(refusal.code.rawValue))) }
-                fields.append(("seq", .array(result.seqs.map { .uint($0) })))
-                if result.wasDuplicate { fields.append(("duplicate", .bool(true))) }
-                emit(JSONValue.object(fields).text)
+            let mine = Array(stride(from: host, to: all.count, by: hosts))
+            var next = 0
+            while next < mine.count {
+                let indices = Array(mine[next ..< min(next + batch, mine.count)])
+                next += indices.count
+                let group = indices.map { i in
+                    var command = all[i]
+                    command.id = HostWorkload.commandID(seed: seed, index: i)
+                    return command
+                }
+                let results = try await retrying(&retries) { try await shared.executeBatch(group) }
+                for (i, result) in zip(indices, results) {
+                    executed += 1
+                    if result.accepted { accepted += 1 }
+                    var fields: [(key: String, value: JSONValue)] = [("i", .int(Int64(i))), ("ok", .bool(result.accepted))]
+                    if let refusal = result.refusal { fields.append(("error", .string(refusal.code.rawValue))) }
+                    fields.append(("seq", .array(result.seqs.map { .uint($0) })))
+                    if result.wasDuplicate { fields.append(("duplicate", .bool(true))) }
+                    emit(JSONValue.object(fields).text)
+                }
             }
         } catch {
             printError("error: \(error)")

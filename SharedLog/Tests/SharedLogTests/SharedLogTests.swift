@@ -171,13 +171,14 @@ struct SharedLogTests {
         await a.close()
     }
 
-    @Test("three processes execute through the shared log at once: identical logs, projections equal to a rebuild, no ack lost")
+    @Test("three processes execute through the shared log at once (one command, 4 and 16 per append): identical logs, projections equal to a rebuild, no ack lost")
     func threeProcesses() async throws {
         let dir = TempDir()
         let name = Env.freshName("three")
         let commands = 1_500
         let children = try (0..<3).map { k in
-            try Child(try stressArgs(dir.sub("h\(k)"), name: name, host: k, hosts: 3, commands: commands), dir: dir, label: "h\(k)")
+            try Child(try stressArgs(dir.sub("h\(k)"), name: name, host: k, hosts: 3, commands: commands, batch: [1, 4, 16][k]),
+                      dir: dir, label: "h\(k)")
         }
         for (k, c) in children.enumerated() { #expect(c.wait() == 0, "host \(k): \(c.stderr)") }
         try checkHosts(dir: dir, name: name, hosts: 3, acks: try children.map { try acknowledged($0.lines) }, seed: 11)
@@ -185,7 +186,7 @@ struct SharedLogTests {
         #expect(total == commands)
     }
 
-    @Test("failed Open License attempts spread over three hosts lock the account exactly as one host would")
+    @Test("failed Open License attempts spread over three hosts (1, 2 and 4 per append) lock the account exactly as one host would")
     func lockoutAcrossHosts() async throws {
         let dir = TempDir()
         let name = Env.freshName("lock")
@@ -198,7 +199,8 @@ struct SharedLogTests {
         let file = dir.sub("attempts.jsonl")
         try Array(repeating: attempt, count: 4).joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
         let children = try (0..<3).map { k in
-            try Child(["exec", dir.sub("h\(k)"), file, "--postgres", try Env.url(), "--name", name, "--key-file", Env.keyFile], dir: dir, label: "x\(k)")
+            try Child(["exec", dir.sub("h\(k)"), file, "--postgres", try Env.url(), "--name", name, "--key-file", Env.keyFile,
+                       "--batch", String([1, 2, 4][k])], dir: dir, label: "x\(k)")
         }
         for (k, c) in children.enumerated() { #expect(c.wait() == 0, "host \(k): \(c.stderr)") }
         let lines = children.flatMap(\.lines).map { try? JSONParser.parse($0) }
@@ -263,7 +265,8 @@ struct SharedLogTests {
         let name = Env.freshName("restart")
         let commands = 2_000
         let children = try (0..<2).map { k in
-            try Child(try stressArgs(dir.sub("h\(k)"), name: name, host: k, hosts: 2, commands: commands), dir: dir, label: "h\(k)")
+            try Child(try stressArgs(dir.sub("h\(k)"), name: name, host: k, hosts: 2, commands: commands, batch: [1, 8][k]),
+                      dir: dir, label: "h\(k)")
         }
         let deadline = Date().addingTimeInterval(60)
         while children[0].lines.count < 100, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }

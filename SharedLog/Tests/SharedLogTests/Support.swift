@@ -117,9 +117,10 @@ func acknowledged(_ lines: [String]) throws -> [Int: [UInt64]] {
     return out
 }
 
-func stressArgs(_ db: String, name: String, host: Int, hosts: Int, commands: Int, seed: UInt64 = 11) throws -> [String] {
+func stressArgs(_ db: String, name: String, host: Int, hosts: Int, commands: Int, seed: UInt64 = 11, batch: Int = 1) throws -> [String] {
     ["stress", db, "--postgres", try Env.url(), "--name", name, "--key-file", Env.keyFile,
-     "--host", String(host), "--hosts", String(hosts), "--commands", String(commands), "--seed", String(seed)]
+     "--host", String(host), "--hosts", String(hosts), "--commands", String(commands), "--seed", String(seed),
+     "--batch", String(batch)]
 }
 
 /// Catches `db` up with the shared log through the CLI, as an operator would.

@@ -170,13 +170,7 @@ public final class PermissionLedger: Sendable {
     }
 
     private func executeOne(_ command: TimedCommand, state: DomainState, head: inout Head, writer: TransactionWriter) throws -> ExecutionResult {
-        if let id = command.id, let first = try log.seq(forID: Self.eventID(id, 0), reader: writer) {
-            var seqs = [first]
-            var i = 1
-            while let next = try log.seq(forID: Self.eventID(id, i), reader: writer) {
-                seqs.append(next)
-                i += 1
-            }
+        if let id = command.id, let seqs = try knownSeqs(ofCommand: id, reader: writer) {
             return ExecutionResult(seqs: seqs, refusal: nil, wasDuplicate: true)
         }
         let events: [DomainEvent]
@@ -208,6 +202,18 @@ public final class PermissionLedger: Sendable {
             return made
         }
         return try await c.submit(command)
+    }
+
+    /// The seqs of the events of the command with idempotency id `id`, when it is in the log.
+    func knownSeqs(ofCommand id: UUID, reader: TransactionReader) throws -> [UInt64]? {
+        guard let first = try log.seq(forID: Self.eventID(id, 0), reader: reader) else { return nil }
+        var seqs = [first]
+        var i = 1
+        while let next = try log.seq(forID: Self.eventID(id, i), reader: reader) {
+            seqs.append(next)
+            i += 1
+        }
+        return seqs
     }
 
     /// The id of the `index`-th event of a command with idempotency id `id`.

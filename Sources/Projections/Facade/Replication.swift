@@ -14,6 +14,23 @@ public struct PreparedCommand: Sendable, Equatable {
     public var events: [StoredEvent]
 }
 
+/// Commands decided together against the local state (see `PermissionLedger.prepareBatch`).
+public struct PreparedBatch: Sendable, Equatable {
+    /// The local head they were decided at.
+    public var base: Head
+    /// One result per command, as `executeBatch` would return.
+    public var results: [ExecutionResult]
+    /// Every event to append, in order, chained from `base`.
+    public var events: [StoredEvent]
+
+    /// Creates a prepared batch (e.g. from one `PreparedCommand`).
+    public init(base: Head, results: [ExecutionResult], events: [StoredEvent]) {
+        self.base = base
+        self.results = results
+        self.events = events
+    }
+}
+
 /// Why replicated events could not be applied to a local replica.
 public enum ReplicationError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The replica holds a different event at `seq` than the shared log: they diverged
@@ -60,13 +77,7 @@ extension PermissionLedger {
                 let state = try DomainState(databases: tables, reader: reader)
                 let head = try log.head(reader: reader)
                 guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
-                if let id = command.id, let first = try log.seq(forID: Self.eventID(id, 0), reader: reader) {
-                    var seqs = [first]
-                    var i = 1
-                    while let next = try log.seq(forID: Self.eventID(id, i), reader: reader) {
-                        seqs.append(next)
-                        i += 1
-                    }
+                if let id = command.id, let seqs = try knownSeqs(ofCommand: id, reader: reader) {
                     return PreparedCommand(base: head, result: ExecutionResult(seqs: seqs, refusal: nil, wasDuplicate: true), events: [])
                 }
                 let events: [DomainEvent]
@@ -95,6 +106,70 @@ extension PermissionLedger {
                                        events: chained)
             }
         }
+    }
+
+    /// `prepare` for several commands at once: each is decided on the state the ones before
+    /// it leave (their events are folded in a write transaction that is then abandoned, so
+    /// nothing is written), and all the events are chained after the local head. A shared-log
+    /// host appends them in one PostgreSQL transaction. A command id repeated within the
+    /// batch is a duplicate of its first occurrence.
+    public func prepareBatch(_ commands: [TimedCommand]) throws -> PreparedBatch {
+        struct Abandon: Error { let batch: PreparedBatch }
+        do {
+            _ = try environment.write { txn in
+                try txn.withWriter { writer in
+                    let state = try DomainState(databases: tables, reader: writer)
+                    let base = try log.head(reader: writer)
+                    guard base.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: base.seq) }
+                    var last = base
+                    var results: [ExecutionResult] = []
+                    var chained: [StoredEvent] = []
+                    var inBatch: [UUID: [UInt64]] = [:]
+                    for command in commands {
+                        if let id = command.id {
+                            if let seqs = inBatch[id] {
+                                results.append(ExecutionResult(seqs: seqs, refusal: nil, wasDuplicate: true))
+                                continue
+                            }
+                            if let seqs = try knownSeqs(ofCommand: id, reader: writer) {
+                                results.append(ExecutionResult(seqs: seqs, refusal: nil, wasDuplicate: true))
+                                continue
+                            }
+                        }
+                        let events: [DomainEvent]
+                        var refusal: DomainError?
+                        switch try decider.decide(command, state: state) {
+                        case let .accepted(e): events = e
+                        case let .refused(error, recorded):
+                            events = recorded
+                            refusal = error
+                        }
+                        if !events.isEmpty, let previous = last.at, command.at < previous {
+                            throw LogError.timeWentBackwards(at: command.at, previous: previous)
+                        }
+                        var seqs: [UInt64] = []
+                        for (i, e) in events.enumerated() {
+                            let seq = last.seq + 1
+                            let id = command.id.map { Self.eventID($0, i) } ?? ids.next()
+                            let payload = e.encodedPayload()
+                            let canonical = Envelope.canonicalBytes(seq: seq, id: id, kind: e.kind, at: command.at, payload: payload)
+                            let hash = Envelope.chainHash(previous: last.hash, canonical: canonical)
+                            chained.append(StoredEvent(seq: seq, id: id, kind: e.kind, at: command.at, payload: payload, hash: hash))
+                            last = Head(seq: seq, hash: hash, at: command.at)
+                            try evolver.evolve(state, e, seq: seq, at: command.at)
+                            seqs.append(seq)
+                        }
+                        if let id = command.id, !seqs.isEmpty { inBatch[id] = seqs }
+                        results.append(ExecutionResult(seqs: seqs, refusal: refusal, wasDuplicate: false))
+                    }
+                    throw Abandon(batch: PreparedBatch(base: base, results: results, events: chained))
+                }
+            }
+        } catch let abandoned as Abandon {
+            return abandoned.batch
+        }
+        // The closure above always ends by throwing Abandon; this line is never reached.
+        throw StateError.readOnly
     }
 
     /// Applies events taken from a shared log, in one write transaction with the projections:
