@@ -3,6 +3,7 @@ import Ledger
 import Logging
 import NIOCore
 import PostgresNIO
+import Projections
 
 /// The shared log in PostgreSQL: the events of one ledger in two tables named after it.
 ///
@@ -114,7 +115,7 @@ public struct SharedLogStore: Sendable {
                     }
                     _ = try await c.rows("ROLLBACK", logger: logger)
                     if actual.0 == base.seq {
-                        throw SharedLogError.diverged(seq: base.seq, problem: "the replica's head hash \(hex(base.hash)) is not the shared log's \(hex(actual.1))")
+                        throw SharedLogError.diverged(seq: base.seq, problem: "the replica's head hash \(Hex.encode(base.hash)) is not the shared log's \(Hex.encode(actual.1))")
                     }
                     return .conflict(actual: actual.0)
                 }
@@ -213,8 +214,4 @@ public struct SharedLogStore: Sendable {
     public func close() async {
         await connection.close()
     }
-}
-
-func hex(_ bytes: [UInt8]) -> String {
-    bytes.map { String(format: "%02x", $0) }.joined()
 }

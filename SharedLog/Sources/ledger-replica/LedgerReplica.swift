@@ -152,7 +152,7 @@ struct Follow: AsyncParsableCommand {
         let shared = try options.open(needsKey: false)
         do {
             let head = try await shared.start()
-            emit("caught up: seq \(head.seq) hash \(hexString(head.hash))")
+            emit("caught up: seq \(head.seq) hash \(Hex.encode(head.hash))")
             if once {
                 await shared.close()
                 return
@@ -280,9 +280,6 @@ func resultLine(_ number: Int, _ result: ExecutionResult) -> String {
     return JSONValue.object(fields).text
 }
 
-func hexString(_ bytes: [UInt8]) -> String {
-    bytes.map { String(format: "%02x", $0) }.joined()
-}
 
 /// The last head `follow` printed.
 final class LastHead: @unchecked Sendable {
