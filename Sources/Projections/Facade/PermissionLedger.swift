@@ -173,14 +173,7 @@ public final class PermissionLedger: Sendable {
         if let id = command.id, let seqs = try knownSeqs(ofCommand: id, reader: writer) {
             return ExecutionResult(seqs: seqs, refusal: nil, wasDuplicate: true)
         }
-        let events: [DomainEvent]
-        var refusal: DomainError?
-        switch try decider.decide(command, state: state) {
-        case let .accepted(e): events = e
-        case let .refused(error, recorded):
-            events = recorded
-            refusal = error
-        }
+        let (events, refusal) = try decision(command, state: state)
         let seqs = try append(events, at: command.at, commandID: command.id, state: state, head: &head, writer: writer)
         if let refusal {
             logger.debug("command refused", metadata: ["code": "\(refusal.code.rawValue)", "recorded": "\(seqs)"])
@@ -202,6 +195,15 @@ public final class PermissionLedger: Sendable {
             return made
         }
         return try await c.submit(command)
+    }
+
+    /// What `command` appends on `state` and its refusal, if refused (a refusal may still
+    /// record events: R9's failed attempt).
+    func decision(_ command: TimedCommand, state: DomainState) throws -> (events: [DomainEvent], refusal: DomainError?) {
+        switch try decider.decide(command, state: state) {
+        case let .accepted(events): return (events, nil)
+        case let .refused(error, recorded): return (recorded, error)
+        }
     }
 
     /// The seqs of the events of the command with idempotency id `id`, when it is in the log.

@@ -80,32 +80,33 @@ extension PermissionLedger {
                 if let id = command.id, let seqs = try knownSeqs(ofCommand: id, reader: reader) {
                     return PreparedCommand(base: head, result: ExecutionResult(seqs: seqs, refusal: nil, wasDuplicate: true), events: [])
                 }
-                let events: [DomainEvent]
-                var refusal: DomainError?
-                switch try decider.decide(command, state: state) {
-                case let .accepted(e): events = e
-                case let .refused(error, recorded):
-                    events = recorded
-                    refusal = error
-                }
-                if !events.isEmpty, let previous = head.at, command.at < previous {
-                    throw LogError.timeWentBackwards(at: command.at, previous: previous)
-                }
-                var chained: [StoredEvent] = []
                 var last = head
-                for (i, e) in events.enumerated() {
-                    let seq = last.seq + 1
-                    let id = command.id.map { Self.eventID($0, i) } ?? ids.next()
-                    let payload = e.encodedPayload()
-                    let canonical = Envelope.canonicalBytes(seq: seq, id: id, kind: e.kind, at: command.at, payload: payload)
-                    let hash = Envelope.chainHash(previous: last.hash, canonical: canonical)
-                    chained.append(StoredEvent(seq: seq, id: id, kind: e.kind, at: command.at, payload: payload, hash: hash))
-                    last = Head(seq: seq, hash: hash, at: command.at)
-                }
-                return PreparedCommand(base: head, result: ExecutionResult(seqs: chained.map(\.seq), refusal: refusal, wasDuplicate: false),
-                                       events: chained)
+                let (result, events) = try decideAndChain(command, state: state, after: &last, fold: false)
+                return PreparedCommand(base: head, result: result, events: events)
             }
         }
+    }
+
+    /// Decides `command` on `state` and chains the events it produces after `last` (moved to
+    /// the last of them); with `fold`, also folds them into `state` (a write view). Shared by
+    /// `prepare` and `prepareBatch`.
+    func decideAndChain(_ command: TimedCommand, state: DomainState, after last: inout Head, fold: Bool) throws -> (ExecutionResult, [StoredEvent]) {
+        let (events, refusal) = try decision(command, state: state)
+        if !events.isEmpty, let previous = last.at, command.at < previous {
+            throw LogError.timeWentBackwards(at: command.at, previous: previous)
+        }
+        var chained: [StoredEvent] = []
+        for (i, e) in events.enumerated() {
+            let seq = last.seq + 1
+            let id = command.id.map { Self.eventID($0, i) } ?? ids.next()
+            let payload = e.encodedPayload()
+            let canonical = Envelope.canonicalBytes(seq: seq, id: id, kind: e.kind, at: command.at, payload: payload)
+            let hash = Envelope.chainHash(previous: last.hash, canonical: canonical)
+            chained.append(StoredEvent(seq: seq, id: id, kind: e.kind, at: command.at, payload: payload, hash: hash))
+            last = Head(seq: seq, hash: hash, at: command.at)
+            if fold { try evolver.evolve(state, e, seq: seq, at: command.at) }
+        }
+        return (ExecutionResult(seqs: chained.map(\.seq), refusal: refusal, wasDuplicate: false), chained)
     }
 
     /// `prepare` for several commands at once: each is decided on the state the ones before
@@ -136,31 +137,10 @@ extension PermissionLedger {
                                 continue
                             }
                         }
-                        let events: [DomainEvent]
-                        var refusal: DomainError?
-                        switch try decider.decide(command, state: state) {
-                        case let .accepted(e): events = e
-                        case let .refused(error, recorded):
-                            events = recorded
-                            refusal = error
-                        }
-                        if !events.isEmpty, let previous = last.at, command.at < previous {
-                            throw LogError.timeWentBackwards(at: command.at, previous: previous)
-                        }
-                        var seqs: [UInt64] = []
-                        for (i, e) in events.enumerated() {
-                            let seq = last.seq + 1
-                            let id = command.id.map { Self.eventID($0, i) } ?? ids.next()
-                            let payload = e.encodedPayload()
-                            let canonical = Envelope.canonicalBytes(seq: seq, id: id, kind: e.kind, at: command.at, payload: payload)
-                            let hash = Envelope.chainHash(previous: last.hash, canonical: canonical)
-                            chained.append(StoredEvent(seq: seq, id: id, kind: e.kind, at: command.at, payload: payload, hash: hash))
-                            last = Head(seq: seq, hash: hash, at: command.at)
-                            try evolver.evolve(state, e, seq: seq, at: command.at)
-                            seqs.append(seq)
-                        }
-                        if let id = command.id, !seqs.isEmpty { inBatch[id] = seqs }
-                        results.append(ExecutionResult(seqs: seqs, refusal: refusal, wasDuplicate: false))
+                        let (result, events) = try decideAndChain(command, state: state, after: &last, fold: true)
+                        chained += events
+                        if let id = command.id, !result.seqs.isEmpty { inBatch[id] = result.seqs }
+                        results.append(result)
                     }
                     throw Abandon(batch: PreparedBatch(base: base, results: results, events: chained))
                 }
