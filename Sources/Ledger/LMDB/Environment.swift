@@ -93,6 +93,18 @@ public final class Environment: @unchecked Sendable {
     private let stateLock = PlainMutex()
     private var databases: [String: Database] = [:]
     private let logger: Logger
+    /// Reset read transactions kept for reuse (`mdb_txn_renew` is far cheaper than
+    /// `mdb_txn_begin`, which takes a reader slot each time under `MDB_NOTLS`). Guarded by
+    /// `poolLock`; emptied under the write side of `gate` before the map is resized.
+    private var readPool: [OpaquePointer] = []
+    private let poolLock = PlainMutex()
+    /// How many reset read transactions are kept: each holds a slot of the reader table
+    /// (shared by every process), so at most 1/32 of it, and none for a tiny table.
+    private lazy var readPoolLimit: Int = {
+        var readers: UInt32 = 0
+        mdb_env_get_maxreaders(env, &readers)
+        return min(8, Int(readers) / 32)
+    }()
 
     private static let registry = Mutex<[String: WeakEnvironment]>([:])
 
@@ -104,7 +116,47 @@ public final class Environment: @unchecked Sendable {
     }
 
     deinit {
+        for txn in readPool { mdb_txn_abort(txn) }
         mdb_env_close(env)
+    }
+
+    /// A read transaction handle: a pooled one renewed, or a new one.
+    private func beginRead() -> (OpaquePointer?, Int32) {
+        if let pooled = poolLock.withLock({ readPool.popLast() }) {
+            let rc = mdb_txn_renew(pooled)
+            if rc == MDB_SUCCESS { return (pooled, rc) }
+            mdb_txn_abort(pooled)
+            if rc == MDB_MAP_RESIZED { return (nil, rc) }
+        }
+        var txn: OpaquePointer?
+        var rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
+        if rc == MDB_READERS_FULL {
+            var dead: Int32 = 0
+            _ = mdb_reader_check(env, &dead)
+            rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
+        }
+        return (txn, rc)
+    }
+
+    /// Ends a read transaction, keeping its handle (reset) for reuse when the pool has room.
+    private func endRead(_ txn: OpaquePointer) {
+        mdb_txn_reset(txn)
+        let kept = poolLock.withLock {
+            guard readPool.count < readPoolLimit else { return false }
+            readPool.append(txn)
+            return true
+        }
+        if !kept { mdb_txn_abort(txn) }
+    }
+
+    /// Frees the pooled read transactions (before the map is resized: called under the
+    /// write side of `gate`, so none is in use).
+    private func drainReadPool() {
+        let pooled = poolLock.withLock { () -> [OpaquePointer] in
+            defer { readPool.removeAll() }
+            return readPool
+        }
+        for txn in pooled { mdb_txn_abort(txn) }
     }
 
     /// Opens (or returns the already open) environment in directory `path`, which must exist.
@@ -196,18 +248,12 @@ public final class Environment: @unchecked Sendable {
         var resized = false
         while true {
             let outcome: Result<R, any Error>? = try gate.withReadLock {
-                var txn: OpaquePointer?
-                var rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
-                if rc == MDB_READERS_FULL {
-                    var dead: Int32 = 0
-                    _ = mdb_reader_check(env, &dead)
-                    rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
-                }
+                let (handle, rc) = beginRead()
                 if rc == MDB_MAP_RESIZED && !resized { return nil }
                 try LMDBError.check(rc, "mdb_txn_begin(read)")
-                guard let txn else { throw LMDBError(code: EINVAL, operation: "mdb_txn_begin") }
+                guard let txn = handle else { throw LMDBError(code: EINVAL, operation: "mdb_txn_begin") }
                 let transaction = ReadTransaction(handle: txn)
-                defer { mdb_txn_abort(txn) }
+                defer { endRead(txn) }
                 do { return .success(try body(transaction)) } catch { return .failure(error) }
             }
             if let outcome { return try outcome.get() }
@@ -266,6 +312,7 @@ public final class Environment: @unchecked Sendable {
     /// write side of the gate.
     private func growMap() throws {
         try gate.withWriteLock {
+            drainReadPool()
             let current = mapSize
             let next = current * 2
             logger.debug("growing LMDB map", metadata: ["from": "\(current)", "to": "\(next)"])
@@ -276,6 +323,7 @@ public final class Environment: @unchecked Sendable {
     /// Adopts a map size set by another process (`MDB_MAP_RESIZED`).
     private func adoptMapSize() throws {
         try gate.withWriteLock {
+            drainReadPool()
             try LMDBError.check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize(0)")
         }
     }

@@ -71,6 +71,10 @@ extension TransactionReading where Self: ~Copyable {
                         UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
     }
 
+    /// LMDB's transaction id: for a read transaction, the id of the commit it sees; for the
+    /// write transaction, the id its commit will have (when it writes anything).
+    public var id: UInt64 { UInt64(mdb_txn_id(handle)) }
+
     /// The number of entries in `db`.
     public func count(_ db: Database) throws -> Int {
         var stat = MDB_stat()
@@ -156,6 +160,9 @@ public class TransactionReader {
         let view = BorrowedTransaction(handle: try open())
         return try view.withLast(db, body)
     }
+
+    /// LMDB's transaction id (see `TransactionReading.id`).
+    public func id() throws -> UInt64 { UInt64(mdb_txn_id(try open())) }
 
     /// The number of entries in `db`.
     public func count(_ db: Database) throws -> Int {
