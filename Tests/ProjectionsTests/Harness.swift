@@ -13,6 +13,23 @@ final class TempDir: @unchecked Sendable {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
+/// Every projection database's entries of `ledger`, as bytes.
+func projectionDump(_ ledger: PermissionLedger) throws -> [String: [[UInt8]]] {
+    var out: [String: [[UInt8]]] = [:]
+    let dbs = try ledger.environment.openDatabases(ProjectionTable.allCases.map(\.rawValue))
+    try ledger.environment.read { txn in
+        for db in dbs {
+            var rows: [[UInt8]] = []
+            try txn.scan(db) { k, v in
+                rows.append(Array(k) + [0xFF] + Array(v))
+                return true
+            }
+            out[db.name] = rows
+        }
+    }
+    return out
+}
+
 /// Where a rule test runs: the pure decide/evolve fold in memory, or a real ledger on disk.
 enum BackendKind: String, CaseIterable, CustomTestStringConvertible {
     case memory, disk

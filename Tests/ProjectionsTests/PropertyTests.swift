@@ -20,34 +20,17 @@ struct PropertyTests {
         return (dir, ledger, commands)
     }
 
-    /// Every projection database's entries, as bytes.
-    func dump(_ ledger: PermissionLedger) throws -> [String: [[UInt8]]] {
-        var out: [String: [[UInt8]]] = [:]
-        let dbs = try ledger.environment.openDatabases(ProjectionTable.allCases.map(\.rawValue))
-        try ledger.environment.read { txn in
-            for db in dbs {
-                var rows: [[UInt8]] = []
-                try txn.scan(db) { k, v in
-                    rows.append(Array(k) + [0xFF] + Array(v))
-                    return true
-                }
-                out[db.name] = rows
-            }
-        }
-        return out
-    }
-
     @Test("stored projections equal a fresh rebuild, byte for byte", arguments: [1, 2, 3] as [UInt64])
     func rebuildIsIdentical(seed: UInt64) throws {
         let (dir, ledger, _) = try run(seed: seed, count: 3_000)
         _ = dir
         let report = try ledger.verify()
         #expect(report.ok, "\(String(describing: report.projectionProblem ?? report.log.problem))")
-        let before = try dump(ledger)
+        let before = try projectionDump(ledger)
         #expect(before.values.reduce(0) { $0 + $1.count } > 100)
         let rebuilt = try ledger.rebuild()
         #expect(rebuilt.events == (try ledger.log.head().seq))
-        let after = try dump(ledger)
+        let after = try projectionDump(ledger)
         #expect(before == after)
         // every accepted event re-encodes to its stored canonical bytes
         try ledger.environment.read { txn in

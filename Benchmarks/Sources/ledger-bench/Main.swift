@@ -42,13 +42,49 @@ struct Main {
             print(percentile(times, 0.5))
             return
         }
+        if let dir = argument("--make-ledger") {
+            // a ledger of `--commands N` generated commands in DIR (for profiling a rebuild)
+            let count = Int(argument("--commands") ?? "") ?? 200_000
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let ledger = try PermissionLedger(directory: dir, options: .init(durability: .noSync))
+            var g = HistoryGenerator(seed: 7, organisations: max(50, count / 150))
+            for _ in 0 ..< count / 1_000 { _ = try ledger.executeBatch(g.commands(1_000)) }
+            try ledger.environment.sync()
+            return
+        }
+        if let count = argument("--profile-checks").flatMap(Int.init) {
+            // a loop of random checks on a ledger of `count` commands, for a profiler (perf record)
+            let hotEntries = Int(argument("--hot-entries") ?? "") ?? 1_000_000
+            let (dir, ledger) = try scratchLedger("checks", hotEntries: hotEntries)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            var g = HistoryGenerator(seed: 7, organisations: max(50, count / 150))
+            var accounts: [String] = [], lids: [String] = []
+            for _ in 0 ..< count / 1_000 {
+                let chunk = g.commands(1_000)
+                for c in chunk {
+                    if case let .registerUser(a, _) = c.command { accounts.append(a) }
+                    if case let .recordAgreement(r) = c.command { lids.append(r.licensingId) }
+                }
+                _ = try ledger.executeBatch(chunk)
+            }
+            var rng = SeededRandom(seed: 1)
+            var ns: [Double] = []
+            let actions: [Action] = [.downloadSoftware, .viewLicensingInfo, .manageUsers, .viewProductKeys]
+            let rounds = Int(argument("--rounds") ?? "") ?? 1_000_000
+            for _ in 0 ..< rounds {
+                let a = accounts[rng.below(accounts.count)], l = lids[rng.below(lids.count)], act = actions[rng.below(4)]
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = try ledger.check(account: a, action: act, licensingId: l)
+                ns.append(Double(DispatchTime.now().uptimeNanoseconds - t0))
+            }
+            print("check p50", percentile(ns, 0.5), "ns; p99", percentile(ns, 0.99), "ns")
+            return
+        }
         if let count = argument("--profile-commands").flatMap(Int.init) {
             // where the time goes: each command type timed on its own (noSync, batches of 1000)
-            let dir = NSTemporaryDirectory() + "ledger-bench-profile-" + UUID().uuidString
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let (dir, ledger) = try scratchLedger("profile")
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let key = try AuthorizationKey(bytes: Array("benchmark-authorization-key-32by".utf8))
-            let ledger = try PermissionLedger(directory: dir, options: .init(authorizationKey: key, durability: .noSync))
             var g = HistoryGenerator(seed: 7, organisations: max(50, count / 150))
             var total: [String: (Double, Int)] = [:]
             let memory = DomainState()
@@ -93,6 +129,14 @@ struct Main {
         let results = try await bench.run()
         print(json ? results.json : results.table)
     }
+}
+
+/// A fresh `noSync` ledger in a new temporary directory (the caller removes it).
+func scratchLedger(_ name: String, hotEntries: Int = 1_000_000) throws -> (String, PermissionLedger) {
+    let dir = NSTemporaryDirectory() + "ledger-bench-\(name)-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let key = try AuthorizationKey(bytes: Array("benchmark-authorization-key-32by".utf8))
+    return (dir, try PermissionLedger(directory: dir, options: .init(authorizationKey: key, durability: .noSync, hotCacheEntries: hotEntries)))
 }
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {

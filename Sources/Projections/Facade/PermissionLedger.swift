@@ -95,13 +95,19 @@ public final class PermissionLedger: Sendable {
         /// As-of questions store a snapshot of the state every this many events (when they
         /// fold past such a point), so later questions fold at most this many events.
         public var snapshotInterval: UInt64
+        /// Decoded projection records kept in memory between transactions (per projection
+        /// table, at most this many; 0 turns the cache off). Each is valid at one LMDB commit
+        /// and used only by transactions that see that commit, so writes by other processes
+        /// are never missed. Memory: roughly 100–300 bytes per record.
+        public var hotCacheEntries: Int
 
         /// Creates options with DOMAIN.md's policy, durable commits and a 64 MiB initial map.
         public init(policy: Policy = .default, authorizationKey: AuthorizationKey? = nil,
                     previousAuthorizationKeys: [AuthorizationKey] = [], durability: Durability = .durable,
                     initialMapSize: Int = 64 << 20, logger: Logger = Logger(label: "permission-ledger"),
-                    snapshotInterval: UInt64 = 50_000) {
+                    snapshotInterval: UInt64 = 50_000, hotCacheEntries: Int = 1_000_000) {
             self.snapshotInterval = max(1_000, snapshotInterval)
+            self.hotCacheEntries = max(0, hotCacheEntries)
             self.policy = policy
             self.authorizationKey = authorizationKey
             self.previousAuthorizationKeys = previousAuthorizationKeys
@@ -121,10 +127,13 @@ public final class PermissionLedger: Sendable {
     public let evolver: Evolver
     let logger: Logger
     let tables: [ProjectionTable: Database]
+    let projectionDatabases: ProjectionDatabases
     private let snapshotInterval: UInt64
     private let asOfCache = Mutex<AsOfCache?>(nil)
     private let committer = Mutex<GroupCommitter?>(nil)
     let ids = EventIDs()
+    /// Decoded projection records kept between transactions (nil when turned off).
+    let hot: HotCache?
 
     /// Opens the ledger in `directory` (which must exist), creating its databases when new.
     /// Opening never replays history: the projections are stored.
@@ -137,11 +146,13 @@ public final class PermissionLedger: Sendable {
         var tables: [ProjectionTable: Database] = [:]
         for (t, d) in zip(ProjectionTable.allCases, dbs) { tables[t] = d }
         self.tables = tables
+        projectionDatabases = try ProjectionDatabases(tables)
         decider = Decider(policy: options.policy, authorizationKey: options.authorizationKey,
                           previousAuthorizationKeys: options.previousAuthorizationKeys)
         evolver = Evolver(policy: options.policy)
         logger = options.logger
         snapshotInterval = options.snapshotInterval
+        hot = options.hotCacheEntries > 0 ? HotCache(limitPerTable: options.hotCacheEntries) : nil
     }
 
     // MARK: - Commands
@@ -157,16 +168,20 @@ public final class PermissionLedger: Sendable {
     /// command does not affect the others. Returns one result per command.
     public func executeBatch(_ commands: [TimedCommand]) throws -> [ExecutionResult] {
         if commands.isEmpty { return [] }
-        return try environment.write { txn in
+        var committed: DomainState?
+        let results = try environment.write { txn in
             try txn.withWriter { writer in
-                let state = try DomainState(databases: tables, reader: writer)
+                let state = try DomainState(databases: projectionDatabases, reader: writer, hot: hot)
                 var head = try log.head(reader: writer)
                 guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
                 let results = try commands.map { try executeOne($0, state: state, head: &head, writer: writer) }
-                try state.flush()
+                committed = try state.flush() ? state : nil
                 return results
             }
         }
+        // the commit wrote, so LMDB's id moved to the write transaction's: publish there
+        if let committed { committed.publishHot(committed: committed.snapshotVersion + 1) }
+        return results
     }
 
     private func executeOne(_ command: TimedCommand, state: DomainState, head: inout Head, writer: TransactionWriter) throws -> ExecutionResult {
@@ -262,7 +277,7 @@ public final class PermissionLedger: Sendable {
         let validator = ImportValidator(decider: decider)
         return try environment.write { txn in
             try txn.withWriter { writer in
-                let state = try DomainState(databases: tables, reader: writer)
+                let state = try DomainState(databases: projectionDatabases, reader: writer)
                 let next = source()
                 var previous: DomainEvent?
                 var index = 0
@@ -323,7 +338,12 @@ public final class PermissionLedger: Sendable {
             }
         }
         return try environment.read { txn in
-            try txn.withReader { reader in try body(try DomainState(databases: tables, reader: reader)) }
+            try txn.withReader { reader in
+                let state = try DomainState(databases: projectionDatabases, reader: reader, hot: hot)
+                let result = try body(state)
+                state.publishHot(committed: state.snapshotVersion)
+                return result
+            }
         }
     }
 
@@ -550,9 +570,10 @@ public final class PermissionLedger: Sendable {
             }
         }
         asOfCache.withLock { $0 = nil }
+        let events = state.lastSeq
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        logger.debug("rebuilt projections", metadata: ["events": "\(state.lastSeq)", "seconds": "\(seconds)"])
-        return RebuildReport(events: state.lastSeq, seconds: seconds)
+        logger.debug("rebuilt projections", metadata: ["events": "\(events)", "seconds": "\(seconds)"])
+        return RebuildReport(events: events, seconds: seconds)
     }
 
     /// Checks the hash chain and seq continuity, then that the stored projections equal a

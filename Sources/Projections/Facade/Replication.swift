@@ -74,7 +74,7 @@ extension PermissionLedger {
     public func prepare(_ command: TimedCommand) throws -> PreparedCommand {
         try environment.read { txn in
             try txn.withReader { reader in
-                let state = try DomainState(databases: tables, reader: reader)
+                let state = try DomainState(databases: projectionDatabases, reader: reader, hot: hot)
                 let head = try log.head(reader: reader)
                 guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
                 if let id = command.id, let seqs = try knownSeqs(ofCommand: id, reader: reader) {
@@ -82,6 +82,7 @@ extension PermissionLedger {
                 }
                 var last = head
                 let (result, events) = try decideAndChain(command, state: state, after: &last, fold: false)
+                state.publishHot(committed: state.snapshotVersion)
                 return PreparedCommand(base: head, result: result, events: events)
             }
         }
@@ -119,7 +120,8 @@ extension PermissionLedger {
         do {
             _ = try environment.write { txn in
                 try txn.withWriter { writer in
-                    let state = try DomainState(databases: tables, reader: writer)
+                    // reads through the hot cache; never publishes (the transaction is abandoned)
+                    let state = try DomainState(databases: projectionDatabases, reader: writer, hot: hot)
                     let base = try log.head(reader: writer)
                     guard base.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: base.seq) }
                     var last = base
@@ -161,7 +163,8 @@ extension PermissionLedger {
     @discardableResult
     public func applyReplicated(_ events: [StoredEvent]) throws -> Head {
         let validator = ImportValidator(decider: decider)
-        return try environment.write { txn in
+        var committed: DomainState?
+        let head = try environment.write { txn in
             try txn.withWriter { writer in
                 var head = try log.head(reader: writer)
                 /// An event the replica has must be the very same (every field, not only the hash).
@@ -173,7 +176,7 @@ extension PermissionLedger {
                     for e in events { try checkKnown(e) }
                     return head
                 }
-                let state = try DomainState(databases: tables, reader: writer)
+                let state = try DomainState(databases: projectionDatabases, reader: writer, hot: hot)
                 guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
                 var previous: DomainEvent?
                 if head.seq > 0, let last = try log.event(head.seq, reader: writer) {
@@ -204,9 +207,11 @@ extension PermissionLedger {
                     try evolver.evolve(state, event, seq: e.seq, at: e.at)
                     previous = event
                 }
-                try state.flush()
+                committed = try state.flush() ? state : nil
                 return head
             }
         }
+        if let committed { committed.publishHot(committed: committed.snapshotVersion + 1) }
+        return head
     }
 }

@@ -106,8 +106,8 @@ extension DomainState {
         }
         guard let record = try self.account(account) else { return deny("notRegistered", "account '\(account)' is not registered") }
         guard record.validated else { return deny("emailNotValidated", "account '\(account)' has not validated \(record.email)") }
-        guard try agreement(lid) != nil else { return deny("unknownLicensingId", "Licensing ID '\(lid)' is not recorded") }
-        let report = try roleReport(record.email, lid)
+        guard let agreement = try agreement(lid) else { return deny("unknownLicensingId", "Licensing ID '\(lid)' is not recorded") }
+        let report = try roleReport(record.email, lid, record: agreement)
         let roles = report.roles
         if report.allows(action, benefit: benefit) {
             let by = report.holds(.administrator) ? Role.administrator : action.allowingRole

@@ -134,10 +134,34 @@ extension DomainState {
 
     /// The roles of `email` on `lid` with their sources.
     public func roleReport(_ email: String, _ lid: String) throws -> RoleReport {
+        try roleReport(email, lid, record: try agreement(lid))
+    }
+
+    /// `roleReport` when the caller already read `lid`'s agreement record. One walk up the
+    /// parent chain reads each ancestor's record once; it gives the same answer as
+    /// `inheritedAdminVia` and `ancestors(of:)` (chains are acyclic: a parent must be
+    /// recorded before its children).
+    func roleReport(_ email: String, _ lid: String, record: AgreementRecord?) throws -> RoleReport {
         let direct = try cell(email, lid)?.entries ?? []
-        let via = try inheritedAdminVia(email, lid)
-        var info: [String] = []
-        for a in try ancestors(of: lid) where try agreement(a)?.isLegalContact(email) == true { info.append(a) }
+        var chain: [(lid: String, record: AgreementRecord?)] = []
+        var current = record?.parent
+        while let p = current, chain.count < 64, p != lid, !chain.contains(where: { $0.lid == p }) {
+            let r = try agreement(p)
+            chain.append((p, r))
+            current = r?.parent
+        }
+        // admin(E, L) = directAdmin(E, L) ∨ (¬optedOut(E, P) ∧ admin(E, P)), up the chain
+        var via: String?
+        if let parent = chain.first?.lid, !(try optedOut(email, from: parent)) {
+            for i in chain.indices {
+                if try cell(email, chain[i].lid)?.hasAdministrator == true {
+                    via = parent
+                    break
+                }
+                guard i + 1 < chain.count, !(try optedOut(email, from: chain[i + 1].lid)) else { break }
+            }
+        }
+        let info = chain.filter { $0.record?.isLegalContact(email) == true }.map(\.lid)
         return RoleReport(direct: direct, inheritedAdminVia: via, inheritedInfoVia: info)
     }
 

@@ -7,30 +7,62 @@ final class Table<V: StateRecord> {
     let db: Database?
     private var cache: [String: V?] = [:]
     private var dirty = Set<String>()
+    /// Keys written back by `flush` (published to the hot cache after the commit).
+    private var written: [String] = []
+    /// Keys read from LMDB in this transaction (published to the hot cache).
+    private var loaded: [String] = []
     private let reader: TransactionReader?
     private let writer: TransactionWriter?
+    /// Records kept between transactions, used while valid at `hotVersion`.
+    private let hot: HotTable<V>?
+    private let hotCache: HotCache?
+    private let hotVersion: UInt64
 
     init(memory: ()) {
         db = nil
         reader = nil
         writer = nil
+        hot = nil
+        hotCache = nil
+        hotVersion = 0
     }
 
-    init(db: Database, reader: TransactionReader) {
+    init(db: Database, reader: TransactionReader, hot: HotTable<V>?, hotCache: HotCache?, hotVersion: UInt64) {
         self.db = db
         self.reader = reader
         writer = reader as? TransactionWriter
+        self.hot = hot
+        self.hotCache = hotCache
+        self.hotVersion = hotVersion
     }
 
     var isMemory: Bool { reader == nil }
 
     func get(_ key: String) throws -> V? {
-        if let hit = cache[key] { return hit }
+        if !cache.isEmpty, let hit = cache[key] { return hit }
+        if let hot, let hotCache, let hit = hotCache.lookup(hot, key, at: hotVersion) { return hit }
         guard let reader, let db else { return nil }
         var k = key
         let value = try k.withUTF8 { utf8 in try reader.withValue(db, key: UnsafeRawBufferPointer(utf8)) { try V.decode(bytes: $0) } }
         cache[key] = .some(value)
+        if hot != nil, value != nil { loaded.append(key) }
         return value
+    }
+
+    /// Whether this transaction read or wrote anything to publish.
+    var hasNews: Bool { hot != nil && (!loaded.isEmpty || !written.isEmpty) }
+
+    /// Copies what this transaction read and wrote into the hot table (under the hot
+    /// cache's lock, after a commit).
+    func publish(limit: Int) {
+        guard let hot, !loaded.isEmpty || !written.isEmpty else { return }
+        defer { if hot.entries.count > limit { hot.entries.removeAll() } }
+        // only records that exist are kept (absent keys are unbounded: a random question
+        // about any email and any ID); a key written absent is dropped
+        for key in loaded { if case let .some(.some(v)) = cache[key] { hot.entries[key] = v } }
+        for key in written {
+            if case let .some(.some(v)) = cache[key] { hot.entries[key] = v } else { hot.entries.removeValue(forKey: key) }
+        }
     }
 
     func set(_ key: String, _ value: V?) throws {
@@ -58,6 +90,7 @@ final class Table<V: StateRecord> {
                 try writer.delete(db, key: Array(key.utf8))
             }
         }
+        if hot != nil { written.append(contentsOf: dirty) }
         dirty.removeAll()
     }
 
@@ -94,6 +127,21 @@ public enum StateError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// The projection databases of a ledger, checked complete once (at open) and indexed by
+/// position, so a state is made without a lookup per table.
+struct ProjectionDatabases: Sendable {
+    private let ordered: [Database]
+
+    init(_ tables: [ProjectionTable: Database]) throws {
+        ordered = try ProjectionTable.allCases.map { t in
+            guard let db = tables[t] else { throw StateError.missingTable(t.rawValue) }
+            return db
+        }
+    }
+
+    subscript(_ t: ProjectionTable) -> Database { ordered[t.index] }
+}
+
 /// The names of the projection databases.
 enum ProjectionTable: String, CaseIterable {
     case accounts = "p.accounts"
@@ -109,6 +157,24 @@ enum ProjectionTable: String, CaseIterable {
     case meta = "p.meta"
     case snapshots = "p.snapshots"
 
+    /// The position in `allCases`.
+    var index: Int {
+        switch self {
+        case .accounts: 0
+        case .emailOwners: 1
+        case .agreements: 2
+        case .cells: 3
+        case .emailLids: 4
+        case .legalContactLids: 5
+        case .lidAdmins: 6
+        case .optOuts: 7
+        case .requests: 8
+        case .lockouts: 9
+        case .meta: 10
+        case .snapshots: 11
+        }
+    }
+
     /// The tables a state is made of (snapshots are not part of a state).
     static var stateTables: [ProjectionTable] { allCases.filter { $0 != .snapshots } }
 }
@@ -121,20 +187,27 @@ enum ProjectionTable: String, CaseIterable {
 /// transaction every change is written through, so the projections commit atomically
 /// with the events that changed them). Decide and evolve are the same code for both.
 public final class DomainState {
-    private let databases: [ProjectionTable: Database]
+    private let databases: ProjectionDatabases?
     private let reader: TransactionReader?
+    /// Records kept between transactions (nil for memory states and when disabled).
+    private let hot: HotCache?
+    /// The commit this state's transaction sees (for a write transaction, the commit
+    /// before its own).
+    let snapshotVersion: UInt64
 
     /// A table: in memory, or over the transaction (created on first use, so a query that
     /// touches two tables pays for two).
-    private func table<V: StateRecord>(_ t: ProjectionTable) -> Table<V> {
-        if let reader, let db = databases[t] { return Table(db: db, reader: reader) }
+    private func table<V: StateRecord>(_ t: ProjectionTable, _ hotTable: HotTable<V>?) -> Table<V> {
+        if let reader, let db = databases?[t] {
+            return Table(db: db, reader: reader, hot: hotTable, hotCache: hot, hotVersion: snapshotVersion)
+        }
         return Table(memory: ())
     }
 
     private var _accounts: Table<AccountRecord>?
     var accounts: Table<AccountRecord> {
         if let t = _accounts { return t }
-        let t: Table<AccountRecord> = table(.accounts)
+        let t: Table<AccountRecord> = table(.accounts, hot?.accounts)
         _accounts = t
         return t
     }
@@ -142,14 +215,14 @@ public final class DomainState {
     private var _emailOwners: Table<StringValue>?
     var emailOwners: Table<StringValue> {
         if let t = _emailOwners { return t }
-        let t: Table<StringValue> = table(.emailOwners)
+        let t: Table<StringValue> = table(.emailOwners, hot?.emailOwners)
         _emailOwners = t
         return t
     }
     private var _agreements: Table<AgreementRecord>?
     var agreements: Table<AgreementRecord> {
         if let t = _agreements { return t }
-        let t: Table<AgreementRecord> = table(.agreements)
+        let t: Table<AgreementRecord> = table(.agreements, hot?.agreements)
         _agreements = t
         return t
     }
@@ -157,7 +230,7 @@ public final class DomainState {
     private var _cells: Table<CellRecord>?
     var cells: Table<CellRecord> {
         if let t = _cells { return t }
-        let t: Table<CellRecord> = table(.cells)
+        let t: Table<CellRecord> = table(.cells, hot?.cells)
         _cells = t
         return t
     }
@@ -165,7 +238,7 @@ public final class DomainState {
     private var _emailLids: Table<StringSet>?
     var emailLids: Table<StringSet> {
         if let t = _emailLids { return t }
-        let t: Table<StringSet> = table(.emailLids)
+        let t: Table<StringSet> = table(.emailLids, hot?.emailLids)
         _emailLids = t
         return t
     }
@@ -173,7 +246,7 @@ public final class DomainState {
     private var _legalContactLids: Table<StringSet>?
     var legalContactLids: Table<StringSet> {
         if let t = _legalContactLids { return t }
-        let t: Table<StringSet> = table(.legalContactLids)
+        let t: Table<StringSet> = table(.legalContactLids, hot?.legalContactLids)
         _legalContactLids = t
         return t
     }
@@ -181,7 +254,7 @@ public final class DomainState {
     private var _lidAdmins: Table<StringSet>?
     var lidAdmins: Table<StringSet> {
         if let t = _lidAdmins { return t }
-        let t: Table<StringSet> = table(.lidAdmins)
+        let t: Table<StringSet> = table(.lidAdmins, hot?.lidAdmins)
         _lidAdmins = t
         return t
     }
@@ -189,28 +262,28 @@ public final class DomainState {
     private var _optOuts: Table<SeqValue>?
     var optOuts: Table<SeqValue> {
         if let t = _optOuts { return t }
-        let t: Table<SeqValue> = table(.optOuts)
+        let t: Table<SeqValue> = table(.optOuts, hot?.optOuts)
         _optOuts = t
         return t
     }
     private var _requests: Table<RequestRecord>?
     var requests: Table<RequestRecord> {
         if let t = _requests { return t }
-        let t: Table<RequestRecord> = table(.requests)
+        let t: Table<RequestRecord> = table(.requests, hot?.requests)
         _requests = t
         return t
     }
     private var _lockouts: Table<LockoutRecord>?
     var lockouts: Table<LockoutRecord> {
         if let t = _lockouts { return t }
-        let t: Table<LockoutRecord> = table(.lockouts)
+        let t: Table<LockoutRecord> = table(.lockouts, hot?.lockouts)
         _lockouts = t
         return t
     }
     private var _meta: Table<MetaRecord>?
     var meta: Table<MetaRecord> {
         if let t = _meta { return t }
-        let t: Table<MetaRecord> = table(.meta)
+        let t: Table<MetaRecord> = table(.meta, hot?.meta)
         _meta = t
         return t
     }
@@ -225,16 +298,21 @@ public final class DomainState {
 
     /// An empty in-memory state.
     public init() {
-        databases = [:]
+        databases = nil
         reader = nil
+        hot = nil
+        snapshotVersion = 0
     }
 
     /// A view over an open transaction (read-only for a `TransactionReader`, written through
-    /// for a `TransactionWriter`).
-    init(databases: [ProjectionTable: Database], reader: TransactionReader) throws {
-        for t in ProjectionTable.allCases where databases[t] == nil { throw StateError.missingTable(t.rawValue) }
+    /// for a `TransactionWriter`), using `hot` for records an earlier transaction read or
+    /// wrote at the commit this one sees.
+    init(databases: ProjectionDatabases, reader: TransactionReader, hot: HotCache? = nil) throws {
         self.databases = databases
         self.reader = reader
+        self.hot = hot
+        let id = try reader.id()
+        snapshotVersion = reader is TransactionWriter ? id &- 1 : id
         if let m = try meta.get("checkpoint") {
             lastSeq = m.lastSeq
             lastAt = m.lastAt
@@ -317,10 +395,30 @@ public final class DomainState {
         }
     }
 
+    /// Publishes what this state read (and, for a write transaction, wrote) to the hot
+    /// cache, valid at commit `committed`: call after the transaction ended — for a write,
+    /// only when it committed and wrote something (`flush` returned true).
+    func publishHot(committed: UInt64) {
+        guard let hot else { return }
+        let news = (_accounts?.hasNews ?? false) || (_emailOwners?.hasNews ?? false) || (_agreements?.hasNews ?? false)
+            || (_cells?.hasNews ?? false) || (_emailLids?.hasNews ?? false) || (_legalContactLids?.hasNews ?? false)
+            || (_lidAdmins?.hasNews ?? false) || (_optOuts?.hasNews ?? false) || (_requests?.hasNews ?? false)
+            || (_lockouts?.hasNews ?? false) || (_meta?.hasNews ?? false)
+        guard news else { return }
+        hot.publish(base: snapshotVersion, new: committed) {
+            let n = hot.limitPerTable
+            _accounts?.publish(limit: n); _emailOwners?.publish(limit: n); _agreements?.publish(limit: n); _cells?.publish(limit: n)
+            _emailLids?.publish(limit: n); _legalContactLids?.publish(limit: n); _lidAdmins?.publish(limit: n); _optOuts?.publish(limit: n)
+            _requests?.publish(limit: n); _lockouts?.publish(limit: n); _meta?.publish(limit: n)
+        }
+    }
+
     /// Writes every change (and the position, the projections' checkpoint) through the
     /// transaction: once per key per transaction, before it commits. Only tables that were
-    /// opened can have changes.
-    func flush() throws {
+    /// opened can have changes. Returns whether anything was written.
+    @discardableResult
+    func flush() throws -> Bool {
+        let moved = positionDirty
         if positionDirty {
             try meta.set("checkpoint", MetaRecord(lastSeq: lastSeq, lastAt: lastAt))
             positionDirty = false
@@ -328,6 +426,7 @@ public final class DomainState {
         try _accounts?.flush(); try _emailOwners?.flush(); try _agreements?.flush(); try _cells?.flush()
         try _emailLids?.flush(); try _legalContactLids?.flush(); try _lidAdmins?.flush(); try _optOuts?.flush()
         try _requests?.flush(); try _lockouts?.flush(); try _meta?.flush()
+        return moved
     }
 
     // MARK: Persistence of a memory state

@@ -2,7 +2,7 @@ import Ledger
 
 /// A value stored in a projection table, with a deterministic binary form (so that a
 /// rebuild reproduces the stored bytes exactly).
-protocol StateRecord: Equatable {
+protocol StateRecord: Equatable, Sendable {
     func encode(to w: inout BinaryWriter)
     static func decode(from r: inout BinaryReader) throws -> Self
 }

@@ -1,0 +1,87 @@
+import Foundation
+import Ledger
+@testable import Projections
+import Testing
+
+/// The hot cache (decoded records kept between transactions) must never answer from a
+/// commit the asking transaction does not see.
+@Suite("Hot projection cache")
+struct HotCacheTests {
+    func open(_ dir: TempDir, hotEntries: Int) throws -> PermissionLedger {
+        try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync,
+                                                                 initialMapSize: 1 << 20, hotCacheEntries: hotEntries))
+    }
+
+    @Test("two ledger objects with their own caches writing one directory in random turns answer as a ledger without a cache", arguments: [5, 6] as [UInt64])
+    func neverStale(seed: UInt64) throws {
+        let shared = TempDir(), plain = TempDir()
+        // each object sees the other's commits only through LMDB (like another process)
+        let a = try open(shared, hotEntries: 1_000_000)
+        let b = try open(shared, hotEntries: 40)  // a tiny cache: tables are trimmed often
+        let reference = try open(plain, hotEntries: 0)
+        #expect(a.hot != nil && b.hot != nil && reference.hot == nil)
+        var generator = HistoryGenerator(seed: seed, organisations: 12)
+        var rng = SeededRandom(seed: seed)
+        var emails: [String] = [], accounts: [String] = [], lids: [String] = []
+        var compared = 0, mismatches = 0, refusedOnly = 0
+        for _ in 0 ..< 400 {
+            // batches of 1 are common: a refused command alone commits nothing
+            let size = rng.chance(0.5) ? 1 : 1 + rng.below(12)
+            let batch = generator.commands(size)
+            let writer = rng.chance(0.5) ? a : b
+            let got = try writer.executeBatch(batch)
+            let expected = try reference.executeBatch(batch)
+            if got != expected { mismatches += 1 }
+            if got.allSatisfy({ $0.seqs.isEmpty }) { refusedOnly += 1 }
+            for c in batch {
+                if case let .registerUser(account, email) = c.command {
+                    accounts.append(account); emails.append(email.lowercased())
+                }
+                if case let .recordAgreement(r) = c.command { lids.append(r.licensingId) }
+            }
+            // questions through both objects, before and after the other one wrote
+            for reader in [a, b] where !emails.isEmpty && !lids.isEmpty {
+                for _ in 0 ..< 3 {
+                    let email = emails[rng.below(emails.count)], account = accounts[rng.below(accounts.count)]
+                    let lid = lids[rng.below(lids.count)]
+                    let action = Action.allCases[rng.below(Action.allCases.count)]
+                    if try reader.permissions(email: email) != reference.permissions(email: email) { mismatches += 1 }
+                    if try reader.check(account: account, action: action, licensingId: lid)
+                        != reference.check(account: account, action: action, licensingId: lid) { mismatches += 1 }
+                    if try reader.explain(email: email, licensingId: lid) != reference.explain(email: email, licensingId: lid) { mismatches += 1 }
+                    compared += 3
+                }
+            }
+        }
+        #expect(mismatches == 0, "\(mismatches) answers differ from the uncached ledger's")
+        #expect(compared > 1_000)
+        #expect(refusedOnly > 0, "no batch committed nothing")
+        #expect(try a.verify().ok)
+        #expect(try projectionDump(a) == projectionDump(reference), "the cached ledgers stored other projections")
+    }
+
+    @Test("a cache published at one commit is not used by a transaction that sees another")
+    func versionGuard() throws {
+        let dir = TempDir()
+        let ledger = try open(dir, hotEntries: 1_000_000)
+        var generator = HistoryGenerator(seed: 3, organisations: 4)
+        _ = try ledger.executeBatch(generator.commands(200))
+        _ = try ledger.permissions(email: "admin-org0@org0.example")
+        let hot = try #require(ledger.hot)
+        let head = try ledger.environment.read { txn in txn.id }
+        #expect(hot.version == head)
+        // a commit made outside this object's cache (another object, as another process would)
+        let other = try open(dir, hotEntries: 0)
+        _ = try other.executeBatch(generator.commands(50))
+        let after = try ledger.environment.read { txn in txn.id }
+        #expect(after > head)
+        #expect(hot.version == head, "the cache moved without a publish")
+        // the next read does not use it, then publishes at the new commit (clearing the old)
+        let view = try ledger.permissions(email: "admin-org0@org0.example")
+        #expect(view == (try other.permissions(email: "admin-org0@org0.example")))
+        #expect(hot.version == after)
+        // an older commit can't overwrite a newer cache
+        hot.publish(base: head, new: head) { Issue.record("published from an older commit") }
+        #expect(hot.version == after)
+    }
+}
