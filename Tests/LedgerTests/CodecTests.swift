@@ -87,3 +87,21 @@ struct BinaryCodecTests {
         }
     }
 }
+
+@Suite("Key order")
+struct KeyOrderTests {
+    @Test("KeyOrder.precedes orders bytes as LMDB does: unsigned, a prefix first")
+    func matchesLexicographic() {
+        var rng = SystemRandomNumberGenerator()
+        var disagreements = 0
+        for _ in 0 ..< 20_000 {
+            // short keys over few symbols, so equal prefixes and prefixes of each other are common
+            let a = (0 ..< Int.random(in: 0 ... 4, using: &rng)).map { _ in [0, 1, 0x7F, 0x80, 0xFF][Int.random(in: 0 ..< 5, using: &rng)] as UInt8 }
+            let b = (0 ..< Int.random(in: 0 ... 4, using: &rng)).map { _ in [0, 1, 0x7F, 0x80, 0xFF][Int.random(in: 0 ..< 5, using: &rng)] as UInt8 }
+            if KeyOrder.precedes(a, b) != a.lexicographicallyPrecedes(b) { disagreements += 1 }
+        }
+        #expect(disagreements == 0)
+        #expect(KeyOrder.precedes([0x7F], [0x80]) && !KeyOrder.precedes([0x80], [0x7F]))
+        #expect(KeyOrder.precedes([1], [1, 0]) && !KeyOrder.precedes([1, 0], [1]) && !KeyOrder.precedes([], []))
+    }
+}

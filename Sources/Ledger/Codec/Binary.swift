@@ -238,3 +238,21 @@ public struct BinaryReader {
         if !isAtEnd { throw DecodingError("\(remaining) trailing bytes", offset: offset) }
     }
 }
+
+/// LMDB's default key order (bytes compared unsigned, a prefix first), fast.
+public enum KeyOrder {
+    /// Whether `a` sorts before `b` as LMDB orders keys.
+    @inline(__always)
+    public static func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        a.withUnsafeBufferPointer { x in
+            b.withUnsafeBufferPointer { y in
+                let n = min(x.count, y.count)
+                if n > 0, let p = x.baseAddress, let q = y.baseAddress {
+                    let c = memcmp(p, q, n)
+                    if c != 0 { return c < 0 }
+                }
+                return x.count < y.count
+            }
+        }
+    }
+}

@@ -630,24 +630,36 @@ public final class PermissionLedger: Sendable {
     }
 }
 
-/// Fresh event ids without a system call each: 128 bits from a generator seeded once from
-/// the system's randomness (ids must be unique, not secret).
+/// Fresh event ids, time-ordered like RFC 9562's UUID version 7: 48 bits of Unix
+/// milliseconds, a 12-bit counter that keeps ids strictly increasing within the process,
+/// and 62 random bits from a generator seeded once from the system's randomness (ids must
+/// be unique, not secret). Ids that grow with time land at the right edge of the id index's
+/// B-tree, so an append touches one leaf page of it instead of a random one.
 final class EventIDs: Sendable {
-    private let state: Mutex<SeededRandom>
+    private struct State {
+        var rng: SeededRandom
+        /// The last (milliseconds << 12 | counter) handed out.
+        var last: UInt64 = 0
+    }
+
+    private let state: Mutex<State>
 
     init() {
         var system = SystemRandomNumberGenerator()
-        state = Mutex(SeededRandom(seed: system.next()))
+        state = Mutex(State(rng: SeededRandom(seed: system.next())))
     }
 
     func next() -> UUID {
-        let (a, b) = state.withLock { rng in (rng.next(), rng.next()) }
-        var bytes = (a.bigEndian, b.bigEndian)
-        return withUnsafeMutableBytes(of: &bytes) { raw in
-            raw[6] = (raw[6] & 0x0F) | 0x40  // version 4
-            raw[8] = (raw[8] & 0x3F) | 0x80  // RFC 4122 variant
-            return UUID(uuid: raw.loadUnaligned(as: uuid_t.self))
+        let now = UInt64(max(0, Date().timeIntervalSince1970 * 1_000)) & 0xFFFF_FFFF_FFFF
+        let (stamp, random) = state.withLock { s in
+            s.last = max(now << 12, s.last &+ 1)
+            return (s.last, s.rng.next())
         }
+        // 48-bit milliseconds ‖ version 7 ‖ 12-bit counter, then variant 10 ‖ 62 random bits
+        let high = ((stamp >> 12) << 16) | 0x7000 | (stamp & 0xFFF)
+        let low = (random & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        var bytes = (high.bigEndian, low.bigEndian)
+        return withUnsafeBytes(of: &bytes) { UUID(uuid: $0.loadUnaligned(as: uuid_t.self)) }
     }
 }
 

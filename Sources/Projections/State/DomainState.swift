@@ -83,11 +83,11 @@ final class Table<V: StateRecord> {
     /// share pages, so fewer pages are dirtied).
     func flush() throws {
         guard let writer, let db, !dirty.isEmpty else { return }
-        for key in dirty.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+        for (bytes, key) in dirty.map({ (Array($0.utf8), $0) }).sorted(by: { KeyOrder.precedes($0.0, $1.0) }) {
             if let value = cache[key] ?? nil {
-                try writer.put(db, key: Array(key.utf8), value: value.encoded)
+                try writer.put(db, key: bytes, value: value.encoded)
             } else {
-                try writer.delete(db, key: Array(key.utf8))
+                try writer.delete(db, key: bytes)
             }
         }
         if hot != nil { written.append(contentsOf: dirty) }
@@ -97,7 +97,7 @@ final class Table<V: StateRecord> {
     /// Every entry, sorted by key bytes (memory tables only).
     func sortedEntries() -> [(key: [UInt8], value: [UInt8])] {
         cache.compactMap { k, v in v.map { (Array(k.utf8), $0.encoded) } }
-            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            .sorted { KeyOrder.precedes($0.key, $1.key) }
     }
 
     var count: Int { cache.count }
