@@ -7,23 +7,28 @@ import Testing
 /// commit the asking transaction does not see.
 @Suite("Hot projection cache")
 struct HotCacheTests {
-    func open(_ dir: TempDir, hotEntries: Int) throws -> PermissionLedger {
-        try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync,
-                                                                 initialMapSize: 1 << 20, hotCacheEntries: hotEntries))
+    func open(_ dir: TempDir, hotEntries: Int, wholeLoadEvery: UInt64 = 1_000_000_000) throws -> PermissionLedger {
+        var options = PermissionLedger.Options(authorizationKey: testKey, durability: .noSync, initialMapSize: 1 << 20,
+                                               hotCacheEntries: hotEntries)
+        options.hotWholeLoadInterval = wholeLoadEvery
+        options.hotWholeLoadAfterMisses = wholeLoadEvery == 0 ? 1 : 16
+        return try PermissionLedger(directory: dir.path, options: options)
     }
 
-    @Test("two ledger objects with their own caches writing one directory in random turns answer as a ledger without a cache", arguments: [5, 6] as [UInt64])
-    func neverStale(seed: UInt64) throws {
+    @Test("two ledger objects with their own caches writing one directory in random turns answer as a ledger without a cache",
+          arguments: [(5, 1_000_000_000), (6, 1_000_000_000), (7, 0), (8, 0)] as [(UInt64, UInt64)])
+    func neverStale(seed: UInt64, wholeLoadEvery: UInt64) throws {
         let shared = TempDir(), plain = TempDir()
-        // each object sees the other's commits only through LMDB (like another process)
-        let a = try open(shared, hotEntries: 1_000_000)
-        let b = try open(shared, hotEntries: 40)  // a tiny cache: tables are trimmed often
+        // each object sees the other's commits only through LMDB (like another process);
+        // with 0, whole tables are loaded at every chance
+        let a = try open(shared, hotEntries: 1_000_000, wholeLoadEvery: wholeLoadEvery)
+        let b = try open(shared, hotEntries: 40, wholeLoadEvery: wholeLoadEvery)  // a tiny cache: tables are trimmed often
         let reference = try open(plain, hotEntries: 0)
         #expect(a.hot != nil && b.hot != nil && reference.hot == nil)
         var generator = HistoryGenerator(seed: seed, organisations: 12)
         var rng = SeededRandom(seed: seed)
         var emails: [String] = [], accounts: [String] = [], lids: [String] = []
-        var compared = 0, mismatches = 0, refusedOnly = 0
+        var compared = 0, mismatches = 0, refusedOnly = 0, wholeSeen = 0
         for _ in 0 ..< 400 {
             // batches of 1 are common: a refused command alone commits nothing
             let size = rng.chance(0.5) ? 1 : 1 + rng.below(12)
@@ -52,8 +57,10 @@ struct HotCacheTests {
                     compared += 3
                 }
             }
+            if let hot = a.hot, hot.isWhole(hot.agreements) { wholeSeen += 1 }
         }
         #expect(mismatches == 0, "\(mismatches) answers differ from the uncached ledger's")
+        #expect(wholeSeen > 0, "no table was ever held whole")
         #expect(compared > 1_000)
         #expect(refusedOnly > 0, "no batch committed nothing")
         #expect(try a.verify().ok)

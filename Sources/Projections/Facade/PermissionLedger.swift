@@ -100,6 +100,10 @@ public final class PermissionLedger: Sendable {
         /// and used only by transactions that see that commit, so writes by other processes
         /// are never missed. Memory: roughly 100–300 bytes per record.
         public var hotCacheEntries: Int
+        /// The least time between two loads of a whole table into the hot cache, and the
+        /// unanswered questions before one (tests set them low).
+        var hotWholeLoadInterval: UInt64 = 1_000_000_000
+        var hotWholeLoadAfterMisses = 256
 
         /// Creates options with DOMAIN.md's policy, durable commits and a 64 MiB initial map.
         public init(policy: Policy = .default, authorizationKey: AuthorizationKey? = nil,
@@ -152,7 +156,9 @@ public final class PermissionLedger: Sendable {
         evolver = Evolver(policy: options.policy)
         logger = options.logger
         snapshotInterval = options.snapshotInterval
-        hot = options.hotCacheEntries > 0 ? HotCache(limitPerTable: options.hotCacheEntries) : nil
+        hot = options.hotCacheEntries > 0
+            ? HotCache(limitPerTable: options.hotCacheEntries, wholeLoadInterval: options.hotWholeLoadInterval,
+                       wholeLoadAfterMisses: options.hotWholeLoadAfterMisses) : nil
     }
 
     // MARK: - Commands

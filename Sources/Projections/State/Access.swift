@@ -142,6 +142,13 @@ extension DomainState {
     /// `inheritedAdminVia` and `ancestors(of:)` (chains are acyclic: a parent must be
     /// recorded before its children).
     func roleReport(_ email: String, _ lid: String, record: AgreementRecord?) throws -> RoleReport {
+        // a cell exists exactly when its ID is in the email's `emailLids` entry (`setCell`
+        // keeps both), so one read of that entry answers for every absent cell on the chain
+        let listed = try emailLids.get(email)
+        func cell(_ email: String, _ lid: String) throws -> CellRecord? {
+            guard listed?.contains(lid) == true else { return nil }
+            return try self.cell(email, lid)
+        }
         let direct = try cell(email, lid)?.entries ?? []
         var chain: [(lid: String, record: AgreementRecord?)] = []
         var current = record?.parent

@@ -40,13 +40,36 @@ final class Table<V: StateRecord> {
 
     func get(_ key: String) throws -> V? {
         if !cache.isEmpty, let hit = cache[key] { return hit }
-        if let hot, let hotCache, let hit = hotCache.lookup(hot, key, at: hotVersion) { return hit }
+        if let hot, let hotCache {
+            switch hotCache.lookup(hot, key, at: hotVersion) {
+            case let .hit(v): return v
+            case .absent: return nil
+            case .unknown:
+                if writer == nil, let whole = try loadWhole(hot, hotCache) { return whole[key] }
+            }
+        }
         guard let reader, let db else { return nil }
         var k = key
         let value = try k.withUTF8 { utf8 in try reader.withValue(db, key: UnsafeRawBufferPointer(utf8)) { try V.decode(bytes: $0) } }
         cache[key] = .some(value)
         if hot != nil, value != nil { loaded.append(key) }
         return value
+    }
+
+    /// Reads the whole table into the hot cache when it is completable, small enough and
+    /// due (see `HotCache.claimWholeLoad`); returns what it read (valid at this
+    /// transaction's commit), or nil when it did not load. Read-only transactions only: a
+    /// write transaction's view is not a commit.
+    private func loadWhole(_ hot: HotTable<V>, _ hotCache: HotCache) throws -> [String: V]? {
+        guard hot.completable, let reader, let db, hotCache.claimWholeLoad(hot, at: hotVersion),
+              try reader.count(db) <= hotCache.limitPerTable else { return nil }
+        var whole: [String: V] = [:]
+        try reader.scan(db) { key, value in
+            whole[String(decoding: key, as: UTF8.self)] = try V.decode(bytes: value)
+            return true
+        }
+        hotCache.installWhole(hot, whole, at: hotVersion)
+        return whole
     }
 
     /// Whether this transaction read or wrote anything to publish.
@@ -56,7 +79,7 @@ final class Table<V: StateRecord> {
     /// cache's lock, after a commit).
     func publish(limit: Int) {
         guard let hot, !loaded.isEmpty || !written.isEmpty else { return }
-        defer { if hot.entries.count > limit { hot.entries.removeAll() } }
+        defer { if hot.entries.count > limit { hot.empty() } }
         // only records that exist are kept (absent keys are unbounded: a random question
         // about any email and any ID); a key written absent is dropped
         for key in loaded { if case let .some(.some(v)) = cache[key] { hot.entries[key] = v } }

@@ -1,9 +1,41 @@
 import Synchronization
 
-/// The decoded projection records of one table, kept between transactions.
+import Dispatch
+
+/// The decoded projection records of one table, kept between transactions. Every field is
+/// touched only under `HotCache`'s lock.
 final class HotTable<V: StateRecord> {
-    /// key → record (only records that exist). Touched only under `HotCache`'s lock.
+    /// key → record (only records that exist).
     var entries: [String: V] = [:]
+    /// Whether `entries` is the whole table at the cache's commit, so that a key not in it
+    /// is known to be absent.
+    var complete = false
+    /// Whether a reader may load the whole table (small tables a check reads).
+    let completable: Bool
+    /// When the table was last loaded whole (uptime in ns): at most once a second, so
+    /// commits by another process can't turn every question into a full load.
+    var lastLoad: UInt64 = 0
+    /// Questions the cache could not answer since the last whole load: a table is loaded
+    /// whole only once it is asked about often (so a short-lived process, or one question
+    /// after opening, never pays for a load).
+    var misses = 0
+
+    init(completable: Bool = false) { self.completable = completable }
+
+    func empty() {
+        entries.removeAll()
+        complete = false
+    }
+}
+
+/// What the hot cache knows of a key.
+enum HotAnswer<V: Sendable>: Sendable {
+    /// The record.
+    case hit(V)
+    /// The table is held whole at this commit and the key is not in it.
+    case absent
+    /// The cache can't say (another commit, or a record not held).
+    case unknown
 }
 
 /// Decoded projection records kept **between** transactions, so that a check or a command
@@ -28,21 +60,68 @@ final class HotCache: @unchecked Sendable {
     private let lock = Mutex<UInt64>(0)
     /// Entries per table beyond which the table is emptied (memory bound).
     let limitPerTable: Int
-    let accounts = HotTable<AccountRecord>(), emailOwners = HotTable<StringValue>(), agreements = HotTable<AgreementRecord>()
-    let cells = HotTable<CellRecord>(), emailLids = HotTable<StringSet>(), legalContactLids = HotTable<StringSet>()
-    let lidAdmins = HotTable<StringSet>(), optOuts = HotTable<SeqValue>(), requests = HotTable<RequestRecord>()
+    // The tables a check reads are held whole when they fit (accounts, agreements, each
+    // email's IDs with a cell, opt-outs): a check then needs LMDB only for cells that exist.
+    let accounts = HotTable<AccountRecord>(completable: true), emailOwners = HotTable<StringValue>()
+    let agreements = HotTable<AgreementRecord>(completable: true)
+    let cells = HotTable<CellRecord>(), emailLids = HotTable<StringSet>(completable: true), legalContactLids = HotTable<StringSet>()
+    let lidAdmins = HotTable<StringSet>(), optOuts = HotTable<SeqValue>(completable: true), requests = HotTable<RequestRecord>()
     let lockouts = HotTable<LockoutRecord>(), meta = HotTable<MetaRecord>()
     private let all: [any ClearableHotTable]
 
-    init(limitPerTable: Int) {
+    /// The least time between two loads of a whole table (ns).
+    let wholeLoadInterval: UInt64
+    /// Unanswered questions about a table before it is loaded whole.
+    let wholeLoadAfterMisses: Int
+
+    init(limitPerTable: Int, wholeLoadInterval: UInt64 = 1_000_000_000, wholeLoadAfterMisses: Int = 256) {
         self.limitPerTable = limitPerTable
+        self.wholeLoadInterval = wholeLoadInterval
+        self.wholeLoadAfterMisses = wholeLoadAfterMisses
         all = [accounts, emailOwners, agreements, cells, emailLids, legalContactLids, lidAdmins, optOuts, requests, lockouts, meta]
     }
 
-    /// The cached record for `key` when the cache is valid at `version` and holds it (nil:
-    /// the cache can't say; absent keys are not cached).
-    func lookup<V>(_ table: HotTable<V>, _ key: String, at version: UInt64) -> V? {
-        lock.withLock { current in current == version ? table.entries[key] : nil }
+    /// Whether `table` is held whole (for tests).
+    func isWhole<V>(_ table: HotTable<V>) -> Bool { lock.withLock { _ in table.complete } }
+
+    /// What the cache knows of `key` for a transaction at commit `version`.
+    func lookup<V>(_ table: HotTable<V>, _ key: String, at version: UInt64) -> HotAnswer<V> {
+        lock.withLock { current in
+            guard current == version else { return .unknown }
+            if let v = table.entries[key] { return .hit(v) }
+            return table.complete ? .absent : .unknown
+        }
+    }
+
+    /// Whether a reader at commit `version` should load `table` whole now: it is completable,
+    /// not already whole at that commit, the cache is not newer, the table was asked about
+    /// `wholeLoadAfterMisses` times without an answer, and the last load was at least
+    /// `wholeLoadInterval` ago. Claims the load: others are told no until it is due again.
+    func claimWholeLoad<V>(_ table: HotTable<V>, at version: UInt64) -> Bool {
+        guard table.completable else { return false }
+        let now = DispatchTime.now().uptimeNanoseconds
+        return lock.withLock { current in
+            table.misses += 1
+            guard version >= current, !(version == current && table.complete), table.misses >= wholeLoadAfterMisses,
+                  now &- table.lastLoad >= wholeLoadInterval || table.lastLoad == 0 else { return false }
+            table.lastLoad = now
+            table.misses = 0
+            return true
+        }
+    }
+
+    /// Installs the whole of `table` read at commit `version` (clearing the cache first
+    /// when it was at an older commit; nothing when it has moved past `version`).
+    func installWhole<V>(_ table: HotTable<V>, _ entries: [String: V], at version: UInt64) {
+        lock.withLock { current in
+            guard version >= current, entries.count <= limitPerTable else { return }
+            if version != current {
+                for t in all { t.clear() }
+                current = version
+            }
+            table.entries = entries
+            table.complete = true
+        }
     }
 
     /// The commit the cache is valid at (0: none).
@@ -70,5 +149,5 @@ protocol ClearableHotTable: AnyObject {
 }
 
 extension HotTable: ClearableHotTable {
-    func clear() { entries.removeAll() }
+    func clear() { empty() }
 }

@@ -148,6 +148,16 @@ struct StringSet: StateRecord, Sendable {
         return true
     }
 
+    /// Whether `v` is in the set (binary search: `values` is sorted).
+    func contains(_ v: String) -> Bool {
+        var lo = 0, hi = values.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if values[mid] < v { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < values.count && values[lo] == v
+    }
+
     mutating func remove(_ v: String) -> Bool {
         guard let i = values.firstIndex(of: v) else { return false }
         values.remove(at: i)
