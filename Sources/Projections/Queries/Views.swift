@@ -30,12 +30,40 @@ public struct CheckResult: Sendable, Equatable {
     /// A stable code: `allowed`, `notRegistered`, `emailNotValidated`,
     /// `unknownLicensingId`, `noRole`, `benefitNotHeld`.
     public var reason: String
-    /// A sentence for people.
-    public var message: String
+    /// A sentence for people (written when asked for: a check on the hot path does not
+    /// format text nobody reads).
+    public var message: String { explanation.sentence }
     /// The roles the account's email holds on the ID.
     public var roles: [Role]
     /// The seq of the last event the answer includes.
     public var asOfSeq: UInt64
+    /// What the sentence says.
+    let explanation: CheckExplanation
+}
+
+/// The facts behind a check's sentence.
+enum CheckExplanation: Sendable, Equatable {
+    case notRegistered(account: String)
+    case emailNotValidated(account: String, email: String)
+    case unknownLicensingId(String)
+    case allowed(email: String, by: Role, lid: String)
+    case benefitNotHeld(email: String, lid: String, benefit: SABenefit)
+    case noRole(action: Action, lid: String, email: String, roles: [Role])
+
+    var sentence: String {
+        switch self {
+        case let .notRegistered(account): return "account '\(account)' is not registered"
+        case let .emailNotValidated(account, email): return "account '\(account)' has not validated \(email)"
+        case let .unknownLicensingId(lid): return "Licensing ID '\(lid)' is not recorded"
+        case let .allowed(email, by, lid): return "\(email) holds \(by.rawValue) on \(lid)"
+        case let .benefitNotHeld(email, lid, benefit):
+            return "\(email) manages Software Assurance on \(lid) but not the \(benefit.rawValue) benefit"
+        case let .noRole(action, lid, email, roles):
+            let needed = action.allowingRole == .administrator ? "administrator" : "\(action.allowingRole.rawValue) or administrator"
+            let held = roles.isEmpty ? "no role" : roles.map(\.rawValue).joined(separator: ", ")
+            return "\(action.rawValue) needs \(needed) on \(lid); \(email) holds \(held)"
+        }
+    }
 }
 
 /// The lockout state of an account at a time (R9).
@@ -101,24 +129,23 @@ extension DomainState {
 
     /// Whether `account` may do `action` on `lid` (for one SA benefit, optionally).
     public func check(account: String, licensingId lid: String, action: Action, benefit: SABenefit?) throws -> CheckResult {
-        func deny(_ reason: String, _ message: String, _ roles: [Role] = []) -> CheckResult {
-            CheckResult(allowed: false, reason: reason, message: message, roles: roles, asOfSeq: lastSeq)
+        func deny(_ reason: String, _ why: CheckExplanation, _ roles: [Role] = []) -> CheckResult {
+            CheckResult(allowed: false, reason: reason, roles: roles, asOfSeq: lastSeq, explanation: why)
         }
-        guard let record = try self.account(account) else { return deny("notRegistered", "account '\(account)' is not registered") }
-        guard record.validated else { return deny("emailNotValidated", "account '\(account)' has not validated \(record.email)") }
-        guard let agreement = try agreement(lid) else { return deny("unknownLicensingId", "Licensing ID '\(lid)' is not recorded") }
+        guard let record = try self.account(account) else { return deny("notRegistered", .notRegistered(account: account)) }
+        guard record.validated else { return deny("emailNotValidated", .emailNotValidated(account: account, email: record.email)) }
+        guard let agreement = try agreement(lid) else { return deny("unknownLicensingId", .unknownLicensingId(lid)) }
         let report = try roleReport(record.email, lid, record: agreement)
         let roles = report.roles
         if report.allows(action, benefit: benefit) {
             let by = report.holds(.administrator) ? Role.administrator : action.allowingRole
-            return CheckResult(allowed: true, reason: "allowed", message: "\(record.email) holds \(by.rawValue) on \(lid)", roles: roles, asOfSeq: lastSeq)
+            return CheckResult(allowed: true, reason: "allowed", roles: roles, asOfSeq: lastSeq,
+                               explanation: .allowed(email: record.email, by: by, lid: lid))
         }
         if action == .manageSoftwareAssurance, let benefit, report.holds(.softwareAssuranceManager) {
-            return deny("benefitNotHeld", "\(record.email) manages Software Assurance on \(lid) but not the \(benefit.rawValue) benefit", roles)
+            return deny("benefitNotHeld", .benefitNotHeld(email: record.email, lid: lid, benefit: benefit), roles)
         }
-        let needed = action.allowingRole == .administrator ? "administrator" : "\(action.allowingRole.rawValue) or administrator"
-        let held = roles.isEmpty ? "no role" : roles.map(\.rawValue).joined(separator: ", ")
-        return deny("noRole", "\(action.rawValue) needs \(needed) on \(lid); \(record.email) holds \(held)", roles)
+        return deny("noRole", .noRole(action: action, lid: lid, email: record.email, roles: roles), roles)
     }
 
     /// The lockout status of `account` at `t` (events after the state's last seq are not seen).

@@ -150,11 +150,12 @@ extension DomainState {
             return try self.cell(email, lid)
         }
         let direct = try cell(email, lid)?.entries ?? []
-        var chain: [(lid: String, record: AgreementRecord?)] = []
+        // each ancestor, and whether the email is its primary contact or notices correspondent
+        var chain: [(lid: String, legalContact: Bool)] = []
         var current = record?.parent
         while let p = current, chain.count < 64, p != lid, !chain.contains(where: { $0.lid == p }) {
             let r = try agreement(p)
-            chain.append((p, r))
+            chain.append((p, r?.isLegalContact(email) ?? false))
             current = r?.parent
         }
         // admin(E, L) = directAdmin(E, L) ∨ (¬optedOut(E, P) ∧ admin(E, P)), up the chain
@@ -168,7 +169,7 @@ extension DomainState {
                 guard i + 1 < chain.count, !(try optedOut(email, from: chain[i + 1].lid)) else { break }
             }
         }
-        let info = chain.filter { $0.record?.isLegalContact(email) == true }.map(\.lid)
+        let info = chain.filter(\.legalContact).map(\.lid)
         return RoleReport(direct: direct, inheritedAdminVia: via, inheritedInfoVia: info)
     }
 

@@ -342,7 +342,15 @@ public final class DomainState {
         }
     }
 
-    static func pairKey(_ email: String, _ lid: String) -> String { email + "\u{0}" + lid }
+    /// `email ␀ lid`, built in one allocation.
+    static func pairKey(_ email: String, _ lid: String) -> String {
+        var key = String()
+        key.reserveCapacity(email.utf8.count + 1 + lid.utf8.count)
+        key.append(email)
+        key.append("\u{0}")
+        key.append(lid)
+        return key
+    }
 
     // MARK: Lookups
 
