@@ -136,3 +136,17 @@ struct NormalizationTests {
         #expect(Normalize.account(" ÀB ") == "àb")
     }
 }
+
+@Suite("Canonical orders")
+struct CanonicalOrderTests {
+    @Test("Role.order and SABenefit.order are the positions in DOMAIN.md's canonical order")
+    func orders() {
+        #expect(Role.allCases.enumerated().allSatisfy { $0.offset == $0.element.order })
+        #expect(SABenefit.allCases.enumerated().allSatisfy { $0.offset == $0.element.order })
+        #expect(Role.canonical == Role.allCases)
+        let report = RoleReport(direct: [GrantEntry(role: .download, source: .grant, seq: 1, kind: 0, benefits: []),
+                                         GrantEntry(role: .administrator, source: .contact, seq: 2, kind: 0, benefits: [])],
+                                inheritedAdminVia: "P", inheritedInfoVia: ["Q"])
+        #expect(report.roles == [.administrator, .licensingInfo, .download])
+    }
+}

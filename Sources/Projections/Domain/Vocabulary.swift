@@ -4,8 +4,21 @@ public enum Role: String, CaseIterable, Sendable, Hashable, Comparable, Codable 
          onlineServicesManager, subscriptionsManager
 
     /// Position in the canonical order.
-    public var order: Int { Role.allCases.firstIndex(of: self) ?? 0 }
+    public var order: Int {
+        switch self {
+        case .administrator: 0
+        case .licensingInfo: 1
+        case .download: 2
+        case .productKeys: 3
+        case .softwareAssuranceManager: 4
+        case .onlineServicesManager: 5
+        case .subscriptionsManager: 6
+        }
+    }
     public static func < (a: Role, b: Role) -> Bool { a.order < b.order }
+
+    /// Every role in canonical order (made once).
+    static let canonical = Role.allCases
 }
 
 /// A Software Assurance benefit a `softwareAssuranceManager` may manage.
@@ -14,7 +27,18 @@ public enum SABenefit: String, CaseIterable, Sendable, Hashable, Comparable, Cod
          techNet, problemResolutionSupport, software
 
     /// Position in the canonical order.
-    public var order: Int { SABenefit.allCases.firstIndex(of: self) ?? 0 }
+    public var order: Int {
+        switch self {
+        case .planningServices: 0
+        case .trainingVouchers: 1
+        case .eLearning: 2
+        case .employeePurchaseProgram: 3
+        case .homeUseProgram: 4
+        case .techNet: 5
+        case .problemResolutionSupport: 6
+        case .software: 7
+        }
+    }
     public static func < (a: SABenefit, b: SABenefit) -> Bool { a.order < b.order }
 }
 

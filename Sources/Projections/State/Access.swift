@@ -32,10 +32,11 @@ public struct RoleReport: Sendable, Equatable {
 
     /// Every role held, canonical order.
     public var roles: [Role] {
-        var set = Set(direct.map(\.role))
-        if inheritedAdminVia != nil { set.insert(.administrator) }
-        if !inheritedInfoVia.isEmpty { set.insert(.licensingInfo) }
-        return set.sorted()
+        var held = 0
+        for e in direct { held |= 1 << e.role.order }
+        if inheritedAdminVia != nil { held |= 1 << Role.administrator.order }
+        if !inheritedInfoVia.isEmpty { held |= 1 << Role.licensingInfo.order }
+        return Role.canonical.filter { held & (1 << $0.order) != 0 }
     }
 
     /// The SA benefits held (the union over the `softwareAssuranceManager` entries).

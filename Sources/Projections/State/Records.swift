@@ -104,7 +104,11 @@ public struct CellRecord: StateRecord, Sendable {
     public var entries: [GrantEntry]
 
     /// The roles held through any direct source, canonical order.
-    public var roles: [Role] { Array(Set(entries.map(\.role))).sorted() }
+    public var roles: [Role] {
+        var held = 0
+        for e in entries { held |= 1 << e.role.order }
+        return Role.canonical.filter { held & (1 << $0.order) != 0 }
+    }
 
     /// Whether `administrator` is held directly.
     public var hasAdministrator: Bool { entries.contains { $0.role == .administrator } }
@@ -122,8 +126,8 @@ public struct CellRecord: StateRecord, Sendable {
         entries.reserveCapacity(n)
         for _ in 0 ..< n {
             let roleIndex = Int(try r.readUInt8())
-            guard roleIndex < Role.allCases.count else { throw DecodingError("role index \(roleIndex)", offset: r.offset) }
-            entries.append(GrantEntry(role: Role.allCases[roleIndex], source: try r.readEnum(), seq: try r.readVarint(),
+            guard roleIndex < Role.canonical.count else { throw DecodingError("role index \(roleIndex)", offset: r.offset) }
+            entries.append(GrantEntry(role: Role.canonical[roleIndex], source: try r.readEnum(), seq: try r.readVarint(),
                                       kind: try r.readUInt16(), benefits: try r.readBenefits()))
         }
         return CellRecord(entries: entries)
