@@ -61,6 +61,9 @@ struct HotCacheTests {
         }
         #expect(mismatches == 0, "\(mismatches) answers differ from the uncached ledger's")
         #expect(wholeSeen > 0, "no table was ever held whole")
+        if wholeLoadEvery == 0 {
+            #expect((a.hot?.answeredWithoutTransaction ?? 0) > 0, "no check was answered from the cache alone")
+        }
         #expect(compared > 1_000)
         #expect(refusedOnly > 0, "no batch committed nothing")
         #expect(try a.verify().ok)

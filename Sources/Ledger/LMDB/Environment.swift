@@ -196,6 +196,14 @@ public final class Environment: @unchecked Sendable {
         return info.me_mapsize
     }
 
+    /// The id of the last committed transaction (by any process), read from the meta pages
+    /// without a transaction: a read transaction begun now would see this commit or a later one.
+    public var lastCommitID: UInt64 {
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        return UInt64(info.me_last_txnid)
+    }
+
     /// Bytes used by the data file on disk (pages in use × page size).
     public var usedBytes: Int {
         var info = MDB_envinfo()

@@ -446,6 +446,13 @@ public final class PermissionLedger: Sendable {
     /// Whether `account` may do `action` on `licensingId`.
     public func check(account: String, action: Action, licensingId: String, benefit: SABenefit? = nil, asOf: AsOf? = nil) throws -> CheckResult {
         let a = Normalize.account(account) ?? account
+        // at the head, from the hot cache alone when it is at the last commit and holds
+        // every record the check reads (no transaction, one lock)
+        if asOf == nil, let hot, let answer = try hot.withFacts(at: environment.lastCommitID, {
+            try checkPermission(facts: $0, account: a, licensingId: licensingId, action: action, benefit: benefit)
+        }) {
+            return answer
+        }
         return try withState(asOf: asOf) { try $0.check(account: a, licensingId: licensingId, action: action, benefit: benefit) }
     }
 

@@ -129,23 +129,7 @@ extension DomainState {
 
     /// Whether `account` may do `action` on `lid` (for one SA benefit, optionally).
     public func check(account: String, licensingId lid: String, action: Action, benefit: SABenefit?) throws -> CheckResult {
-        func deny(_ reason: String, _ why: CheckExplanation, _ roles: [Role] = []) -> CheckResult {
-            CheckResult(allowed: false, reason: reason, roles: roles, asOfSeq: lastSeq, explanation: why)
-        }
-        guard let record = try self.account(account) else { return deny("notRegistered", .notRegistered(account: account)) }
-        guard record.validated else { return deny("emailNotValidated", .emailNotValidated(account: account, email: record.email)) }
-        guard let agreement = try agreement(lid) else { return deny("unknownLicensingId", .unknownLicensingId(lid)) }
-        let report = try roleReport(record.email, lid, record: agreement)
-        let roles = report.roles
-        if report.allows(action, benefit: benefit) {
-            let by = report.holds(.administrator) ? Role.administrator : action.allowingRole
-            return CheckResult(allowed: true, reason: "allowed", roles: roles, asOfSeq: lastSeq,
-                               explanation: .allowed(email: record.email, by: by, lid: lid))
-        }
-        if action == .manageSoftwareAssurance, let benefit, report.holds(.softwareAssuranceManager) {
-            return deny("benefitNotHeld", .benefitNotHeld(email: record.email, lid: lid, benefit: benefit), roles)
-        }
-        return deny("noRole", .noRole(action: action, lid: lid, email: record.email, roles: roles), roles)
+        try checkPermission(facts: self, account: account, licensingId: lid, action: action, benefit: benefit)
     }
 
     /// The lockout status of `account` at `t` (events after the state's last seq are not seen).
@@ -167,4 +151,27 @@ extension DomainState {
     public func administrators(of lid: String) throws -> [AdministratorEntry] {
         try effectiveAdministrators(lid).map { AdministratorEntry(email: $0.email, sources: $0.sources) }
     }
+}
+
+/// Whether `account` may do `action` on `lid` (for one SA benefit, optionally), read from `facts`.
+func checkPermission(facts: some PermissionFacts, account: String, licensingId lid: String, action: Action,
+                     benefit: SABenefit?) throws -> CheckResult {
+    let lastSeq = facts.lastSeq
+    func deny(_ reason: String, _ why: CheckExplanation, _ roles: [Role] = []) -> CheckResult {
+        CheckResult(allowed: false, reason: reason, roles: roles, asOfSeq: lastSeq, explanation: why)
+    }
+    guard let record = try facts.account(account) else { return deny("notRegistered", .notRegistered(account: account)) }
+    guard record.validated else { return deny("emailNotValidated", .emailNotValidated(account: account, email: record.email)) }
+    guard let agreement = try facts.agreement(lid) else { return deny("unknownLicensingId", .unknownLicensingId(lid)) }
+    let report = try readRoleReport(facts: facts, record.email, lid, record: agreement)
+    let roles = report.roles
+    if report.allows(action, benefit: benefit) {
+        let by = report.holds(.administrator) ? Role.administrator : action.allowingRole
+        return CheckResult(allowed: true, reason: "allowed", roles: roles, asOfSeq: lastSeq,
+                           explanation: .allowed(email: record.email, by: by, lid: lid))
+    }
+    if action == .manageSoftwareAssurance, let benefit, report.holds(.softwareAssuranceManager) {
+        return deny("benefitNotHeld", .benefitNotHeld(email: record.email, lid: lid, benefit: benefit), roles)
+    }
+    return deny("noRole", .noRole(action: action, lid: lid, email: record.email, roles: roles), roles)
 }

@@ -138,40 +138,9 @@ extension DomainState {
         try roleReport(email, lid, record: try agreement(lid))
     }
 
-    /// `roleReport` when the caller already read `lid`'s agreement record. One walk up the
-    /// parent chain reads each ancestor's record once; it gives the same answer as
-    /// `inheritedAdminVia` and `ancestors(of:)` (chains are acyclic: a parent must be
-    /// recorded before its children).
+    /// `roleReport` when the caller already read `lid`'s agreement record.
     func roleReport(_ email: String, _ lid: String, record: AgreementRecord?) throws -> RoleReport {
-        // a cell exists exactly when its ID is in the email's `emailLids` entry (`setCell`
-        // keeps both), so one read of that entry answers for every absent cell on the chain
-        let listed = try emailLids.get(email)
-        func cell(_ email: String, _ lid: String) throws -> CellRecord? {
-            guard listed?.contains(lid) == true else { return nil }
-            return try self.cell(email, lid)
-        }
-        let direct = try cell(email, lid)?.entries ?? []
-        // each ancestor, and whether the email is its primary contact or notices correspondent
-        var chain: [(lid: String, legalContact: Bool)] = []
-        var current = record?.parent
-        while let p = current, chain.count < 64, p != lid, !chain.contains(where: { $0.lid == p }) {
-            let r = try agreement(p)
-            chain.append((p, r?.isLegalContact(email) ?? false))
-            current = r?.parent
-        }
-        // admin(E, L) = directAdmin(E, L) ∨ (¬optedOut(E, P) ∧ admin(E, P)), up the chain
-        var via: String?
-        if let parent = chain.first?.lid, !(try optedOut(email, from: parent)) {
-            for i in chain.indices {
-                if try cell(email, chain[i].lid)?.hasAdministrator == true {
-                    via = parent
-                    break
-                }
-                guard i + 1 < chain.count, !(try optedOut(email, from: chain[i + 1].lid)) else { break }
-            }
-        }
-        let info = chain.filter(\.legalContact).map(\.lid)
-        return RoleReport(direct: direct, inheritedAdminVia: via, inheritedInfoVia: info)
+        try readRoleReport(facts: self, email, lid, record: record)
     }
 
     /// Every Licensing ID on which `email` may hold a role: its cells, and the descendants
@@ -189,4 +158,58 @@ extension DomainState {
         }
         return out.sorted()
     }
+}
+
+/// What a check and a role report read: a state over a transaction (`DomainState`), or the
+/// hot cache held at one commit (`HotFacts`). One logic, so both give the same answers.
+protocol PermissionFacts {
+    /// The seq of the last event the facts include.
+    var lastSeq: UInt64 { get }
+    func account(_ account: String) throws -> AccountRecord?
+    func agreement(_ lid: String) throws -> AgreementRecord?
+    func cell(_ email: String, _ lid: String) throws -> CellRecord?
+    func optedOut(_ email: String, from parent: String) throws -> Bool
+    /// The Licensing IDs where `email` has a cell (nil: none).
+    func lidsWithCells(of email: String) throws -> StringSet?
+}
+
+extension DomainState: PermissionFacts {
+    func lidsWithCells(of email: String) throws -> StringSet? { try emailLids.get(email) }
+}
+
+/// The roles of `email` on `lid` read from `facts`, when the caller already read `lid`'s
+/// agreement record. One walk up the
+/// parent chain reads each ancestor's record once; it gives the same answer as
+/// `inheritedAdminVia` and `ancestors(of:)` (chains are acyclic: a parent must be
+/// recorded before its children).
+func readRoleReport(facts: some PermissionFacts, _ email: String, _ lid: String, record: AgreementRecord?) throws -> RoleReport {
+    // a cell exists exactly when its ID is in the email's `emailLids` entry (`setCell`
+    // keeps both), so one read of that entry answers for every absent cell on the chain
+    let listed = try facts.lidsWithCells(of: email)
+    func cell(_ email: String, _ lid: String) throws -> CellRecord? {
+        guard listed?.contains(lid) == true else { return nil }
+        return try facts.cell(email, lid)
+    }
+    let direct = try cell(email, lid)?.entries ?? []
+    // each ancestor, and whether the email is its primary contact or notices correspondent
+    var chain: [(lid: String, legalContact: Bool)] = []
+    var current = record?.parent
+    while let p = current, chain.count < 64, p != lid, !chain.contains(where: { $0.lid == p }) {
+        let r = try facts.agreement(p)
+        chain.append((p, r?.isLegalContact(email) ?? false))
+        current = r?.parent
+    }
+    // admin(E, L) = directAdmin(E, L) ∨ (¬optedOut(E, P) ∧ admin(E, P)), up the chain
+    var via: String?
+    if let parent = chain.first?.lid, !(try facts.optedOut(email, from: parent)) {
+        for i in chain.indices {
+            if try cell(email, chain[i].lid)?.hasAdministrator == true {
+                via = parent
+                break
+            }
+            guard i + 1 < chain.count, !(try facts.optedOut(email, from: chain[i + 1].lid)) else { break }
+        }
+    }
+    let info = chain.filter(\.legalContact).map(\.lid)
+    return RoleReport(direct: direct, inheritedAdminVia: via, inheritedInfoVia: info)
 }

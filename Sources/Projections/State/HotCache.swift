@@ -81,6 +81,27 @@ final class HotCache: @unchecked Sendable {
         all = [accounts, emailOwners, agreements, cells, emailLids, legalContactLids, lidAdmins, optOuts, requests, lockouts, meta]
     }
 
+    /// Runs `body` on the cache's records when the cache is at commit `version`, under the
+    /// lock, without a transaction; nil when it is not at that commit or `body` needs a
+    /// record the cache does not hold (then the question is asked through a transaction).
+    /// `body` must be short and must not call back into the cache.
+    func withFacts<R: Sendable>(at version: UInt64, _ body: (HotFacts) throws -> R) throws -> R? {
+        try lock.withLock { current -> R? in
+            guard current == version, let checkpoint = meta.entries["checkpoint"] else { return nil }
+            do {
+                let answer = try body(HotFacts(cache: self, lastSeq: checkpoint.lastSeq))
+                answeredAlone += 1
+                return answer
+            } catch is HotFacts.NotHeld {
+                return nil
+            }
+        }
+    }
+
+    /// Questions `withFacts` answered (guarded by the lock; for tests).
+    private var answeredAlone = 0
+    var answeredWithoutTransaction: Int { lock.withLock { _ in answeredAlone } }
+
     /// Whether `table` is held whole (for tests).
     func isWhole<V>(_ table: HotTable<V>) -> Bool { lock.withLock { _ in table.complete } }
 
@@ -150,4 +171,26 @@ protocol ClearableHotTable: AnyObject {
 
 extension HotTable: ClearableHotTable {
     func clear() { empty() }
+}
+
+/// The hot cache at one commit, read under its lock (see `HotCache.withFacts`): a record
+/// it does not hold, in a table it does not hold whole, throws `NotHeld`.
+struct HotFacts: PermissionFacts {
+    /// The cache can't answer: ask through a transaction.
+    struct NotHeld: Error {}
+
+    let cache: HotCache
+    let lastSeq: UInt64
+
+    private func lookup<V>(_ table: HotTable<V>, _ key: String) throws -> V? {
+        if let v = table.entries[key] { return v }
+        guard table.complete else { throw NotHeld() }
+        return nil
+    }
+
+    func account(_ account: String) throws -> AccountRecord? { try lookup(cache.accounts, account) }
+    func agreement(_ lid: String) throws -> AgreementRecord? { try lookup(cache.agreements, lid) }
+    func cell(_ email: String, _ lid: String) throws -> CellRecord? { try lookup(cache.cells, DomainState.pairKey(email, lid)) }
+    func optedOut(_ email: String, from parent: String) throws -> Bool { try lookup(cache.optOuts, DomainState.pairKey(email, parent)) != nil }
+    func lidsWithCells(of email: String) throws -> StringSet? { try lookup(cache.emailLids, email) }
 }
