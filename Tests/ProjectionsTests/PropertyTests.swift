@@ -28,10 +28,30 @@ struct PropertyTests {
         #expect(report.ok, "\(String(describing: report.projectionProblem ?? report.log.problem))")
         let before = try projectionDump(ledger)
         #expect(before.values.reduce(0) { $0 + $1.count } > 100)
+        let used = ledger.environment.usedBytes
         let rebuilt = try ledger.rebuild()
         #expect(rebuilt.events == (try ledger.log.head().seq))
+        #expect(rebuilt.changedEntries == 0, "a rebuild of sound projections wrote \(rebuilt.changedEntries) entries")
+        #expect(ledger.environment.usedBytes <= used + 16 * 4096, "a rebuild of sound projections grew the file")
         let after = try projectionDump(ledger)
         #expect(before == after)
+        // damage: a changed value, a missing entry, an entry a replay does not make, in
+        // three tables; a rebuild puts back exactly those three
+        let dbs = try ledger.environment.openDatabases(["p.cells", "p.accounts", "p.agreements"])
+        try ledger.environment.write { txn in
+            var firstCell: [UInt8]?
+            try txn.scan(dbs[0]) { k, _ in firstCell = Array(k); return false }
+            var firstAccount: [UInt8]?
+            try txn.scan(dbs[1]) { k, _ in firstAccount = Array(k); return false }
+            if let k = firstCell { try txn.put(dbs[0], key: k, value: [0]) }
+            if let k = firstAccount { try txn.delete(dbs[1], key: k) }
+            try txn.put(dbs[2], key: Array("ZZ-not-recorded".utf8), value: [1, 2, 3])
+        }
+        #expect(try !ledger.verify().ok)
+        let repaired = try ledger.rebuild()
+        #expect(repaired.changedEntries == 3)
+        #expect(try projectionDump(ledger) == before)
+        #expect(try ledger.verify().ok)
         // every accepted event re-encodes to its stored canonical bytes
         try ledger.environment.read { txn in
             try ledger.log.forEach(from: 1, in: txn) { view in

@@ -244,15 +244,23 @@ public enum KeyOrder {
     /// Whether `a` sorts before `b` as LMDB orders keys.
     @inline(__always)
     public static func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        a.withUnsafeBufferPointer { x in
-            b.withUnsafeBufferPointer { y in
-                let n = min(x.count, y.count)
-                if n > 0, let p = x.baseAddress, let q = y.baseAddress {
-                    let c = memcmp(p, q, n)
-                    if c != 0 { return c < 0 }
-                }
-                return x.count < y.count
-            }
+        a.withUnsafeBytes { x in b.withUnsafeBytes { y in precedes(x, y) } }
+    }
+
+    /// Whether `a` sorts before `b` (a stored key) as LMDB orders keys.
+    @inline(__always)
+    public static func precedes(_ a: [UInt8], _ b: UnsafeRawBufferPointer) -> Bool {
+        a.withUnsafeBytes { x in precedes(x, b) }
+    }
+
+    /// Whether `a` sorts before `b` as LMDB orders keys.
+    @inline(__always)
+    public static func precedes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        let n = min(a.count, b.count)
+        if n > 0, let p = a.baseAddress, let q = b.baseAddress {
+            let c = memcmp(p, q, n)
+            if c != 0 { return c < 0 }
         }
+        return a.count < b.count
     }
 }
