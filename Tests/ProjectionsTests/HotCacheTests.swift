@@ -95,3 +95,57 @@ struct HotCacheTests {
         #expect(hot.version == after)
     }
 }
+
+/// Checks answered from the hot cache while another thread writes must each be the answer at
+/// the commit they name: `check(asOf: .seq(r.asOfSeq))` (a replay) gives the same result.
+@Suite("Hot cache under concurrent writes")
+struct HotCacheConcurrencyTests {
+    @Test("checks on three threads during writes on a fourth equal the replayed answer at their seq")
+    func answersAreSnapshots() async throws {
+        let dir = TempDir()
+        var options = PermissionLedger.Options(authorizationKey: testKey, durability: .noSync, initialMapSize: 1 << 20)
+        options.hotWholeLoadInterval = 0
+        options.hotWholeLoadAfterMisses = 1
+        let ledger = try PermissionLedger(directory: dir.path, options: options)
+        var generator = HistoryGenerator(seed: 21, organisations: 6)
+        _ = try ledger.executeBatch(generator.commands(300))
+        let later = generator.commands(1_500)
+        let accounts = (0 ..< 6).flatMap { o in ["admin-org\(o)", "u0-org\(o)", "u1-org\(o)", "u2-org\(o)"] }
+        let lids = (0 ..< 6).flatMap { o in ["EN-\(o)-0", "EN-\(o)-1", "MBSA-\(o)", "OL-\(o)-0", "SEL-\(o)-0"] }
+        let results = try await withThrowingTaskGroup(of: [(String, String, CheckResult)].self) { group in
+            group.addTask {
+                var i = 0
+                while i < later.count {
+                    _ = try ledger.executeBatch(Array(later[i ..< min(later.count, i + 1 + i % 7)]))
+                    i += 1 + i % 7
+                }
+                return []
+            }
+            for t in 0 ..< 3 {
+                group.addTask {
+                    var rng = SeededRandom(seed: UInt64(t) + 100)
+                    var seen: [(String, String, CheckResult)] = []
+                    for _ in 0 ..< 3_000 {
+                        let a = accounts[rng.below(accounts.count)], l = lids[rng.below(lids.count)]
+                        seen.append((a, l, try ledger.check(account: a, action: .downloadSoftware, licensingId: l)))
+                    }
+                    return seen
+                }
+            }
+            var all: [(String, String, CheckResult)] = []
+            for try await r in group { all += r }
+            return all
+        }
+        #expect(results.count == 9_000)
+        #expect(Set(results.map(\.2.asOfSeq)).count > 20, "the checks did not interleave with the writes")
+        #expect(results.contains { $0.2.allowed } && results.contains { $0.2.reason == "noRole" }, "the checks asked nothing interesting")
+        #expect((ledger.hot?.answeredWithoutTransaction ?? 0) > 0, "no check was answered from the cache alone")
+        var wrong = 0
+        let replay = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync, hotCacheEntries: 0))
+        for (a, l, r) in results.shuffled().prefix(1_500)
+            where try replay.check(account: a, action: .downloadSoftware, licensingId: l, asOf: .seq(r.asOfSeq)) != r {
+            wrong += 1
+        }
+        #expect(wrong == 0, "\(wrong) checks differ from the replayed answer at their seq")
+    }
+}
