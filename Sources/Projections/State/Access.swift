@@ -178,10 +178,9 @@ extension DomainState: PermissionFacts {
 }
 
 /// The roles of `email` on `lid` read from `facts`, when the caller already read `lid`'s
-/// agreement record. One walk up the
-/// parent chain reads each ancestor's record once; it gives the same answer as
-/// `inheritedAdminVia` and `ancestors(of:)` (chains are acyclic: a parent must be
-/// recorded before its children).
+/// agreement record. One walk up the parent chain reads each ancestor's record once; it
+/// gives the same answer as `inheritedAdminVia` and `ancestors(of:)` (chains are acyclic: a
+/// parent must be recorded before its children).
 func readRoleReport(facts: some PermissionFacts, _ email: String, _ lid: String, record: AgreementRecord?) throws -> RoleReport {
     // a cell exists exactly when its ID is in the email's `emailLids` entry (`setCell`
     // keeps both), so one read of that entry answers for every absent cell on the chain

@@ -1,6 +1,5 @@
-import Synchronization
-
 import Dispatch
+import Synchronization
 
 /// The decoded projection records of one table, kept between transactions. Every field is
 /// touched only under `HotCache`'s lock.
@@ -12,8 +11,9 @@ final class HotTable<V: StateRecord> {
     var complete = false
     /// Whether a reader may load the whole table (small tables a check reads).
     let completable: Bool
-    /// When the table was last loaded whole (uptime in ns): at most once a second, so
-    /// commits by another process can't turn every question into a full load.
+    /// When the table was last loaded whole (uptime in ns): at most once per
+    /// `HotCache.wholeLoadInterval` (a second by default), so commits by another process
+    /// can't turn every question into a full load.
     var lastLoad: UInt64 = 0
     /// Questions the cache could not answer since the last whole load: a table is loaded
     /// whole only once it is asked about often (so a short-lived process, or one question
@@ -53,6 +53,9 @@ enum HotAnswer<V: Sendable>: Sendable {
 /// - A write transaction that committed W (its snapshot was W − 1) publishes what it read
 ///   and wrote when `version < W` (clearing first unless `version == W − 1`). A write
 ///   transaction that wrote nothing does not move LMDB's id and publishes nothing.
+/// - A reader may load a small table whole (`claimWholeLoad`, `installWhole`); then a key
+///   not in it is known to be absent at that commit, and `withFacts` can answer a check
+///   without a transaction.
 ///
 /// `@unchecked Sendable`: the tables are touched only inside `lock.withLock`.
 final class HotCache: @unchecked Sendable {
