@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
 @testable import Projections
+import Synchronization
 import Testing
 
 /// The hot cache (decoded records kept between transactions) must never answer from a
@@ -101,7 +102,7 @@ struct HotCacheTests {
 @Suite("Hot cache under concurrent writes")
 struct HotCacheConcurrencyTests {
     @Test("checks on three threads during writes on a fourth equal the replayed answer at their seq")
-    func answersAreSnapshots() async throws {
+    func answersAreSnapshots() throws {
         let dir = TempDir()
         var options = PermissionLedger.Options(authorizationKey: testKey, durability: .noSync, initialMapSize: 1 << 20)
         options.hotWholeLoadInterval = 0
@@ -112,31 +113,45 @@ struct HotCacheConcurrencyTests {
         let later = generator.commands(1_500)
         let accounts = (0 ..< 6).flatMap { o in ["admin-org\(o)", "u0-org\(o)", "u1-org\(o)", "u2-org\(o)"] }
         let lids = (0 ..< 6).flatMap { o in ["EN-\(o)-0", "EN-\(o)-1", "MBSA-\(o)", "OL-\(o)-0", "SEL-\(o)-0"] }
-        let results = try await withThrowingTaskGroup(of: [(String, String, CheckResult)].self) { group in
-            group.addTask {
-                var i = 0
+        // real threads (not the cooperative pool, which other suites share): readers keep
+        // asking while the writer writes
+        let writing = Atomic<Bool>(true)
+        let asked = Atomic<Int>(0)
+        let collected = Mutex<[(String, String, CheckResult)]>([])
+        let failures = Mutex<[String]>([])
+        let group = DispatchGroup()
+        DispatchQueue.global().async(group: group) {
+            defer { writing.store(false, ordering: .releasing) }
+            // start once every reader is asking
+            let deadline = Date().addingTimeInterval(10)
+            while asked.load(ordering: .acquiring) < 150, Date() < deadline { usleep(200) }
+            var i = 0
+            do {
                 while i < later.count {
                     _ = try ledger.executeBatch(Array(later[i ..< min(later.count, i + 1 + i % 7)]))
                     i += 1 + i % 7
                 }
-                return []
-            }
-            for t in 0 ..< 3 {
-                group.addTask {
-                    var rng = SeededRandom(seed: UInt64(t) + 100)
-                    var seen: [(String, String, CheckResult)] = []
-                    for _ in 0 ..< 3_000 {
+            } catch { failures.withLock { $0.append("writer: \(error)") } }
+        }
+        for t in 0 ..< 3 {
+            DispatchQueue.global().async(group: group) {
+                var rng = SeededRandom(seed: UInt64(t) + 100)
+                var seen: [(String, String, CheckResult)] = []
+                do {
+                    while seen.count < 3_000, writing.load(ordering: .acquiring) || seen.count < 300 {
                         let a = accounts[rng.below(accounts.count)], l = lids[rng.below(lids.count)]
                         seen.append((a, l, try ledger.check(account: a, action: .downloadSoftware, licensingId: l)))
+                        asked.add(1, ordering: .relaxed)
                     }
-                    return seen
-                }
+                } catch { failures.withLock { $0.append("reader \(t): \(error)") } }
+                let done = seen
+                collected.withLock { $0 += done }
             }
-            var all: [(String, String, CheckResult)] = []
-            for try await r in group { all += r }
-            return all
         }
-        #expect(results.count == 9_000)
+        group.wait()
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+        let results = collected.withLock { $0 }
+        #expect(results.count >= 900)
         #expect(Set(results.map(\.2.asOfSeq)).count > 20, "the checks did not interleave with the writes")
         #expect(results.contains { $0.2.allowed } && results.contains { $0.2.reason == "noRole" }, "the checks asked nothing interesting")
         #expect((ledger.hot?.answeredWithoutTransaction ?? 0) > 0, "no check was answered from the cache alone")
