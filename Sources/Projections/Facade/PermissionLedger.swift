@@ -574,22 +574,31 @@ public final class PermissionLedger: Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
         let state = DomainState()
         try fold(into: state, progress: progress)
+        // every table's entries encoded and sorted at once, on every core (they need no transaction)
+        let producers = state.allTables
+        let prepared = ConcurrentResults<[(key: [UInt8], value: [UInt8])]>(count: producers.count)
+        let work = UncheckedBox(producers)
+        DispatchQueue.concurrentPerform(iterations: producers.count) { i in prepared.set(i, work.value[i].1()) }
+        let events = state.lastSeq
+        // freeing a large memory state takes a good part of a rebuild: another thread does it
+        let garbage = UncheckedBox(consume state)
+        DispatchQueue.global(qos: .utility).async { withExtendedLifetime(garbage) {} }
         var changed = 0
         try environment.write { txn in
             changed = 0
             try txn.withWriter { writer in
                 let head = try log.head(reader: writer)
-                guard head.seq == state.lastSeq else { throw LogError.conflict(expected: state.lastSeq, actual: head.seq) }
-                for (table, entries) in state.allTables {
+                guard head.seq == events else { throw LogError.conflict(expected: events, actual: head.seq) }
+                for (i, (table, _)) in producers.enumerated() {
                     guard let db = tables[table] else { throw StateError.missingTable(table.rawValue) }
-                    changed += try rewrite(db, to: entries(), writer: writer)
+                    guard let entries = prepared.get(i) else { throw StateError.missingTable(table.rawValue) }
+                    changed += try rewrite(db, to: entries, writer: writer)
                 }
                 // snapshots are caches of past states: dropped, made again by as-of questions
                 if let db = tables[.snapshots] { try writer.clear(db) }
             }
         }
         asOfCache.withLock { $0 = nil }
-        let events = state.lastSeq
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         logger.debug("rebuilt projections", metadata: ["events": "\(events)", "seconds": "\(seconds)", "changed": "\(changed)"])
         return RebuildReport(events: events, seconds: seconds, changedEntries: changed)
@@ -713,6 +722,35 @@ final class EventIDs: Sendable {
         var bytes = (high.bigEndian, low.bigEndian)
         return withUnsafeBytes(of: &bytes) { UUID(uuid: $0.loadUnaligned(as: uuid_t.self)) }
     }
+}
+
+/// A value handed to other threads by code that guarantees they don't use it at once (each
+/// `concurrentPerform` iteration reads its own table; a discarded state is only released).
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: consuming T) { self.value = value }
+}
+
+/// One result per `concurrentPerform` iteration, each written by its own iteration.
+final class ConcurrentResults<T>: @unchecked Sendable {
+    // Slot i is written only by iteration i, and read after concurrentPerform returned; raw
+    // memory, so the writes of different slots are not one exclusive access to an array.
+    private let slots: UnsafeMutablePointer<T?>
+    private let count: Int
+
+    init(count: Int) {
+        self.count = count
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: nil, count: count)
+    }
+
+    deinit {
+        slots.deinitialize(count: count)
+        slots.deallocate()
+    }
+
+    func set(_ i: Int, _ value: T) { if i >= 0 && i < count { slots[i] = value } }
+    func get(_ i: Int) -> T? { i >= 0 && i < count ? slots[i] : nil }
 }
 
 /// The memory state of the last as-of question, reused when the next one is further on.
