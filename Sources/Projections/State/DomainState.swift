@@ -376,7 +376,7 @@ public final class DomainState {
     public func lockout(_ account: String) throws -> LockoutRecord? { try lockouts.get(account) }
 
     /// Licensing IDs where `email` has a non-empty cell.
-    func lidsWithCells(_ email: String) throws -> [String] { try emailLids.get(email)?.values ?? [] }
+    func lidsWithCells(_ email: String) throws -> [String] { try lidsWithCells(of: email)?.values ?? [] }
 
     /// Licensing IDs where `email` is primary contact or notices correspondent.
     func legalContactIDs(_ email: String) throws -> [String] { try legalContactLids.get(email)?.values ?? [] }

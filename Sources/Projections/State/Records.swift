@@ -141,25 +141,27 @@ struct StringSet: StateRecord, Sendable {
     func encode(to w: inout BinaryWriter) { w.write(values) }
     static func decode(from r: inout BinaryReader) throws -> StringSet { StringSet(values: try r.readStrings()) }
 
-    mutating func insert(_ v: String) -> Bool {
+    /// The first position whose value is not below `v` (`values` is sorted).
+    private func lowerBound(_ v: String) -> Int {
         var lo = 0, hi = values.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if values[mid] < v { lo = mid + 1 } else { hi = mid }
         }
-        if lo < values.count && values[lo] == v { return false }
-        values.insert(v, at: lo)
+        return lo
+    }
+
+    mutating func insert(_ v: String) -> Bool {
+        let i = lowerBound(v)
+        if i < values.count && values[i] == v { return false }
+        values.insert(v, at: i)
         return true
     }
 
-    /// Whether `v` is in the set (binary search: `values` is sorted).
+    /// Whether `v` is in the set.
     func contains(_ v: String) -> Bool {
-        var lo = 0, hi = values.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if values[mid] < v { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < values.count && values[lo] == v
+        let i = lowerBound(v)
+        return i < values.count && values[i] == v
     }
 
     mutating func remove(_ v: String) -> Bool {
