@@ -1,6 +1,7 @@
 import CLMDB
 import Foundation
 @testable import Ledger
+import Synchronization
 import Testing
 
 @Suite("Event log on LMDB")
@@ -237,5 +238,77 @@ struct TypedDatabaseTests {
         try env.write { txn in try txn.put(db.database, key: Array("bad".utf8), value: [1, 2, 3]) }
         #expect(throws: DecodingError.self) { try env.read { txn in try db.get("bad", in: txn) } }
         #expect(throws: DecodingError.self) { try [UInt8](repeating: 0, count: 15).withUnsafeBytes { try UUIDCodec.decode($0) } }
+    }
+}
+
+@Suite("Durable commits")
+struct DurableCommitTests {
+    @Test("write returns durable; writeDeferringSync leaves the flush to makeDurable")
+    func deferredFlush() throws {
+        let dir = TempDir()
+        let env = try Environment.open(path: dir.path)
+        let db = try env.openDatabases(["d"])[0]
+        try env.write { txn in try txn.put(db, key: [1], value: [1]) }
+        #expect(env.durableThrough == env.lastCommitID)
+        let (_, id) = try env.writeDeferringSync { txn in try txn.put(db, key: [2], value: [2]) }
+        #expect(id == env.lastCommitID)
+        #expect(env.durableThrough < id)
+        try env.makeDurable(through: id)
+        #expect(env.durableThrough == id)
+        // already covered: no second flush
+        let flushes = env.durableFlushes
+        try env.makeDurable(through: id)
+        #expect(env.durableFlushes == flushes)
+        // one flush covers every commit before it
+        var ids: [UInt64] = []
+        for k in UInt8(3) ... 5 { ids.append(try env.writeDeferringSync { txn in try txn.put(db, key: [k], value: [k]) }.1) }
+        try env.makeDurable(through: ids[2])
+        try env.makeDurable(through: ids[0])
+        #expect(env.durableFlushes == flushes + 1)
+        #expect(env.durableThrough == ids[2])
+        // a transaction that wrote nothing depends on the commit it read
+        let (_, unchanged) = try env.writeDeferringSync { _ in () }
+        #expect(unchanged == ids[2])
+    }
+
+    @Test("a no-sync environment never flushes on its own")
+    func noSync() throws {
+        let dir = TempDir()
+        let env = try Environment.open(path: dir.path, options: .init(durability: .noSync))
+        let db = try env.openDatabases(["d"])[0]
+        try env.write { txn in try txn.put(db, key: [1], value: [1]) }
+        #expect(env.durableThrough == 0)
+        #expect(env.durableFlushes == 0)
+    }
+
+    @Test("writers on several threads: each returns durable, and flushes are shared")
+    func concurrentWriters() throws {
+        let dir = TempDir()
+        let env = try Environment.open(path: dir.path)
+        let db = try env.openDatabases(["d"])[0]
+        let threads = 4, perThread = 50
+        let failures = Mutex<[String]>([])
+        let group = DispatchGroup()
+        for t in 0 ..< threads {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                for i in 0 ..< perThread {
+                    do {
+                        let (_, id) = try env.writeDeferringSync { txn in try txn.put(db, key: [UInt8(t), UInt8(i)], value: [1]) }
+                        try env.makeDurable(through: id)
+                        if env.durableThrough < id { failures.withLock { $0.append("thread \(t) write \(i): \(env.durableThrough) < \(id)") } }
+                    } catch {
+                        failures.withLock { $0.append("\(error)") }
+                    }
+                }
+            }.start()
+        }
+        group.wait()
+        let failed = failures.withLock { $0 }
+        #expect(failed.isEmpty, "\(failed.count) writes not durable on return, first: \(failed.first ?? "")")
+        #expect(env.durableThrough == env.lastCommitID)
+        #expect(env.durableFlushes <= threads * perThread)
+        #expect(try env.read { try $0.count(db) } == threads * perThread)
     }
 }

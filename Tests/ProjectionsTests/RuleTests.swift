@@ -474,5 +474,23 @@ struct GroupCommitTests {
         #expect(Set(seqs).count == 56)
         #expect(try ledger.log.head().seq == 57)
         #expect(try ledger.verify().ok)
+        // the 64 commands went in fewer transactions than commands, and all are counted
+        let stats = ledger.groupCommitStatistics
+        #expect(stats.commands == 64)
+        #expect(stats.batches >= 1 && stats.batches < 64)
+        #expect(ledger.environment.durableThrough == ledger.environment.lastCommitID)
+    }
+
+    @Test("one caller at a time: one transaction each, no waiting for company")
+    func loneCaller() async throws {
+        let dir = TempDir()
+        let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey))
+        let t = Timestamp(seconds: 1_800_000_000)
+        for i in 0 ..< 5 {
+            let r = try await ledger.submit(TimedCommand(at: t, .registerUser(account: "u\(i)", businessEmail: "u\(i)@t.com")))
+            #expect(r.seqs == [UInt64(i + 1)])
+            #expect(ledger.environment.durableThrough >= ledger.environment.lastCommitID)
+        }
+        #expect(ledger.groupCommitStatistics == GroupCommitStatistics(batches: 5, commands: 5))
     }
 }

@@ -52,6 +52,37 @@ struct Main {
             try ledger.environment.sync()
             return
         }
+        if let size = argument("--profile-durable").flatMap(Int.init) {
+            // durable commits on a ledger of `size` generated commands: serial, then 32
+            // concurrent callers (group commit); for strace/perf of the commit path alone
+            let count = Int(argument("--commands") ?? "") ?? 4_000
+            let key = try AuthorizationKey(bytes: Array("benchmark-authorization-key-32by".utf8))
+            var g = HistoryGenerator(seed: 7, organisations: max(50, size / 150))
+            var (dir, building): (String, PermissionLedger?) = try scratchLedger("durable")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            for _ in 0 ..< size / 1_000 { _ = try building?.executeBatch(g.commands(1_000)) }
+            try building?.environment.sync()
+            building = nil
+            let ledger = try PermissionLedger(directory: dir, options: .init(authorizationKey: key))
+            let at = try ledger.log.head().at ?? Timestamp(seconds: 0)
+            let serial = g.commands(count).map { TimedCommand(at: at, $0.command) }
+            let concurrent = g.commands(count).map { TimedCommand(at: at, $0.command) }
+            let tSerial = try seconds { for c in serial { _ = try ledger.execute(c) } }
+            let start = DispatchTime.now().uptimeNanoseconds
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for w in 0 ..< 32 {
+                    group.addTask {
+                        for i in stride(from: w, to: concurrent.count, by: 32) { _ = try await ledger.submit(concurrent[i]) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let tConcurrent = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            print("durable serial", Int(Double(count) / tSerial), "concurrent", Int(Double(count) / tConcurrent),
+                  "ratio", String(format: "%.2f", tSerial / tConcurrent),
+                  "commands per transaction", String(format: "%.1f", ledger.groupCommitStatistics.averageBatch))
+            return
+        }
         if let count = argument("--profile-checks").flatMap(Int.init) {
             // a loop of random checks on a ledger of `count` commands, for a profiler (perf record)
             let hotEntries = Int(argument("--hot-entries") ?? "") ?? 1_000_000
@@ -171,7 +202,14 @@ final class Bench {
         }
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: base) }
+    deinit {
+        // --keep: leave the ledgers for inspection (mdb_stat, ledger-tool stats)
+        if CommandLine.arguments.contains("--keep") {
+            FileHandle.standardError.write(Data("· kept \(base)\n".utf8))
+        } else {
+            try? FileManager.default.removeItem(atPath: base)
+        }
+    }
 
     func record(_ name: String, _ value: Double) { figures.append((name, value)) }
 
@@ -289,6 +327,7 @@ final class Bench {
         let tConcurrent = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         record("durable_serial_eps", Double(m) / tSerial)
         record("durable_concurrent_eps", Double(m) / tConcurrent)
+        record("durable_batch_avg", ledger.groupCommitStatistics.averageBatch)
 
         // 5. As-of questions at random points (snapshots are made on the way).
         log("as-of")

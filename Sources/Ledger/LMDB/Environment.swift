@@ -5,8 +5,11 @@ import Synchronization
 
 /// How hard a committed write transaction tries to reach the disk.
 public enum Durability: String, Sendable, CaseIterable {
-    /// Every commit is flushed with `fsync` before it returns (LMDB's default). A
-    /// committed append survives a process crash, an OS crash and a power loss.
+    /// Every commit is flushed with `fsync` before it returns. A committed append
+    /// survives a process crash, an OS crash and a power loss. (LMDB flushes the data
+    /// pages inside the commit and this library flushes the meta page right after it,
+    /// outside the write lock, so the next writer can start meanwhile: see
+    /// `Environment.write`.)
     case durable
     /// Commits are not flushed (`MDB_NOSYNC`): a process crash loses nothing (the OS
     /// still holds the pages) but an OS crash or power loss may lose the latest commits.
@@ -108,6 +111,13 @@ public final class Environment: @unchecked Sendable {
 
     private static let registry = Mutex<[String: WeakEnvironment]>([:])
 
+    /// The last transaction id known to be on disk (guarded by `syncLock`, which is held
+    /// across the flush so that callers arriving meanwhile share the next one).
+    private var durableID: UInt64 = 0
+    private let syncLock = PlainMutex()
+    /// Flushes made by `makeDurable` (guarded by `syncLock`; for tests and monitoring).
+    private(set) var durableFlushes = 0
+
     private init(path: String, options: EnvironmentOptions, env: OpaquePointer, logger: Logger) {
         self.path = path
         self.options = options
@@ -174,6 +184,10 @@ public final class Environment: @unchecked Sendable {
                 try LMDBError.check(mdb_env_set_mapsize(env, max(options.initialMapSize, 1 << 16)), "mdb_env_set_mapsize")
                 var flags = UInt32(MDB_NOTLS)
                 if options.durability == .noSync { flags |= UInt32(MDB_NOSYNC) }
+                // Durable: LMDB flushes a commit's data pages before writing its meta page
+                // (so the file is consistent whatever a crash keeps); the meta page is then
+                // flushed by `makeDurable`, outside the write lock, before any caller is told.
+                if options.durability == .durable && !options.readOnly { flags |= UInt32(MDB_NOMETASYNC) }
                 if options.readOnly { flags |= UInt32(MDB_RDONLY) }
                 try LMDBError.check(mdb_env_open(env, key, flags, 0o600), "mdb_env_open(\(key))")
                 // Clear reader slots left by processes that died holding a read transaction.
@@ -217,6 +231,32 @@ public final class Environment: @unchecked Sendable {
     public func sync() throws {
         try LMDBError.check(mdb_env_sync(env, 1), "mdb_env_sync")
     }
+
+    /// Returns once every commit up to transaction `id` is on disk (a no-op for `.noSync`
+    /// and read-only environments). Concurrent callers share flushes: whoever finds the
+    /// flush in progress waits for it and returns at once when it covered their id.
+    ///
+    /// A flush covers every commit whose meta page was written before it began, made by
+    /// this process or another (they share the file). Throws when the flush fails: the
+    /// commit is then in the file but not known to be on disk.
+    public func makeDurable(through id: UInt64) throws {
+        guard options.durability == .durable, !options.readOnly else { return }
+        try syncLock.withLock {
+            if durableID >= id { return }
+            // every commit up to `target` has written its meta page: the flush covers it
+            let target = lastCommitID
+            let rc = mdb_env_sync(env, 1)
+            if rc != MDB_SUCCESS {
+                throw LMDBError(code: rc, operation: "fdatasync after commit (the commit is in the file but may not be on disk)")
+            }
+            durableID = max(durableID, target)
+            durableFlushes += 1
+        }
+    }
+
+    /// The last transaction id this process has made sure is on disk (`makeDurable`); 0
+    /// before the first durable write and always for `.noSync`.
+    public var durableThrough: UInt64 { syncLock.withLock { durableID } }
 
     /// Opens (creating when missing) the named databases, once per process; later calls
     /// return the handles already open.
@@ -271,13 +311,26 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` inside the process's single write transaction and commits it.
+    /// Runs `body` inside the process's single write transaction and commits it; with
+    /// `.durable` it returns once the commit is on disk.
     ///
     /// If the map fills up (at a put or at the commit), the transaction is discarded, the
     /// map doubled, and `body` runs again from the start — so `body` must not have side
     /// effects outside the transaction that would break when repeated. An error thrown by
     /// `body` aborts the transaction: nothing it wrote is kept.
     public func write<R>(_ body: (inout WriteTransaction) throws -> R) throws -> R {
+        let (value, through) = try writeDeferringSync(body)
+        try makeDurable(through: through)
+        return value
+    }
+
+    /// `write` without waiting for the disk: commits and returns the transaction id that
+    /// `makeDurable(through:)` must reach before anyone may be told the commit is durable —
+    /// the commit's own id, or, when it wrote nothing, the id of the commit it read. The
+    /// data pages are flushed inside the commit; the meta page that makes the commit
+    /// current is flushed by `makeDurable`, so the next write can begin meanwhile (group
+    /// commit overlaps one batch's flush with the next batch's work).
+    public func writeDeferringSync<R>(_ body: (inout WriteTransaction) throws -> R) throws -> (R, UInt64) {
         if options.readOnly { throw LMDBError(code: EACCES, operation: "write on a read-only environment") }
         while true {
             let step: WriteStep<R> = try gate.withReadLock {
@@ -298,18 +351,21 @@ public final class Environment: @unchecked Sendable {
                         mdb_txn_abort(txn)
                         throw error
                     }
-                    // After mdb_txn_commit the transaction is freed whatever it returns.
+                    // After mdb_txn_commit the transaction is freed whatever it returns. A
+                    // transaction that wrote nothing commits nothing: it depends on the commit
+                    // it read (its id - 1).
+                    let id = UInt64(mdb_txn_id(txn))
                     let commit = mdb_txn_commit(txn)
                     if commit == MDB_MAP_FULL { return .grow }
                     if commit == EIO || commit == ENOSPC || commit == EFBIG || commit == EDQUOT {
                         throw LMDBError(code: commit, operation: "mdb_txn_commit (could not write the data file: is the disk full, or a file-size limit reached? nothing of this transaction was kept)")
                     }
                     try LMDBError.check(commit, "mdb_txn_commit")
-                    return .done(value)
+                    return .done(value, min(id, lastCommitID))
                 }
             }
             switch step {
-            case .done(let value): return value
+            case let .done(value, through): return (value, through)
             case .grow: try growMap()
             case .adopt: try adoptMapSize()
             }
@@ -338,7 +394,7 @@ public final class Environment: @unchecked Sendable {
 }
 
 private enum WriteStep<R> {
-    case done(R)
+    case done(R, UInt64)
     case grow
     case adopt
 }
