@@ -312,6 +312,55 @@ struct SnapshotTests {
     }
 }
 
+@Suite("As-of snapshots, bounded")
+struct BoundedSnapshotTests {
+    @Test("as the log grows the spacing doubles: at most maxSnapshots kept, all on the spacing, answers unchanged")
+    func coarsening() throws {
+        let dir = TempDir()
+        let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync,
+                                                                               snapshotInterval: 1_000, maxSnapshots: 2))
+        let snapshots = try ledger.environment.openDatabases(["p.snapshots"])[0]
+        func stored() throws -> [UInt64] {
+            try ledger.environment.read { txn in
+                var seqs: [UInt64] = []
+                try txn.scan(snapshots) { k, _ in
+                    if let seq = BigEndianKey.value(k) { seqs.append(seq) }
+                    return true
+                }
+                return seqs
+            }
+        }
+        var g = HistoryGenerator(seed: 78, organisations: 40)
+        while try ledger.log.head().seq < 2_100 { _ = try ledger.executeBatch(g.commands(100)) }
+        var head = try ledger.log.head().seq
+        #expect(ledger.snapshotSpacing(head: head) == 1_000)
+        _ = try ledger.permissions(email: "admin-org1@org1.example", asOf: .seq(head - 1))
+        #expect(try stored() == [1_000, 2_000])
+        while try ledger.log.head().seq < 4_100 { _ = try ledger.executeBatch(g.commands(100)) }
+        head = try ledger.log.head().seq
+        let spacing = ledger.snapshotSpacing(head: head)
+        #expect(spacing == 2_000)
+        _ = try ledger.permissions(email: "admin-org1@org1.example", asOf: .seq(head - 1))
+        // 1,000 is off the new spacing and gone; 4,000 is new
+        #expect(try stored() == [2_000, 4_000])
+        // answers from the coarser snapshots equal a fold from the first event
+        var rng = SeededRandom(seed: 6)
+        let emails = ["admin-org1@org1.example", "u0-org2@org2.example", "u1-org3@org3.example"]
+        for _ in 0 ..< 8 {
+            let point = UInt64(1 + rng.below(Int(head) - 1))
+            let reference = DomainState()
+            for e in try ledger.events(to: point) { try ledger.evolver.evolve(reference, e.event, seq: e.seq, at: e.at) }
+            for email in emails {
+                #expect(try ledger.permissions(email: email, asOf: .seq(point)) == reference.permissionsView(email: email, includeInactive: true).withoutInactive(),
+                        "as of \(point) for \(email)")
+            }
+        }
+        let kept = try stored()
+        #expect(kept.count <= 2 && kept.allSatisfy { $0 % spacing == 0 })
+        #expect(try ledger.verify().ok)
+    }
+}
+
 extension PermissionsView {
     /// The same view without inactive rows (as asked without --include-inactive).
     func withoutInactive() -> PermissionsView {

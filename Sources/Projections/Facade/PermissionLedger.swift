@@ -96,8 +96,16 @@ public final class PermissionLedger: Sendable {
         /// Where the ledger logs.
         public var logger: Logger
         /// As-of questions store a snapshot of the state every this many events (when they
-        /// fold past such a point), so later questions fold at most this many events.
+        /// fold past such a point), so later questions fold at most this many events — while
+        /// the log is short enough for `maxSnapshots` of them (see there).
         public var snapshotInterval: UInt64
+        /// The most as-of snapshots kept. Each holds the whole state of its time, so without
+        /// a bound they would take (events / interval) × the state's size: quadratic in the
+        /// history. Once the log holds more than `maxSnapshots` intervals, the spacing doubles
+        /// (and again as it grows) and snapshots off the new spacing are deleted: storage
+        /// stays within `maxSnapshots` states, and an as-of question folds at most one
+        /// spacing (under 2 × events / `maxSnapshots`) after loading one.
+        public var maxSnapshots: Int
         /// Decoded projection records kept in memory between transactions (per projection
         /// table, at most this many; 0 turns the cache off). Each is valid at one LMDB commit
         /// and used only by transactions that see that commit, so writes by other processes
@@ -112,8 +120,9 @@ public final class PermissionLedger: Sendable {
         public init(policy: Policy = .default, authorizationKey: AuthorizationKey? = nil,
                     previousAuthorizationKeys: [AuthorizationKey] = [], durability: Durability = .durable,
                     initialMapSize: Int = 64 << 20, logger: Logger = Logger(label: "permission-ledger"),
-                    snapshotInterval: UInt64 = 50_000, hotCacheEntries: Int = 1_000_000) {
+                    snapshotInterval: UInt64 = 50_000, maxSnapshots: Int = 16, hotCacheEntries: Int = 1_000_000) {
             self.snapshotInterval = max(1_000, snapshotInterval)
+            self.maxSnapshots = max(1, maxSnapshots)
             self.hotCacheEntries = max(0, hotCacheEntries)
             self.policy = policy
             self.authorizationKey = authorizationKey
@@ -136,6 +145,7 @@ public final class PermissionLedger: Sendable {
     let tables: [ProjectionTable: Database]
     let projectionDatabases: ProjectionDatabases
     private let snapshotInterval: UInt64
+    private let maxSnapshots: Int
     private let asOfCache = Mutex<AsOfCache?>(nil)
     private let committer = Mutex<GroupCommitter?>(nil)
     let ids = EventIDs()
@@ -159,6 +169,7 @@ public final class PermissionLedger: Sendable {
         evolver = Evolver(policy: options.policy)
         logger = options.logger
         snapshotInterval = options.snapshotInterval
+        maxSnapshots = options.maxSnapshots
         hot = options.hotCacheEntries > 0
             ? HotCache(limitPerTable: options.hotCacheEntries, wholeLoadInterval: options.hotWholeLoadInterval,
                        wholeLoadAfterMisses: options.hotWholeLoadAfterMisses) : nil
@@ -342,22 +353,25 @@ public final class PermissionLedger: Sendable {
     /// A past state is folded in memory from the best base: the state of the previous as-of
     /// question when it lies before the point and within one snapshot interval, else the
     /// nearest stored snapshot at or before the point, else the empty state. Folding past a
-    /// multiple of the snapshot interval stores a snapshot there. Cost: loading a snapshot
-    /// (proportional to the state's size) plus folding at most one interval of events.
+    /// multiple of the snapshot spacing stores a snapshot there (see `Options.maxSnapshots`).
+    /// Cost: loading a snapshot (proportional to the state's size) plus folding at most one
+    /// spacing of events.
     public func withState<R>(asOf: AsOf? = nil, _ body: (DomainState) throws -> R) throws -> R {
         if let asOf {
             let target = try resolve(asOf)
-            if target < (try log.head().seq) {
+            let head = try log.head().seq
+            if target < head {
+                let spacing = snapshotSpacing(head: head)
                 return try asOfCache.withLock { cache in
                     var state: DomainState
-                    if let cached = cache?.state, cached.lastSeq <= target, target - cached.lastSeq < snapshotInterval {
+                    if let cached = cache?.state, cached.lastSeq <= target, target - cached.lastSeq < spacing {
                         state = cached
                     } else {
                         state = try nearestSnapshot(atOrBefore: target) ?? DomainState()
                         if let cached = cache?.state, cached.lastSeq <= target, cached.lastSeq > state.lastSeq { state = cached }
                     }
                     cache = AsOfCache(state: state)
-                    try foldStoringSnapshots(into: state, upTo: target)
+                    try foldStoringSnapshots(into: state, upTo: target, spacing: spacing)
                     return try body(state)
                 }
             }
@@ -370,6 +384,14 @@ public final class PermissionLedger: Sendable {
                 return result
             }
         }
+    }
+
+    /// The distance between as-of snapshots for a log of `head` events: the interval,
+    /// doubled until at most `maxSnapshots` fit.
+    func snapshotSpacing(head: UInt64) -> UInt64 {
+        var spacing = snapshotInterval
+        while head / spacing > UInt64(maxSnapshots), spacing <= UInt64.max / 4 { spacing *= 2 }
+        return spacing
     }
 
     /// The stored snapshot with the largest seq ≤ `target` (snapshots sit at multiples of
@@ -388,11 +410,11 @@ public final class PermissionLedger: Sendable {
         }
     }
 
-    /// Folds to `target`, storing a snapshot at each multiple of the interval passed that
-    /// has none yet.
-    func foldStoringSnapshots(into state: DomainState, upTo target: UInt64) throws {
+    /// Folds to `target`, storing a snapshot at each multiple of `spacing` passed that has
+    /// none yet; snapshots off that spacing (left from a shorter log) are deleted then.
+    func foldStoringSnapshots(into state: DomainState, upTo target: UInt64, spacing: UInt64) throws {
         while state.lastSeq < target {
-            let next = (state.lastSeq / snapshotInterval + 1) * snapshotInterval
+            let next = (state.lastSeq / spacing + 1) * spacing
             guard next <= target else {
                 try fold(into: state, upTo: target)
                 return
@@ -404,6 +426,14 @@ public final class PermissionLedger: Sendable {
                 try environment.write { txn in
                     if try txn.get(db, key: BigEndianKey.bytes(next)) == nil {
                         try txn.put(db, key: BigEndianKey.bytes(next), value: bytes)
+                    }
+                    try txn.withWriter { writer in
+                        var offGrid: [[UInt8]] = []
+                        try writer.scan(db) { key, _ in
+                            if let seq = BigEndianKey.value(key), seq % spacing != 0 { offGrid.append(Array(key)) }
+                            return true
+                        }
+                        for key in offGrid { _ = try writer.delete(db, key: key) }
                     }
                 }
             }
