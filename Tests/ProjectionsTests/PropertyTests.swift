@@ -276,18 +276,8 @@ struct SnapshotTests {
         for c in g.commands(5_000) { _ = try ledger.execute(c) }
         let head = try ledger.log.head().seq
         #expect(head > 4_000)
-        var rng = SeededRandom(seed: 5)
-        let emails = ["admin-org1@org1.example", "u0-org2@org2.example", "u1-org3@org3.example", "legal-org0@org0.example"]
-        for _ in 0 ..< 12 {
-            let point = UInt64(1 + rng.below(Int(head) - 1))
-            // the reference: a fold of events 1 … point in a fresh memory state
-            let reference = DomainState()
-            for e in try ledger.events(to: point) { try ledger.evolver.evolve(reference, e.event, seq: e.seq, at: e.at) }
-            for email in emails {
-                #expect(try ledger.permissions(email: email, asOf: .seq(point)) == reference.permissionsView(email: email, includeInactive: true).withoutInactive(),
-                        "as of \(point) for \(email)")
-            }
-        }
+        try expectAsOfAnswersMatchReplay(ledger, head: head, points: 12, seed: 5,
+                                         emails: ["admin-org1@org1.example", "u0-org2@org2.example", "u1-org3@org3.example", "legal-org0@org0.example"])
         let snapshots = try ledger.environment.openDatabases(["p.snapshots"])[0]
         let stored = try ledger.environment.read { txn in try txn.count(snapshots) }
         #expect(stored >= 2)
@@ -344,20 +334,26 @@ struct BoundedSnapshotTests {
         // 1,000 is off the new spacing and gone; 4,000 is new
         #expect(try stored() == [2_000, 4_000])
         // answers from the coarser snapshots equal a fold from the first event
-        var rng = SeededRandom(seed: 6)
-        let emails = ["admin-org1@org1.example", "u0-org2@org2.example", "u1-org3@org3.example"]
-        for _ in 0 ..< 8 {
-            let point = UInt64(1 + rng.below(Int(head) - 1))
-            let reference = DomainState()
-            for e in try ledger.events(to: point) { try ledger.evolver.evolve(reference, e.event, seq: e.seq, at: e.at) }
-            for email in emails {
-                #expect(try ledger.permissions(email: email, asOf: .seq(point)) == reference.permissionsView(email: email, includeInactive: true).withoutInactive(),
-                        "as of \(point) for \(email)")
-            }
-        }
+        try expectAsOfAnswersMatchReplay(ledger, head: head, points: 8, seed: 6,
+                                         emails: ["admin-org1@org1.example", "u0-org2@org2.example", "u1-org3@org3.example"])
         let kept = try stored()
         #expect(kept.count <= 2 && kept.allSatisfy { $0 % spacing == 0 })
         #expect(try ledger.verify().ok)
+    }
+}
+
+/// At `points` random seqs below `head`: each email's as-of permissions equal those of a fold
+/// of events 1 … seq in a fresh memory state (the reference, no snapshot involved).
+func expectAsOfAnswersMatchReplay(_ ledger: PermissionLedger, head: UInt64, points: Int, seed: UInt64, emails: [String]) throws {
+    var rng = SeededRandom(seed: seed)
+    for _ in 0 ..< points {
+        let point = UInt64(1 + rng.below(Int(head) - 1))
+        let reference = DomainState()
+        for e in try ledger.events(to: point) { try ledger.evolver.evolve(reference, e.event, seq: e.seq, at: e.at) }
+        for email in emails {
+            #expect(try ledger.permissions(email: email, asOf: .seq(point)) == reference.permissionsView(email: email, includeInactive: true).withoutInactive(),
+                    "as of \(point) for \(email)")
+        }
     }
 }
 

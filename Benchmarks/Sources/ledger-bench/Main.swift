@@ -67,17 +67,7 @@ struct Main {
             let at = try ledger.log.head().at ?? Timestamp(seconds: 0)
             let serial = g.commands(count).map { TimedCommand(at: at, $0.command) }
             let concurrent = g.commands(count).map { TimedCommand(at: at, $0.command) }
-            let tSerial = try seconds { for c in serial { _ = try ledger.execute(c) } }
-            let start = DispatchTime.now().uptimeNanoseconds
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for w in 0 ..< 32 {
-                    group.addTask {
-                        for i in stride(from: w, to: concurrent.count, by: 32) { _ = try await ledger.submit(concurrent[i]) }
-                    }
-                }
-                try await group.waitForAll()
-            }
-            let tConcurrent = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let (tSerial, tConcurrent) = try await durableCommits(ledger, serial: serial, concurrent: concurrent)
             print("durable serial", Int(Double(count) / tSerial), "concurrent", Int(Double(count) / tConcurrent),
                   "ratio", String(format: "%.2f", tSerial / tConcurrent),
                   "commands per transaction", String(format: "%.1f", ledger.groupCommitStatistics.averageBatch))
@@ -160,6 +150,22 @@ struct Main {
         let results = try await bench.run()
         print(json ? results.json : results.table)
     }
+}
+
+/// Seconds for `serial` executed one after another (each its own durable commit), then for
+/// `concurrent` submitted by 32 tasks each awaiting its own durable commit (group commit).
+func durableCommits(_ ledger: PermissionLedger, serial: [TimedCommand], concurrent: [TimedCommand]) async throws -> (Double, Double) {
+    let tSerial = try seconds { for c in serial { _ = try ledger.execute(c) } }
+    let start = DispatchTime.now().uptimeNanoseconds
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for w in 0 ..< 32 {
+            group.addTask {
+                for i in stride(from: w, to: concurrent.count, by: 32) { _ = try await ledger.submit(concurrent[i]) }
+            }
+        }
+        try await group.waitForAll()
+    }
+    return (tSerial, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
 }
 
 /// A fresh `noSync` ledger in a new temporary directory (the caller removes it).
@@ -314,17 +320,7 @@ final class Bench {
         let at = try ledger.log.head().at ?? Timestamp(seconds: 0)
         let serialCommands = generator.commands(m).map { TimedCommand(at: at, $0.command) }
         let concurrentCommands = generator.commands(m).map { TimedCommand(at: at, $0.command) }
-        let tSerial = try seconds { for c in serialCommands { _ = try ledger.execute(c) } }
-        let start = DispatchTime.now().uptimeNanoseconds
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for w in 0 ..< 32 {
-                group.addTask {
-                    for i in stride(from: w, to: concurrentCommands.count, by: 32) { _ = try await ledger.submit(concurrentCommands[i]) }
-                }
-            }
-            try await group.waitForAll()
-        }
-        let tConcurrent = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let (tSerial, tConcurrent) = try await durableCommits(ledger, serial: serialCommands, concurrent: concurrentCommands)
         record("durable_serial_eps", Double(m) / tSerial)
         record("durable_concurrent_eps", Double(m) / tConcurrent)
         record("durable_batch_avg", ledger.groupCommitStatistics.averageBatch)
