@@ -26,7 +26,9 @@ struct Main {
         if let dir = argument("--rebuild-only") {
             // child mode: rebuild a ledger so the parent can read this process's peak RSS
             let ledger = try PermissionLedger(directory: dir)
-            try ledger.rebuild()
+            let report = try ledger.rebuild()
+            // --print: the rebuild's own figure (the parent only reads this child's peak memory)
+            if CommandLine.arguments.contains("--print") { print(report.events, "events,", Int(report.eventsPerSecond), "events/s") }
             return
         }
         if let dir = argument("--open-only") {

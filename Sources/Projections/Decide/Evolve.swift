@@ -1,5 +1,22 @@
 import Ledger
 
+/// The projections an event changes, in groups that never read one another: folding the
+/// same events into each group on its own, in any interleaving, gives the same tables as
+/// folding them into all at once (a rebuild folds the groups on two cores).
+public struct EvolveParts: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// accounts, email owners, permission requests, lockouts
+    public static let people = EvolveParts(rawValue: 1)
+    /// cells and the indexes kept with them (email → IDs, ID → administrators, legal contacts)
+    public static let grants = EvolveParts(rawValue: 2)
+    /// agreements (with their children) and administrator inheritance opt-outs
+    public static let agreements = EvolveParts(rawValue: 4)
+    /// the state's position: the last seq and time folded in
+    public static let position = EvolveParts(rawValue: 8)
+    public static let all: EvolveParts = [.people, .grants, .agreements, .position]
+}
+
 /// Folds events into a `DomainState`: `evolve(state, event)`. This is the only way any
 /// projection changes; it trusts the event (the decider or the import validator has
 /// already judged it).
@@ -12,8 +29,15 @@ public struct Evolver: Sendable {
 
     /// Applies `event`, stored at `seq` with time `at`, to `state`.
     public func evolve(_ state: DomainState, _ event: DomainEvent, seq: UInt64, at: Timestamp) throws {
+        try evolve(state, event, seq: seq, at: at, parts: .all)
+    }
+
+    /// Applies to `state` only what `event` changes in `parts` (see `EvolveParts`).
+    public func evolve(_ state: DomainState, _ event: DomainEvent, seq: UInt64, at: Timestamp, parts: EvolveParts) throws {
         let kind = event.kind
+        let people = parts.contains(.people), grants = parts.contains(.grants), agreements = parts.contains(.agreements)
         func add(_ email: String, _ lid: String, _ roles: [Role], _ source: RoleSource, benefits: [SABenefit] = []) throws {
+            guard grants else { return }
             var cell = try state.cell(email, lid) ?? CellRecord(entries: [])
             for role in roles {
                 cell.entries.append(GrantEntry(role: role, source: source, seq: seq, kind: kind,
@@ -22,38 +46,40 @@ public struct Evolver: Sendable {
             try state.setCell(email, lid, cell)
         }
         func remove(_ email: String, _ lid: String, where drop: (GrantEntry) -> Bool) throws {
-            guard var cell = try state.cell(email, lid) else { return }
+            guard grants, var cell = try state.cell(email, lid) else { return }
             cell.entries.removeAll(where: drop)
             try state.setCell(email, lid, cell)
         }
 
         switch event {
         case let .userRegistered(account, email):
-            try state.accounts.set(account, AccountRecord(email: email, validated: false))
-        case let .businessEmailValidated(account, email):
+            if people { try state.accounts.set(account, AccountRecord(email: email, validated: false)) }
+        case let .businessEmailValidated(account, email) where people:
             if var record = try state.account(account) {
                 record.validated = true
                 try state.accounts.set(account, record)
             }
             try state.emailOwners.set(email, StringValue(value: account))
-        case let .profileCompleted(account, first, last):
+        case let .profileCompleted(account, first, last) where people:
             if var record = try state.account(account) {
                 record.firstName = first
                 record.lastName = last
                 try state.accounts.set(account, record)
             }
         case let .agreementRecorded(r):
-            try state.agreements.set(r.licensingId, AgreementRecord(
-                program: r.program, parent: r.parent, status: r.status, contacts: r.contacts, availableRoles: r.availableRoles,
-                authorizationHash: r.authorizationHash, keyId: r.keyId, children: []))
-            if let parent = r.parent, var p = try state.agreement(parent) {
-                var children = StringSet(values: p.children)
-                if children.insert(r.licensingId) {
-                    p.children = children.values
-                    try state.agreements.set(parent, p)
+            if agreements {
+                try state.agreements.set(r.licensingId, AgreementRecord(
+                    program: r.program, parent: r.parent, status: r.status, contacts: r.contacts, availableRoles: r.availableRoles,
+                    authorizationHash: r.authorizationHash, keyId: r.keyId, children: []))
+                if let parent = r.parent, var p = try state.agreement(parent) {
+                    var children = StringSet(values: p.children)
+                    if children.insert(r.licensingId) {
+                        p.children = children.values
+                        try state.agreements.set(parent, p)
+                    }
                 }
             }
-            for contact in r.contacts {
+            for contact in r.contacts where grants {
                 let roles = (policy.contactRoles[contact.type] ?? []).filter { r.availableRoles.contains($0) }
                 if !roles.isEmpty {
                     try add(contact.email, r.licensingId, roles, .contact, benefits: SABenefit.allCases)
@@ -62,7 +88,7 @@ public struct Evolver: Sendable {
             }
         case let .resellerAutoGranted(email, lid, roles):
             try add(email, lid, roles, .reseller)
-        case let .licensingIdStatusChanged(lid, status):
+        case let .licensingIdStatusChanged(lid, status) where agreements:
             if var a = try state.agreement(lid) {
                 a.status = status
                 try state.agreements.set(lid, a)
@@ -71,26 +97,26 @@ public struct Evolver: Sendable {
             try add(email, lid, roles, .grant, benefits: benefits)
         case let .rolesRevoked(_, email, lid, roles):
             try remove(email, lid) { roles.contains($0.role) }
-        case let .permissionsRequested(r):
+        case let .permissionsRequested(r) where people:
             try state.requests.set(r.requestId, RequestRecord(
                 account: r.account, email: r.email, licensingId: r.licensingId, roles: r.roles, saBenefits: r.saBenefits,
                 comment: r.comment, routedTo: r.routedTo, status: .pending, requestedSeq: seq, decidedSeq: nil, decidedBy: nil))
         case let .permissionRequestApproved(by, requestId, email, lid, roles, benefits):
-            if var request = try state.request(requestId) {
+            if people, var request = try state.request(requestId) {
                 request.status = .approved
                 request.decidedSeq = seq
                 request.decidedBy = by
                 try state.requests.set(requestId, request)
             }
             try add(email, lid, roles, .grant, benefits: benefits)
-        case let .permissionRequestDenied(by, requestId, _):
+        case let .permissionRequestDenied(by, requestId, _) where people:
             if var request = try state.request(requestId) {
                 request.status = .denied
                 request.decidedSeq = seq
                 request.decidedBy = by
                 try state.requests.set(requestId, request)
             }
-        case let .openLicenseAttemptFailed(account, _, _):
+        case let .openLicenseAttemptFailed(account, _, _) where people:
             var record = try state.lockout(account) ?? LockoutRecord(failures: [], suspension: nil, previousSuspensionEnd: nil)
             // Forget what can never count again: failures before the end of a suspension
             // that has ended, and failures older than the window.
@@ -110,9 +136,9 @@ public struct Evolver: Sendable {
             try add(email, lid, roles, .openLicense)
         case let .licensingIdRemovedByUser(_, email, lid):
             try remove(email, lid) { _ in true }
-        case let .adminInheritanceOptedOut(_, email, parent):
+        case let .adminInheritanceOptedOut(_, email, parent) where agreements:
             try state.optOuts.set(DomainState.pairKey(email, parent), SeqValue(seq: seq))
-        case let .adminInheritanceOptedIn(_, email, parent):
+        case let .adminInheritanceOptedIn(_, email, parent) where agreements:
             try state.optOuts.set(DomainState.pairKey(email, parent), nil)
         case let .resellerAccessDenied(_, _, email, lid, _):
             try remove(email, lid) { $0.source == .reseller }
@@ -120,7 +146,10 @@ public struct Evolver: Sendable {
             try remove(email, lid) { $0.source == .openLicense }
         case let .legacyPermissionMigrated(_, _, email, lid, roles, benefits):
             try add(email, lid, roles, .grant, benefits: benefits)
+        case .businessEmailValidated, .profileCompleted, .licensingIdStatusChanged, .permissionsRequested, .permissionRequestDenied,
+             .openLicenseAttemptFailed, .adminInheritanceOptedOut, .adminInheritanceOptedIn:
+            break  // in a part not asked for
         }
-        try state.setPosition(seq: seq, at: at)
+        if parts.contains(.position) { try state.setPosition(seq: seq, at: at) }
     }
 }

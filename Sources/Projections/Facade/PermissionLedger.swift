@@ -462,6 +462,7 @@ public final class PermissionLedger: Sendable {
     /// `progress` is told the seq reached every 16,384 events.
     func fold(into state: DomainState, upTo target: UInt64 = .max, progress: ((UInt64) -> Void)? = nil) throws {
         guard state.lastSeq < target else { return }
+        if state.isMemory { return try foldOnTwoCores(into: state, upTo: target, progress: progress) }
         try environment.read { txn in
             try log.forEach(from: state.lastSeq + 1, in: txn) { view in
                 if view.seq > target { return false }
@@ -470,6 +471,59 @@ public final class PermissionLedger: Sendable {
                 if view.seq & 0x3FFF == 0 { progress?(view.seq) }
                 return true
             }
+        }
+    }
+
+    /// Events per step of a parallel fold.
+    static let foldChunk = 4_096
+
+    /// `fold` for a memory state, on two threads. Events are decoded in chunks; while one
+    /// chunk is folded — into the grants (`EvolveParts.grants`) on one thread and into the
+    /// other projections on the other, which never read each other — the next chunk is decoded
+    /// on the second thread. Each table sees the same changes in the same order as in a
+    /// single fold, so the state is the same.
+    private func foldOnTwoCores(into state: DomainState, upTo target: UInt64, progress: ((UInt64) -> Void)?) throws {
+        state.openAllTables()
+        let shared = UncheckedBox(state)
+        let evolver = evolver
+        // payloads point into the map: valid until the read transaction ends, which is after
+        // the last step
+        var raw: [(seq: UInt64, kind: UInt16, at: Timestamp, payload: UnsafeRawBufferPointer)] = []
+        var ready: [(event: DomainEvent, seq: UInt64, at: Timestamp)] = []
+        raw.reserveCapacity(Self.foldChunk)
+        func step() throws {
+            let toDecode = UncheckedBox(raw), toFold = UncheckedBox(ready)
+            let decoded = ConcurrentResults<[(event: DomainEvent, seq: UInt64, at: Timestamp)]>(count: 1)
+            let failures = ConcurrentResults<any Error>(count: 2)
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                do {
+                    if i == 0 {
+                        for e in toFold.value { try evolver.evolve(shared.value, e.event, seq: e.seq, at: e.at, parts: [.people, .agreements, .position]) }
+                        var next: [(event: DomainEvent, seq: UInt64, at: Timestamp)] = []
+                        next.reserveCapacity(toDecode.value.count)
+                        for v in toDecode.value { next.append((try DomainEvent.decode(kind: v.kind, payload: v.payload), v.seq, v.at)) }
+                        decoded.set(0, next)
+                    } else {
+                        for e in toFold.value { try evolver.evolve(shared.value, e.event, seq: e.seq, at: e.at, parts: .grants) }
+                    }
+                } catch {
+                    failures.set(i, error)
+                }
+            }
+            for i in 0 ..< 2 { if let failure = failures.get(i) { throw failure } }
+            ready = decoded.get(0) ?? []
+            raw.removeAll(keepingCapacity: true)
+        }
+        try environment.read { txn in
+            try log.forEach(from: state.lastSeq + 1, in: txn) { view in
+                if view.seq > target { return false }
+                raw.append((view.seq, view.kind, view.at, view.payload))
+                if raw.count == Self.foldChunk { try step() }
+                if view.seq & 0x3FFF == 0 { progress?(view.seq) }
+                return true
+            }
+            try step()  // folds the last full chunk, decodes the rest
+            try step()  // folds the rest
         }
     }
 

@@ -319,6 +319,16 @@ public final class DomainState {
     /// per transaction, in `flush`).
     private var positionDirty = false
 
+    /// Whether the state is in memory (not over a transaction).
+    var isMemory: Bool { reader == nil }
+
+    /// Creates every table now (they are otherwise made on first use), so that threads
+    /// folding disjoint `EvolveParts` into this state only read these properties.
+    func openAllTables() {
+        _ = accounts; _ = emailOwners; _ = agreements; _ = cells; _ = emailLids; _ = legalContactLids
+        _ = lidAdmins; _ = optOuts; _ = requests; _ = lockouts; _ = meta
+    }
+
     /// An empty in-memory state.
     public init() {
         databases = nil
