@@ -130,6 +130,11 @@ struct HotCacheConcurrencyTests {
                 while i < later.count {
                     _ = try ledger.executeBatch(Array(later[i ..< min(later.count, i + 1 + i % 7)]))
                     i += 1 + i % 7
+                    // let the readers ask about this commit before the next one (a busy machine
+                    // could otherwise run the writer to the end while they wait for a core)
+                    let seen = asked.load(ordering: .acquiring)
+                    let pause = Date().addingTimeInterval(0.05)
+                    while asked.load(ordering: .acquiring) < seen + 6, Date() < pause { usleep(50) }
                 }
             } catch { failures.withLock { $0.append("writer: \(error)") } }
         }
