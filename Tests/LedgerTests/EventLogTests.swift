@@ -312,3 +312,41 @@ struct DurableCommitTests {
         #expect(try env.read { try $0.count(db) } == threads * perThread)
     }
 }
+
+@Suite("Environment facts while the map grows")
+struct MapGrowthTests {
+    @Test("lastCommitID, mapSize and usedBytes read on other threads while the map doubles ten times")
+    func factsDuringGrowth() throws {
+        let dir = TempDir()
+        let env = try Environment.open(path: dir.path, options: .init(initialMapSize: 1 << 16, durability: .noSync))
+        let db = try env.openDatabases(["big"])[0]
+        let writing = Atomic<Bool>(true)
+        let reads = Atomic<Int>(0)
+        let group = DispatchGroup()
+        for _ in 0 ..< 3 {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                var last: UInt64 = 0
+                while writing.load(ordering: .acquiring) {
+                    // without the gate these read meta pages a resize may be unmapping
+                    let id = env.lastCommitID
+                    precondition(id >= last, "commit ids went backwards")
+                    last = id
+                    _ = env.mapSize
+                    _ = env.usedBytes
+                    reads.add(1, ordering: .relaxed)
+                }
+            }.start()
+        }
+        let value = [UInt8](repeating: 7, count: 3_000)
+        for i in 0 ..< 20_000 {
+            try env.write { txn in try txn.put(db, key: BigEndianKey.bytes(UInt64(i)), value: value) }
+        }
+        writing.store(false, ordering: .releasing)
+        group.wait()
+        #expect(env.mapSize >= 1 << 26, "the map did not grow as the test needs")
+        #expect(reads.load(ordering: .relaxed) > 1_000)
+        #expect(env.lastCommitID > 20_000)
+    }
+}

@@ -115,8 +115,10 @@ public final class Environment: @unchecked Sendable {
     /// across the flush so that callers arriving meanwhile share the next one).
     private var durableID: UInt64 = 0
     private let syncLock = PlainMutex()
-    /// Flushes made by `makeDurable` (guarded by `syncLock`; for tests and monitoring).
-    private(set) var durableFlushes = 0
+    /// Flushes made by `makeDurable` (guarded by `syncLock`).
+    private var flushCount = 0
+    /// Flushes made by `makeDurable` so far (for tests and monitoring).
+    var durableFlushes: Int { syncLock.withLock { flushCount } }
 
     private init(path: String, options: EnvironmentOptions, env: OpaquePointer, logger: Logger) {
         self.path = path
@@ -203,28 +205,29 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
-    /// The current size of the memory map in bytes.
-    public var mapSize: Int {
+    /// `mdb_env_info`, which reads the meta pages through the map: only while the map can't
+    /// move, i.e. under the gate (read side, or the write side while resizing). Without it,
+    /// a resize on another thread unmaps the pages being read.
+    private func info() -> MDB_envinfo {
         var info = MDB_envinfo()
         mdb_env_info(env, &info)
-        return info.me_mapsize
+        return info
     }
+
+    /// The current size of the memory map in bytes.
+    public var mapSize: Int { gate.withReadLock { info().me_mapsize } }
 
     /// The id of the last committed transaction (by any process), read from the meta pages
     /// without a transaction: a read transaction begun now would see this commit or a later one.
-    public var lastCommitID: UInt64 {
-        var info = MDB_envinfo()
-        mdb_env_info(env, &info)
-        return UInt64(info.me_last_txnid)
-    }
+    public var lastCommitID: UInt64 { gate.withReadLock { UInt64(info().me_last_txnid) } }
 
     /// Bytes used by the data file on disk (pages in use × page size).
     public var usedBytes: Int {
-        var info = MDB_envinfo()
-        var stat = MDB_stat()
-        mdb_env_info(env, &info)
-        mdb_env_stat(env, &stat)
-        return (info.me_last_pgno + 1) * Int(stat.ms_psize)
+        gate.withReadLock {
+            var stat = MDB_stat()
+            mdb_env_stat(env, &stat)
+            return (info().me_last_pgno + 1) * Int(stat.ms_psize)
+        }
     }
 
     /// Flushes buffers to disk (useful after `noSync` writes).
@@ -250,7 +253,7 @@ public final class Environment: @unchecked Sendable {
                 throw LMDBError(code: rc, operation: "fdatasync after commit (the commit is in the file but may not be on disk)")
             }
             durableID = max(durableID, target)
-            durableFlushes += 1
+            flushCount += 1
         }
     }
 
@@ -361,7 +364,8 @@ public final class Environment: @unchecked Sendable {
                         throw LMDBError(code: commit, operation: "mdb_txn_commit (could not write the data file: is the disk full, or a file-size limit reached? nothing of this transaction was kept)")
                     }
                     try LMDBError.check(commit, "mdb_txn_commit")
-                    return .done(value, min(id, lastCommitID))
+                    // under the gate already: read the meta pages directly
+                    return .done(value, min(id, UInt64(info().me_last_txnid)))
                 }
             }
             switch step {
@@ -377,7 +381,7 @@ public final class Environment: @unchecked Sendable {
     private func growMap() throws {
         try gate.withWriteLock {
             drainReadPool()
-            let current = mapSize
+            let current = info().me_mapsize
             let next = current * 2
             logger.debug("growing LMDB map", metadata: ["from": "\(current)", "to": "\(next)"])
             try LMDBError.check(mdb_env_set_mapsize(env, next), "mdb_env_set_mapsize")
