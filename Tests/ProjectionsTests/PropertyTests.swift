@@ -304,6 +304,27 @@ struct SnapshotTests {
         let stored = try ledger.environment.read { txn in try txn.count(snapshots) }
         #expect(stored >= 2)
         #expect(try ledger.verify().ok)
+        // stored compressed (format 2); one written uncompressed by an earlier build (format 1) still loads and verifies
+        try ledger.environment.write { txn in
+            var entries: [([UInt8], [UInt8])] = []
+            try txn.scan(snapshots) { k, v in entries.append((Array(k), Array(v))); return true }
+            for (key, value) in entries {
+                let plain = try value.withUnsafeBytes { try DomainState.snapshotPlainBytes(stored: $0) }
+                #expect(value.first == 2 && plain.first == 1)
+                #expect(value.count * 2 < plain.count, "compressed \(value.count) of \(plain.count) bytes")
+                let state = try value.withUnsafeBytes { try DomainState.fromStoredSnapshot($0) }
+                #expect(state.snapshotBytes() == plain)
+                try txn.put(snapshots, key: key, value: plain)
+            }
+        }
+        #expect(try ledger.verify().ok)
+        let point = try ledger.environment.read { txn -> UInt64 in
+            var last: UInt64 = 0
+            try txn.scan(snapshots) { k, _ in last = BigEndianKey.value(k) ?? 0; return true }
+            return last
+        } + 7
+        let fresh = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync, snapshotInterval: 1_000))
+        try expectAsOfAnswersMatchReplay(fresh, head: point + 1, points: 1, seed: 9, emails: ["admin-org1@org1.example", "u0-org2@org2.example"])
         // a corrupted snapshot is found by verify
         let first = try ledger.environment.read { txn -> [UInt8]? in
             var key: [UInt8]?

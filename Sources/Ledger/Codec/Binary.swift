@@ -217,6 +217,13 @@ public struct BinaryReader {
         return Array(base[offset ..< offset + count])
     }
 
+    /// The next `count` bytes, without copying (valid as long as the reader's bytes are).
+    public mutating func readSlice(_ count: Int) throws -> UnsafeRawBufferPointer {
+        try need(count, "\(count) bytes")
+        defer { offset += count }
+        return UnsafeRawBufferPointer(rebasing: base[offset ..< offset + count])
+    }
+
     /// Reads length-prefixed bytes.
     public mutating func readBytes() throws -> [UInt8] {
         try readRaw(try readLength("byte length"))

@@ -401,7 +401,7 @@ public final class PermissionLedger: Sendable {
         var multiple = target / snapshotInterval
         return try environment.read { txn in
             while multiple > 0 {
-                if let state = try txn.withValue(db, key: BigEndianKey.bytes(multiple * snapshotInterval), { try DomainState.fromSnapshot($0) }) {
+                if let state = try txn.withValue(db, key: BigEndianKey.bytes(multiple * snapshotInterval), { try DomainState.fromStoredSnapshot($0) }) {
                     return state
                 }
                 multiple -= 1
@@ -422,7 +422,7 @@ public final class PermissionLedger: Sendable {
             let before = state.lastSeq
             try fold(into: state, upTo: next)
             if state.lastSeq == next, let db = tables[.snapshots] {
-                let bytes = state.snapshotBytes()
+                let bytes = state.storedSnapshot()
                 try environment.write { txn in
                     if try txn.get(db, key: BigEndianKey.bytes(next)) == nil {
                         try txn.put(db, key: BigEndianKey.bytes(next), value: bytes)
@@ -756,7 +756,9 @@ public final class PermissionLedger: Sendable {
         for seq in snapshotSeqs {
             guard let db = snapshots else { break }
             try fold(into: state, upTo: seq, progress: progress)
-            let stored = try environment.read { txn in try txn.get(db, key: BigEndianKey.bytes(seq)) }
+            let stored: [UInt8]? = try environment.read { txn in
+                try txn.withValue(db, key: BigEndianKey.bytes(seq)) { try? DomainState.snapshotPlainBytes(stored: $0) } ?? nil
+            }
             if state.lastSeq != seq || stored != state.snapshotBytes() {
                 return LedgerVerifyReport(log: logReport, projectionProblem: "the stored snapshot at seq \(seq) differs from a replay; run rebuild")
             }
