@@ -103,6 +103,10 @@ struct Main {
             print("check p50", percentile(ns, 0.5), "ns; p99", percentile(ns, 0.99), "ns")
             return
         }
+        if let count = argument("--profile-floor").flatMap(Int.init) {
+            try await profileFloor(commands: count)
+            return
+        }
         if let count = argument("--profile-commands").flatMap(Int.init) {
             // where the time goes: each command type timed on its own (noSync, batches of 1000)
             let (dir, ledger) = try scratchLedger("profile")
