@@ -52,6 +52,19 @@ struct PropertyTests {
         #expect(repaired.changedEntries == 3)
         #expect(try projectionDump(ledger) == before)
         #expect(try ledger.verify().ok)
+        // a whole table lost, and a key that is not UTF-8: the table is written again in full,
+        // the stray key removed
+        let lids = try ledger.environment.openDatabases(["p.emailLids"])[0]
+        let lost = try ledger.environment.write { txn in
+            let n = try txn.count(lids)
+            try txn.withWriter { try $0.clear(lids) }
+            try txn.put(dbs[1], key: [0xFF, 0x41, 0xC3], value: [0])
+            return n
+        }
+        #expect(lost > 10)
+        #expect(try ledger.rebuild().changedEntries == lost + 1)
+        #expect(try projectionDump(ledger) == before)
+        #expect(try ledger.verify().ok)
         // every accepted event re-encodes to its stored canonical bytes
         try ledger.environment.read { txn in
             try ledger.log.forEach(from: 1, in: txn) { view in

@@ -26,6 +26,9 @@ public struct BinaryWriter: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Forgets what was written, keeping the room (to reuse one writer for many values).
+    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
     /// Writes one byte.
     @inline(__always) public mutating func write(_ value: UInt8) { bytes.append(value) }
 

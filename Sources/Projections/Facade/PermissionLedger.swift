@@ -673,15 +673,31 @@ public final class PermissionLedger: Sendable {
     public func rebuild(progress: ((UInt64) -> Void)? = nil) throws -> RebuildReport {
         let start = DispatchTime.now().uptimeNanoseconds
         let state = DomainState()
+        state.openAllTables()
+        let memoryTables = state.memoryTables
+        // room for as many entries as are stored, so the fold does not rehash as tables grow
+        try environment.read { txn in
+            for t in memoryTables { if let db = tables[t.table] { t.reserve(try txn.count(db)) } }
+        }
         try fold(into: state, progress: progress)
-        // every table's entries encoded and sorted at once, on every core (they need no transaction)
-        let producers = state.allTables
-        let prepared = ConcurrentResults<[(key: [UInt8], value: [UInt8])]>(count: producers.count)
-        let work = UncheckedBox(producers)
-        DispatchQueue.concurrentPerform(iterations: producers.count) { i in prepared.set(i, work.value[i].1()) }
         let events = state.lastSeq
+        // each table compared with the stored one, on every core, each in a read transaction
+        // (a writer that appends meanwhile makes the write below throw a conflict)
+        let work = UncheckedBox(memoryTables)
+        let diffs = ConcurrentResults<TableDifferences>(count: memoryTables.count)
+        let failures = ConcurrentResults<any Error>(count: memoryTables.count)
+        DispatchQueue.concurrentPerform(iterations: memoryTables.count) { i in
+            do {
+                let t = work.value[i]
+                guard let db = tables[t.table] else { throw StateError.missingTable(t.table.rawValue) }
+                diffs.set(i, try environment.read { txn in try txn.withReader { reader in try t.differences(db, reader) } })
+            } catch {
+                failures.set(i, error)
+            }
+        }
+        for i in memoryTables.indices { if let failure = failures.get(i) { throw failure } }
         // freeing a large memory state takes a good part of a rebuild: another thread does it
-        let garbage = UncheckedBox(consume state)
+        let garbage = UncheckedBox((consume state, work))
         DispatchQueue.global(qos: .utility).async { withExtendedLifetime(garbage) {} }
         var changed = 0
         try environment.write { txn in
@@ -689,10 +705,9 @@ public final class PermissionLedger: Sendable {
             try txn.withWriter { writer in
                 let head = try log.head(reader: writer)
                 guard head.seq == events else { throw LogError.conflict(expected: events, actual: head.seq) }
-                for (i, (table, _)) in producers.enumerated() {
-                    guard let db = tables[table] else { throw StateError.missingTable(table.rawValue) }
-                    guard let entries = prepared.get(i) else { throw StateError.missingTable(table.rawValue) }
-                    changed += try rewrite(db, to: entries, writer: writer)
+                for (i, t) in memoryTables.enumerated() {
+                    guard let db = tables[t.table], let diff = diffs.get(i) else { throw StateError.missingTable(t.table.rawValue) }
+                    changed += try apply(diff, to: db, writer: writer)
                 }
                 // snapshots are caches of past states: dropped, made again by as-of questions
                 if let db = tables[.snapshots] { try writer.clear(db) }
@@ -704,37 +719,15 @@ public final class PermissionLedger: Sendable {
         return RebuildReport(events: events, seconds: seconds, changedEntries: changed)
     }
 
-    /// Makes `db` hold exactly `expected` (sorted by key), writing only what differs: one
-    /// pass over the stored entries beside the expected ones. A rebuild of sound projections
-    /// then writes nothing (no page is copied, the file does not grow), and the result is the
-    /// same as clearing the database and writing every entry. Returns the entries written or
-    /// removed.
-    private func rewrite(_ db: Database, to expected: [(key: [UInt8], value: [UInt8])], writer: TransactionWriter) throws -> Int {
-        if try writer.count(db) == 0 {
-            for (k, v) in expected { try writer.put(db, key: k, value: v, flags: .append) }
-            return expected.count
-        }
-        var removals: [[UInt8]] = []
-        var puts: [Int] = []
-        var i = 0
-        try writer.scan(db) { key, value in
-            // expected keys before this stored one are missing
-            while i < expected.count, KeyOrder.precedes(expected[i].key, key) {
-                puts.append(i)
-                i += 1
-            }
-            if i < expected.count, expected[i].key.elementsEqual(key) {
-                if !expected[i].value.elementsEqual(value) { puts.append(i) }
-                i += 1
-            } else {
-                removals.append(Array(key))
-            }
-            return true
-        }
-        puts.append(contentsOf: i ..< expected.count)
-        for key in removals { try writer.delete(db, key: key) }
-        for j in puts { try writer.put(db, key: expected[j].key, value: expected[j].value) }
-        return removals.count + puts.count
+    /// Writes what makes `db` equal its memory table: only what differs, so a rebuild of
+    /// sound projections writes nothing (no page is copied, the file does not grow), and the
+    /// result is the same as clearing the database and writing every entry. Into an empty
+    /// database the entries are appended in key order. Returns the entries written or removed.
+    private func apply(_ diff: TableDifferences, to db: Database, writer: TransactionWriter) throws -> Int {
+        let empty = diff.removals.isEmpty ? try writer.count(db) == 0 : false
+        for key in diff.removals { _ = try writer.delete(db, key: key) }
+        for (k, v) in diff.puts { try writer.put(db, key: k, value: v, flags: empty ? .append : []) }
+        return diff.removals.count + diff.puts.count
     }
 
     /// Checks the hash chain and seq continuity, then that the stored projections equal a

@@ -126,11 +126,57 @@ final class Table<V: StateRecord> {
 
     var count: Int { cache.count }
 
+    /// Makes room for `count` entries (memory tables: a fold that knows its size does not
+    /// rehash the table as it grows).
+    func reserve(_ count: Int) { cache.reserveCapacity(count) }
+
+    /// How the stored database `db` differs from this memory table: the stored keys to
+    /// remove and the entries to put, sorted by key. One pass over the stored entries, each
+    /// looked up here by its exact bytes and its value compared with this record encoded —
+    /// no sort of the whole table; entries held here but not stored (none when the
+    /// projections are sound) are found by a second pass only when some are missing.
+    func differences(stored db: Database, reader: TransactionReader) throws -> TableDifferences {
+        var result = TableDifferences()
+        var matched = 0
+        var w = BinaryWriter(capacity: 256)
+        try reader.scan(db) { key, value in
+            let k = String(decoding: key, as: UTF8.self)
+            // the exact bytes: String equality is canonical equivalence, keys are bytes
+            if let i = cache.index(forKey: k), cache[i].key.utf8.elementsEqual(key), let record = cache[i].value {
+                matched += 1
+                w.removeAll()
+                record.encode(to: &w)
+                if !w.bytes.elementsEqual(value) { result.puts.append((Array(key), w.bytes)) }
+            } else {
+                result.removals.append(Array(key))
+            }
+            return true
+        }
+        if matched < cache.count {
+            for (k, v) in cache {
+                guard let v else { continue }
+                let bytes = Array(k.utf8)
+                if try reader.withValue(db, key: bytes, { _ in () }) == nil { result.puts.append((bytes, v.encoded)) }
+            }
+        }
+        result.puts.sort { KeyOrder.precedes($0.key, $1.key) }
+        return result
+    }
+
     /// Inserts an encoded entry into a memory table (loading a snapshot).
     func load(key: [UInt8], value: UnsafeRawBufferPointer) throws {
         guard let k = String(validating: key, as: UTF8.self) else { throw DecodingError("snapshot key is not UTF-8", offset: 0) }
         cache[k] = try V.decode(bytes: value)
     }
+}
+
+/// What makes a stored projection database equal a memory table (see
+/// `Table.differences`).
+struct TableDifferences {
+    /// Stored keys the memory table does not hold.
+    var removals: [[UInt8]] = []
+    /// Entries missing or different in the database, sorted by key.
+    var puts: [(key: [UInt8], value: [UInt8])] = []
 }
 
 /// Errors of the projection store.
@@ -609,6 +655,17 @@ public final class DomainState {
             let key = try r.readBytes()
             try load(key, try r.readSlice(try r.readLength("value length")))
         }
+    }
+
+    /// What rebuild does with each memory table: make room, and compare with the stored one.
+    var memoryTables: [(table: ProjectionTable, reserve: (Int) -> Void,
+                        differences: (Database, TransactionReader) throws -> TableDifferences)] {
+        [(.accounts, accounts.reserve, accounts.differences), (.emailOwners, emailOwners.reserve, emailOwners.differences),
+         (.agreements, agreements.reserve, agreements.differences), (.cells, cells.reserve, cells.differences),
+         (.emailLids, emailLids.reserve, emailLids.differences), (.legalContactLids, legalContactLids.reserve, legalContactLids.differences),
+         (.lidAdmins, lidAdmins.reserve, lidAdmins.differences), (.optOuts, optOuts.reserve, optOuts.differences),
+         (.requests, requests.reserve, requests.differences), (.lockouts, lockouts.reserve, lockouts.differences),
+         (.meta, meta.reserve, meta.differences)]
     }
 
     var allTables: [(ProjectionTable, () -> [(key: [UInt8], value: [UInt8])])] {
