@@ -672,32 +672,17 @@ public final class PermissionLedger: Sendable {
     @discardableResult
     public func rebuild(progress: ((UInt64) -> Void)? = nil) throws -> RebuildReport {
         let start = DispatchTime.now().uptimeNanoseconds
-        let state = DomainState()
-        state.openAllTables()
+        let state = try stateSizedLikeStored()
         let memoryTables = state.memoryTables
-        // room for as many entries as are stored, so the fold does not rehash as tables grow
-        try environment.read { txn in
-            for t in memoryTables { if let db = tables[t.table] { t.reserve(try txn.count(db)) } }
-        }
         try fold(into: state, progress: progress)
         let events = state.lastSeq
         // each table compared with the stored one, on every core, each in a read transaction
-        // (a writer that appends meanwhile makes the write below throw a conflict)
-        let work = UncheckedBox(memoryTables)
-        let diffs = ConcurrentResults<TableDifferences>(count: memoryTables.count)
-        let failures = ConcurrentResults<any Error>(count: memoryTables.count)
-        DispatchQueue.concurrentPerform(iterations: memoryTables.count) { i in
-            do {
-                let t = work.value[i]
-                guard let db = tables[t.table] else { throw StateError.missingTable(t.table.rawValue) }
-                diffs.set(i, try environment.read { txn in try txn.withReader { reader in try t.differences(db, reader) } })
-            } catch {
-                failures.set(i, error)
-            }
+        // (a writer that appends meanwhile makes this, or the write below, a conflict)
+        guard let diffs = try differences(from: state) else {
+            throw LogError.conflict(expected: events, actual: try log.head().seq)
         }
-        for i in memoryTables.indices { if let failure = failures.get(i) { throw failure } }
         // freeing a large memory state takes a good part of a rebuild: another thread does it
-        let garbage = UncheckedBox((consume state, work))
+        let garbage = UncheckedBox(consume state)
         DispatchQueue.global(qos: .utility).async { withExtendedLifetime(garbage) {} }
         var changed = 0
         try environment.write { txn in
@@ -705,8 +690,8 @@ public final class PermissionLedger: Sendable {
             try txn.withWriter { writer in
                 let head = try log.head(reader: writer)
                 guard head.seq == events else { throw LogError.conflict(expected: events, actual: head.seq) }
-                for (i, t) in memoryTables.enumerated() {
-                    guard let db = tables[t.table], let diff = diffs.get(i) else { throw StateError.missingTable(t.table.rawValue) }
+                for (t, diff) in zip(memoryTables, diffs) {
+                    guard let db = tables[t.table] else { throw StateError.missingTable(t.table.rawValue) }
                     changed += try apply(diff, to: db, writer: writer)
                 }
                 // snapshots are caches of past states: dropped, made again by as-of questions
@@ -717,6 +702,47 @@ public final class PermissionLedger: Sendable {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         logger.debug("rebuilt projections", metadata: ["events": "\(events)", "seconds": "\(seconds)", "changed": "\(changed)"])
         return RebuildReport(events: events, seconds: seconds, changedEntries: changed)
+    }
+
+    /// An empty memory state with room in each table for as many entries as the stored
+    /// projection holds, so a fold from the first event does not rehash as tables grow.
+    private func stateSizedLikeStored() throws -> DomainState {
+        let state = DomainState()
+        state.openAllTables()
+        try environment.read { txn in
+            for t in state.memoryTables { if let db = tables[t.table] { t.reserve(try txn.count(db)) } }
+        }
+        return state
+    }
+
+    /// How each stored projection database differs from the memory `state`, compared on
+    /// every core, each in a read transaction; nil when the log's head is not the state's
+    /// position (a writer appended after the fold).
+    private func differences(from state: DomainState) throws -> [TableDifferences]? {
+        let memoryTables = state.memoryTables
+        let work = UncheckedBox(memoryTables), position = state.lastSeq
+        let diffs = ConcurrentResults<TableDifferences>(count: memoryTables.count)
+        let failures = ConcurrentResults<any Error>(count: memoryTables.count)
+        DispatchQueue.concurrentPerform(iterations: memoryTables.count) { i in
+            do {
+                let t = work.value[i]
+                guard let db = tables[t.table] else { throw StateError.missingTable(t.table.rawValue) }
+                try environment.read { txn in
+                    try txn.withReader { reader in
+                        if try log.head(reader: reader).seq == position { diffs.set(i, try t.differences(db, reader)) }
+                    }
+                }
+            } catch {
+                failures.set(i, error)
+            }
+        }
+        for i in memoryTables.indices { if let failure = failures.get(i) { throw failure } }
+        var result: [TableDifferences] = []
+        for i in memoryTables.indices {
+            guard let diff = diffs.get(i) else { return nil }
+            result.append(diff)
+        }
+        return result
     }
 
     /// Writes what makes `db` equal its memory table: only what differs, so a rebuild of
@@ -735,7 +761,7 @@ public final class PermissionLedger: Sendable {
     public func verify(progress: ((UInt64) -> Void)? = nil) throws -> LedgerVerifyReport {
         let logReport = try log.verify()
         guard logReport.ok else { return LedgerVerifyReport(log: logReport, projectionProblem: nil) }
-        let state = DomainState()
+        let state = try stateSizedLikeStored()
         var snapshotSeqs: [UInt64] = []
         let snapshots = tables[.snapshots]
         if let db = snapshots {
@@ -756,31 +782,29 @@ public final class PermissionLedger: Sendable {
                 return LedgerVerifyReport(log: logReport, projectionProblem: "the stored snapshot at seq \(seq) differs from a replay; run rebuild")
             }
         }
-        try fold(into: state, progress: progress)
-        let problem: String? = try environment.read { txn in
-            try txn.withReader { reader in
-                for (table, entries) in state.allTables {
-                    guard let db = tables[table] else { return "projection \(table.rawValue) is not open" }
-                    let expected = entries()
-                    var i = 0
-                    var found: String?
-                    try reader.scan(db) { key, value in
-                        guard i < expected.count else {
-                            found = "\(table.rawValue) holds an entry a replay does not produce (key \(String(decoding: key, as: UTF8.self).debugDescription))"
-                            return false
-                        }
-                        if !expected[i].key.elementsEqual(key) || !expected[i].value.elementsEqual(value) {
-                            found = "\(table.rawValue) differs from a replay at key \(String(decoding: expected[i].key, as: UTF8.self).debugDescription)"
-                            return false
-                        }
-                        i += 1
-                        return true
-                    }
-                    if let found { return found }
-                    if i < expected.count { return "\(table.rawValue) lacks \(expected.count - i) entries a replay produces" }
-                }
-                return nil
+        // the projections are compared at the point the fold reached: a writer that appended
+        // meanwhile is caught up with (each table's read transaction checks the head)
+        var diffs: [TableDifferences] = []
+        for _ in 0 ..< 100 {
+            try fold(into: state, progress: progress)
+            guard let found = try differences(from: state) else { continue }
+            diffs = found
+            break
+        }
+        guard diffs.count == state.memoryTables.count else {
+            return LedgerVerifyReport(log: logReport, projectionProblem: "the log kept growing while verify compared the projections; run it again")
+        }
+        var problem: String?
+        for (t, diff) in zip(state.memoryTables, diffs) where !diff.isEmpty {
+            let name = t.table.rawValue
+            if let key = diff.removals.first {
+                problem = "\(name) holds an entry a replay does not produce (key \(String(decoding: key, as: UTF8.self).debugDescription))"
+            } else if let key = diff.firstChanged {
+                problem = "\(name) differs from a replay at key \(String(decoding: key, as: UTF8.self).debugDescription)"
+            } else {
+                problem = "\(name) lacks \(diff.missing) entries a replay produces"
             }
+            break
         }
         return LedgerVerifyReport(log: logReport, projectionProblem: problem)
     }

@@ -146,7 +146,10 @@ final class Table<V: StateRecord> {
                 matched += 1
                 w.removeAll()
                 record.encode(to: &w)
-                if !w.bytes.elementsEqual(value) { result.puts.append((Array(key), w.bytes)) }
+                if !w.bytes.elementsEqual(value) {
+                    if result.firstChanged == nil { result.firstChanged = Array(key) }
+                    result.puts.append((Array(key), w.bytes))
+                }
             } else {
                 result.removals.append(Array(key))
             }
@@ -156,7 +159,10 @@ final class Table<V: StateRecord> {
             for (k, v) in cache {
                 guard let v else { continue }
                 let bytes = Array(k.utf8)
-                if try reader.withValue(db, key: bytes, { _ in () }) == nil { result.puts.append((bytes, v.encoded)) }
+                if try reader.withValue(db, key: bytes, { _ in () }) == nil {
+                    result.missing += 1
+                    result.puts.append((bytes, v.encoded))
+                }
             }
         }
         result.puts.sort { KeyOrder.precedes($0.key, $1.key) }
@@ -177,6 +183,13 @@ struct TableDifferences {
     var removals: [[UInt8]] = []
     /// Entries missing or different in the database, sorted by key.
     var puts: [(key: [UInt8], value: [UInt8])] = []
+    /// How many of `puts` are missing from the database (the others differ).
+    var missing = 0
+    /// The smallest stored key whose value differs.
+    var firstChanged: [UInt8]?
+
+    /// Whether the database equals the memory table.
+    var isEmpty: Bool { removals.isEmpty && puts.isEmpty }
 }
 
 /// Errors of the projection store.
