@@ -673,7 +673,7 @@ public final class PermissionLedger: Sendable {
     public func rebuild(progress: ((UInt64) -> Void)? = nil) throws -> RebuildReport {
         let start = DispatchTime.now().uptimeNanoseconds
         let state = try stateSizedLikeStored()
-        let memoryTables = state.memoryTables
+        let names = state.memoryTables.map(\.table)
         try fold(into: state, progress: progress)
         let events = state.lastSeq
         // each table compared with the stored one, on every core, each in a read transaction
@@ -681,17 +681,15 @@ public final class PermissionLedger: Sendable {
         guard let diffs = try differences(from: state) else {
             throw LogError.conflict(expected: events, actual: try log.head().seq)
         }
-        // freeing a large memory state takes a good part of a rebuild: another thread does it
-        let garbage = UncheckedBox(consume state)
-        DispatchQueue.global(qos: .utility).async { withExtendedLifetime(garbage) {} }
+        Self.freeInBackground(consume state)
         var changed = 0
         try environment.write { txn in
             changed = 0
             try txn.withWriter { writer in
                 let head = try log.head(reader: writer)
                 guard head.seq == events else { throw LogError.conflict(expected: events, actual: head.seq) }
-                for (t, diff) in zip(memoryTables, diffs) {
-                    guard let db = tables[t.table] else { throw StateError.missingTable(t.table.rawValue) }
+                for (table, diff) in zip(names, diffs) {
+                    guard let db = tables[table] else { throw StateError.missingTable(table.rawValue) }
                     changed += try apply(diff, to: db, writer: writer)
                 }
                 // snapshots are caches of past states: dropped, made again by as-of questions
@@ -702,6 +700,16 @@ public final class PermissionLedger: Sendable {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         logger.debug("rebuilt projections", metadata: ["events": "\(events)", "seconds": "\(seconds)", "changed": "\(changed)"])
         return RebuildReport(events: events, seconds: seconds, changedEntries: changed)
+    }
+
+    /// Frees a memory state on another thread: a large one takes tens of milliseconds to
+    /// free (every entry of every table released), which the caller need not wait for. The
+    /// caller's reference is given up before the other thread lets go of its own, so the
+    /// last release (and the freeing) happens there.
+    private static func freeInBackground(_ state: consuming DomainState) {
+        let owner = UncheckedBox(Unmanaged.passRetained(state))
+        _ = consume state
+        DispatchQueue.global(qos: .utility).async { owner.value.release() }
     }
 
     /// An empty memory state with room in each table for as many entries as the stored
@@ -791,12 +799,14 @@ public final class PermissionLedger: Sendable {
             diffs = found
             break
         }
-        guard diffs.count == state.memoryTables.count else {
+        let names = state.memoryTables.map(\.table)
+        Self.freeInBackground(consume state)
+        guard diffs.count == names.count else {
             return LedgerVerifyReport(log: logReport, projectionProblem: "the log kept growing while verify compared the projections; run it again")
         }
         var problem: String?
-        for (t, diff) in zip(state.memoryTables, diffs) where !diff.isEmpty {
-            let name = t.table.rawValue
+        for (table, diff) in zip(names, diffs) where !diff.isEmpty {
+            let name = table.rawValue
             if let key = diff.removals.first {
                 problem = "\(name) holds an entry a replay does not produce (key \(String(decoding: key, as: UTF8.self).debugDescription))"
             } else if let key = diff.firstChanged {
