@@ -126,6 +126,12 @@ final class Table<V: StateRecord> {
 
     var count: Int { cache.count }
 
+    /// Sets an entry of a memory table (a no-op on a table over a transaction).
+    func setInMemory(_ key: String, _ value: V) {
+        guard reader == nil else { return }
+        cache[key] = value
+    }
+
     /// Makes room for `count` entries (memory tables: a fold that knows its size does not
     /// rehash the table as it grows).
     func reserve(_ count: Int) { cache.reserveCapacity(count) }
@@ -489,11 +495,16 @@ public final class DomainState {
     func setPosition(seq: UInt64, at: Timestamp) throws {
         lastSeq = seq
         lastAt = at
-        if meta.isMemory {
-            try meta.set("checkpoint", MetaRecord(lastSeq: seq, lastAt: at))
-        } else {
-            positionDirty = true
-        }
+        // written once, by `flush` (a transaction) or `recordPosition` (a memory state)
+        positionDirty = true
+    }
+
+    /// A memory state's position written into its meta table (the projections' checkpoint),
+    /// once before its tables are read whole rather than at every event.
+    private func recordPosition() {
+        guard positionDirty, meta.isMemory else { return }
+        meta.setInMemory("checkpoint", MetaRecord(lastSeq: lastSeq, lastAt: lastAt))
+        positionDirty = false
     }
 
     /// Publishes what this state read (and, for a write transaction, wrote) to the hot
@@ -673,7 +684,8 @@ public final class DomainState {
     /// What rebuild does with each memory table: make room, and compare with the stored one.
     var memoryTables: [(table: ProjectionTable, reserve: (Int) -> Void,
                         differences: (Database, TransactionReader) throws -> TableDifferences)] {
-        [(.accounts, accounts.reserve, accounts.differences), (.emailOwners, emailOwners.reserve, emailOwners.differences),
+        recordPosition()
+        return [(.accounts, accounts.reserve, accounts.differences), (.emailOwners, emailOwners.reserve, emailOwners.differences),
          (.agreements, agreements.reserve, agreements.differences), (.cells, cells.reserve, cells.differences),
          (.emailLids, emailLids.reserve, emailLids.differences), (.legalContactLids, legalContactLids.reserve, legalContactLids.differences),
          (.lidAdmins, lidAdmins.reserve, lidAdmins.differences), (.optOuts, optOuts.reserve, optOuts.differences),
@@ -682,7 +694,8 @@ public final class DomainState {
     }
 
     var allTables: [(ProjectionTable, () -> [(key: [UInt8], value: [UInt8])])] {
-        [(.accounts, accounts.sortedEntries), (.emailOwners, emailOwners.sortedEntries), (.agreements, agreements.sortedEntries),
+        recordPosition()
+        return [(.accounts, accounts.sortedEntries), (.emailOwners, emailOwners.sortedEntries), (.agreements, agreements.sortedEntries),
          (.cells, cells.sortedEntries), (.emailLids, emailLids.sortedEntries), (.legalContactLids, legalContactLids.sortedEntries),
          (.lidAdmins, lidAdmins.sortedEntries), (.optOuts, optOuts.sortedEntries), (.requests, requests.sortedEntries),
          (.lockouts, lockouts.sortedEntries), (.meta, meta.sortedEntries)]
