@@ -319,12 +319,8 @@ struct ChunkedFoldTests {
         #expect(report.changedEntries == 0)
         #expect(try projectionDump(ledger) == before)
         // as of a point inside the third chunk, from no snapshot: equal to a single-threaded fold
-        let point = UInt64(2 * PermissionLedger.foldChunk + 77)
-        let reference = DomainState()
-        for e in try ledger.events(to: point) { try ledger.evolver.evolve(reference, e.event, seq: e.seq, at: e.at) }
-        for email in ["admin-org1@org1.example", "u0-org2@org2.example", "u1-org3@org3.example"] {
-            #expect(try ledger.permissions(email: email, asOf: .seq(point)) == reference.permissionsView(email: email, includeInactive: true).withoutInactive())
-        }
+        try expectAsOfAnswersMatchReplay(ledger, at: [UInt64(2 * PermissionLedger.foldChunk + 77)],
+                                         emails: ["admin-org1@org1.example", "u0-org2@org2.example", "u1-org3@org3.example"])
     }
 }
 
@@ -390,7 +386,7 @@ struct SnapshotTests {
             return last
         } + 7
         let fresh = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync, snapshotInterval: 1_000))
-        try expectAsOfAnswersMatchReplay(fresh, head: point + 1, points: 1, seed: 9, emails: ["admin-org1@org1.example", "u0-org2@org2.example"])
+        try expectAsOfAnswersMatchReplay(fresh, at: [point], emails: ["admin-org1@org1.example", "u0-org2@org2.example"])
         // a corrupted snapshot is found by verify
         let first = try ledger.environment.read { txn -> [UInt8]? in
             var key: [UInt8]?
@@ -455,8 +451,13 @@ struct BoundedSnapshotTests {
 /// of events 1 … seq in a fresh memory state (the reference, no snapshot involved).
 func expectAsOfAnswersMatchReplay(_ ledger: PermissionLedger, head: UInt64, points: Int, seed: UInt64, emails: [String]) throws {
     var rng = SeededRandom(seed: seed)
-    for _ in 0 ..< points {
-        let point = UInt64(1 + rng.below(Int(head) - 1))
+    try expectAsOfAnswersMatchReplay(ledger, at: (0 ..< points).map { _ in UInt64(1 + rng.below(Int(head) - 1)) }, emails: emails)
+}
+
+/// At each of `points`: each email's as-of permissions equal those of a fold of events 1 … seq
+/// in a fresh memory state.
+func expectAsOfAnswersMatchReplay(_ ledger: PermissionLedger, at points: [UInt64], emails: [String]) throws {
+    for point in points {
         let reference = DomainState()
         for e in try ledger.events(to: point) { try ledger.evolver.evolve(reference, e.event, seq: e.seq, at: e.at) }
         for email in emails {

@@ -45,12 +45,10 @@ func profileFloor(commands: Int) async throws {
         var results: [ExecutionResult] = []
         tOurs += try seconds { results = try ledger.executeBatch(chunk) }
         // what the batch stored (untimed)
-        let seqs = results.flatMap(\.seqs)
-        guard let first = seqs.min(), let last = seqs.max() else { continue }
-        var stored: [(UInt64, [UInt8])] = []
+        let stored = try storedEvents(of: results, in: ledger, events: ours[0])
+        if stored.isEmpty { continue }
         var changes: [(db: Int, key: [UInt8], value: [UInt8]?)] = []
         try ledger.environment.read { txn in
-            for s in first ... last { if let v = try txn.get(ours[0], key: BigEndianKey.bytes(s)) { stored.append((s, v)) } }
             for i in 2 ..< names.count {
                 var now: [[UInt8]: [UInt8]] = [:]
                 try txn.scan(ours[i]) { k, v in

@@ -182,6 +182,17 @@ func scratchLedger(_ name: String, hotEntries: Int = 1_000_000) throws -> (Strin
     return (dir, try PermissionLedger(directory: dir, options: .init(authorizationKey: key, durability: .noSync, hotCacheEntries: hotEntries)))
 }
 
+/// The stored bytes of the events `results` appended, in seq order.
+func storedEvents(of results: [ExecutionResult], in ledger: PermissionLedger, events: Ledger.Database) throws -> [(UInt64, [UInt8])] {
+    let seqs = results.flatMap(\.seqs)
+    guard let first = seqs.min(), let last = seqs.max() else { return [] }
+    return try ledger.environment.read { txn in
+        var stored: [(UInt64, [UInt8])] = []
+        for s in first ... last { if let v = try txn.get(events, key: BigEndianKey.bytes(s)) { stored.append((s, v)) } }
+        return stored
+    }
+}
+
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let start = DispatchTime.now().uptimeNanoseconds
     try body()
@@ -246,12 +257,8 @@ final class Bench {
             done += chunk.count
             var results: [ExecutionResult] = []
             tOurs += try seconds { results = try ledger.executeBatch(chunk) }
-            let seqs = results.flatMap(\.seqs)
-            guard let first = seqs.min(), let last = seqs.max() else { continue }
-            var stored: [(UInt64, [UInt8])] = []
-            try ledger.environment.read { txn in
-                for s in first ... last { if let v = try txn.get(oursEvents, key: BigEndianKey.bytes(s)) { stored.append((s, v)) } }
-            }
+            let stored = try storedEvents(of: results, in: ledger, events: oursEvents)
+            if stored.isEmpty { continue }
             let decoded = try stored.map { try LedgerEvent(try $0.1.withUnsafeBytes { try Envelope.decode(stored: $0) }) }
             for e in decoded {
                 switch e.event {
