@@ -660,12 +660,6 @@ public final class DomainState {
         return state
     }
 
-    /// A memory state from `snapshotBytes()` (format 1).
-    static func fromSnapshot(_ bytes: UnsafeRawBufferPointer) throws -> DomainState {
-        guard bytes.first == 1 else { throw DecodingError("unknown snapshot version \(bytes.first ?? 0)", offset: 0) }
-        return try fromStoredSnapshot(bytes)
-    }
-
     /// Each table's loader, in `allTables` order.
     private var loaders: [([UInt8], UnsafeRawBufferPointer) throws -> Void] {
         [accounts.load, emailOwners.load, agreements.load, cells.load, emailLids.load,
