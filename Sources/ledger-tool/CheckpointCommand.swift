@@ -30,8 +30,12 @@ extension Checkpoint {
 
 /// Reads a key file (raw bytes, at least 16).
 func readKey(_ path: String, flag: String) throws -> [UInt8] {
+    if let problem = fileProblem(path) {
+        printError("error: \(flag) '\(path)' can't be read: \(problem)")
+        throw Failure(code: Exit.badInput)
+    }
     guard let data = FileManager.default.contents(atPath: path), data.count >= 16 else {
-        printError("error: \(flag) '\(path)' is missing or shorter than 16 bytes")
+        printError("error: \(flag) '\(path)' is shorter than 16 bytes: a key file holds at least 16 raw bytes")
         throw Failure(code: Exit.badInput)
     }
     return Array(data)
@@ -42,12 +46,11 @@ struct CheckpointCommand: ParsableCommand {
         commandName: "checkpoint",
         abstract: "Print the log's head (seq, hash) for an auditor to keep outside the ledger.",
         discussion: """
-        With --key, the checkpoint is HMAC-SHA-256 signed with that key (keep the key outside the
-        ledger too). Later, `ledger-tool verify DB --against FILE [--key KEY]` proves the history up
-        to the checkpoint is unchanged — which a bare hash chain can't show after a truncation or
-        a full rewrite.
+        With --key, the checkpoint is HMAC-SHA-256 signed with that key (keep the key outside the ledger too). Later, `ledger-tool verify DB --against FILE [--key KEY]` proves the history up to the checkpoint is unchanged — which a bare hash chain can't show after a truncation or a full rewrite.
 
-        Example: ledger-tool checkpoint ./ledger --key auditor.key > checkpoint-2026-11-29.json
+        Example:
+          ledger-tool checkpoint ./ledger --key auditor.key > \\
+              checkpoint-2026-11-29.json
         """)
 
     @OptionGroup var location: LedgerLocation
@@ -65,11 +68,10 @@ struct RotateKey: ParsableCommand {
         commandName: "rotate-key",
         abstract: "Start hashing new authorization numbers with a new HMAC key; keep the old one for old agreements.",
         discussion: """
-        The current key file (authorization.key) is kept as authorization.key.KEYID and still used to
-        check Add Open License attempts on agreements recorded under it (each stored hash names its
-        key id); a new random key becomes current. Both files are owner-only.
+        The current key file (authorization.key) is kept as authorization.key.KEYID and still used to check Add Open License attempts on agreements recorded under it (each stored hash names its key id); a new random key becomes current. Both files are owner-only.
 
-        Example: ledger-tool rotate-key ./ledger
+        Example:
+          ledger-tool rotate-key ./ledger
         """)
 
     @OptionGroup var location: LedgerLocation

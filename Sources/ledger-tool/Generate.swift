@@ -8,7 +8,10 @@ struct Generate: ParsableCommand {
         abstract: "Write a large, valid, deterministic history of many organisations as exec commands.",
         discussion: """
         For benchmarks and soak tests. The same --seed always writes the same commands.
-        Example: ledger-tool generate --commands 1000000 --organisations 5000 --seed 7 --to big.jsonl
+
+        Example:
+          ledger-tool generate --commands 1000000 --organisations 5000 --seed 7 \\
+              --to big.jsonl
         """)
 
     @Option(help: "How many commands.") var commands: Int = 10_000

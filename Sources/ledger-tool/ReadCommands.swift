@@ -6,7 +6,10 @@ import Projections
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write every event as JSON Lines in seq order (the export form).",
-        discussion: "Example: ledger-tool export ./ledger --to export.jsonl")
+        discussion: """
+        Example:
+          ledger-tool export ./ledger --to export.jsonl
+        """)
 
     @OptionGroup var location: LedgerLocation
     @Option(help: "Write to this file instead of standard output.") var to: String?
@@ -32,11 +35,18 @@ struct Export: ParsableCommand {
 struct Events: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List events, optionally filtered.",
-        discussion: "Example: ledger-tool events ./ledger --email joe@contoso.com --type rolesGranted")
+        discussion: """
+        Seq and time bounds are inclusive and combine: an event is listed when it is inside all of them.
+
+        Example:
+          ledger-tool events ./ledger --email joe@contoso.com --type rolesGranted
+        """)
 
     @OptionGroup var location: LedgerLocation
-    @Option(help: "First seq.") var from: UInt64 = 1
-    @Option(help: "Last seq.") var to: UInt64 = .max
+    @Option(help: ArgumentHelp("First seq (default: 1).", valueName: "n")) var from: UInt64?
+    @Option(help: ArgumentHelp("Last seq (default: the head).", valueName: "n")) var to: UInt64?
+    @Option(name: .customLong("from-time"), help: ArgumentHelp("Only events with at ≥ TIME.", valueName: "time")) var fromTime: String?
+    @Option(name: .customLong("to-time"), help: ArgumentHelp("Only events with at ≤ TIME.", valueName: "time")) var toTime: String?
     @Option(help: "Only events concerning this email.") var email: String?
     @Option(name: .customLong("licensing-id"), help: "Only events concerning this Licensing ID.") var licensingId: String?
     @Option(help: "Only events of this type.") var type: String?
@@ -44,12 +54,19 @@ struct Events: ParsableCommand {
 
     func run() throws {
         if let type, DomainEvent.kind(typeName: type) == nil {
-            printError("error: --type '\(type)' is not an event type; expected one of: \(DomainEvent.typeNames.joined(separator: ", "))")
+            let near = Spelling.nearest(type, among: DomainEvent.typeNames).map { " (did you mean '\($0)'?)" } ?? ""
+            printError("error: --type '\(type)' is not an event type\(near); expected one of: \(DomainEvent.typeNames.joined(separator: ", "))")
             throw Failure(code: Exit.badInput)
         }
+        let earliest = try fromTime.map { try parseTime($0, flag: "--from-time") }
+        let latest = try toTime.map { try parseTime($0, flag: "--to-time") }
         let ledger = try location.open()
+        var first = max(from ?? 1, 1), last = to ?? .max
+        // times never go backwards, so a time bound is a seq bound (found by binary search)
+        if let earliest { first = max(first, try ledger.resolve(.time(Timestamp(seconds: earliest.seconds - 1))) + 1) }
+        if let latest { last = min(last, try ledger.resolve(.time(latest))) }
         let wantEmail = email.map { Normalize.email($0) ?? $0.lowercased() }
-        let events = try ledger.events(from: from, to: to) { e in
+        let events = first > last ? [] : try ledger.events(from: first, to: last) { e in
             (type == nil || e.type == type) && (licensingId == nil || e.event.licensingId == licensingId)
                 && (wantEmail == nil || e.event.emails.contains(wantEmail ?? ""))
         }
@@ -78,12 +95,18 @@ func render(_ v: JSONValue) -> String {
 struct Permissions: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the My Permissions view of an email or an account.",
-        discussion: "Example: ledger-tool permissions ./ledger --email joe@contoso.com --as-of 2026-08-04T12:00:00Z")
+        discussion: """
+        An account sees the permissions of its validated business email: an account not registered, or not validated, at the point asked is refused (exit 1). An email never seen simply has no permissions.
+
+        Example:
+          ledger-tool permissions ./ledger --email joe@contoso.com --as-of \\
+              2026-08-04T12:00:00Z
+        """)
 
     @OptionGroup var location: LedgerLocation
     @Option(help: "The business email.") var email: String?
     @Option(help: "The account (sees its validated business email's permissions).") var account: String?
-    @OptionGroup var asOf: AsOfOptions
+    @OptionGroup var asOf: PointOptions
     @Flag(name: .customLong("include-inactive"), help: "List inactive Licensing IDs too.") var includeInactive = false
     @Flag(help: "Print JSON.") var json = false
 
@@ -100,10 +123,7 @@ struct Permissions: ParsableCommand {
         } else {
             switch try ledger.permissions(account: account ?? "", asOf: point, includeInactive: includeInactive) {
             case let .success(v): view = v
-            case let .failure(e):
-                if json { print(JSONValue.object([("error", .string(e.code.rawValue)), ("message", .string(e.message))]).text) }
-                printError("denied: \(e.code.rawValue): \(e.message)")
-                throw Failure(code: Exit.denied)
+            case let .failure(e): try refuse(e, json: json)
             }
         }
         let out = Output()
@@ -123,18 +143,24 @@ struct Permissions: ParsableCommand {
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "May this account do this action on this Licensing ID? Exit 0 allowed, 1 denied.",
-        discussion: "Example: ledger-tool check ./ledger --account joe-msa --licensing-id E-800 --action downloadSoftware")
+        discussion: """
+        A denial names its reason: notRegistered, emailNotValidated, unknownLicensingId (an unknown account is reported before an unknown ID), noRole or benefitNotHeld.
+
+        Example:
+          ledger-tool check ./ledger --account joe-msa --licensing-id E-800 \\
+              --action downloadSoftware --at 2026-08-04T12:00:00Z
+        """)
 
     @OptionGroup var location: LedgerLocation
     @Option(help: "The signed-in account.") var account: String
     @Option(name: .customLong("licensing-id"), help: "The Licensing ID.") var licensingId: String
-    @Option(help: "The action: \(Action.allCases.map(\.rawValue).joined(separator: ", ")).") var action: Action
+    @Option(help: "The action.") var action: Action
     @Option(help: "For manageSoftwareAssurance: one SA benefit.") var benefit: SABenefit?
-    @Option(help: "Answer as of this time (the events up to it).") var at: String?
+    @OptionGroup var asOf: TimedPointOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let point: AsOf? = try at.map { .time(try parseTime($0, flag: "--at")) }
+        let point = try asOf.point()
         let ledger = try location.open()
         let result = try ledger.check(account: account, action: action, licensingId: licensingId, benefit: benefit, asOf: point)
         if json {
@@ -148,24 +174,29 @@ struct Check: ParsableCommand {
 
 struct Lockout: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show an account's Add Open License lockout at a time (default: now).",
-        discussion: "Example: ledger-tool lockout ./ledger --account rita-msa --at 2026-04-01T15:00:00Z")
+        abstract: "Show an account's Add Open License lockout at a point (default: now).",
+        discussion: """
+        R9 is evaluated at the point's time: the time given, or for --as-of-seq N the time of event N; without a point, at the current time over every event. An account never registered is not an error: it is not locked and has no failures.
+
+        Example:
+          ledger-tool lockout ./ledger --account rita-msa --at 2026-04-01T15:00:00Z
+        """)
 
     @OptionGroup var location: LedgerLocation
     @Option(help: "The account.") var account: String
-    @Option(help: "The time to answer for (default: the current time).") var at: String?
+    @OptionGroup var asOf: TimedPointOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let time = try at.map { try parseTime($0, flag: "--at") } ?? Timestamp(seconds: Int64(Date().timeIntervalSince1970))
+        let point = try asOf.point()
         let ledger = try location.open()
-        let status = try ledger.lockout(account: account, at: time)
+        let status = try ledger.lockout(account: account, asOf: point, now: Timestamp(seconds: Int64(Date().timeIntervalSince1970)))
         if json {
             print(status.json.text)
         } else if let until = status.lockedUntil {
-            print("\(safe(status.account)): locked until \(until) (\(status.recentFailures) failed attempts counting at \(time))")
+            print("\(safe(status.account)): locked until \(until) (\(status.recentFailures) failed attempts counting at \(status.at))")
         } else {
-            print("\(safe(status.account)): not locked (\(status.recentFailures) failed attempts counting at \(time))")
+            print("\(safe(status.account)): not locked (\(status.recentFailures) failed attempts counting at \(status.at))")
         }
     }
 }
@@ -173,17 +204,24 @@ struct Lockout: ParsableCommand {
 struct Admins: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the effective administrators of a Licensing ID and where each comes from (operators only).",
-        discussion: "Example: ledger-tool admins ./ledger --licensing-id EN-1")
+        discussion: """
+        Example:
+          ledger-tool admins ./ledger --licensing-id EN-1 --as-of \\
+              2026-08-04T12:00:00Z
+        """)
 
     @OptionGroup var location: LedgerLocation
     @Option(name: .customLong("licensing-id"), help: "The Licensing ID.") var licensingId: String
+    @OptionGroup var asOf: PointOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
+        let point = try asOf.point()
         let ledger = try location.open()
-        guard let admins = try ledger.administrators(of: licensingId) else {
-            printError("denied: unknownLicensingId: Licensing ID '\(licensingId)' is not recorded")
-            throw Failure(code: Exit.denied)
+        let admins: [AdministratorEntry]
+        switch try ledger.administrators(of: licensingId, asOf: point) {
+        case let .success(a): admins = a
+        case let .failure(e): try refuse(e, json: json)
         }
         if json {
             print(JSONValue.object([("licensingId", .string(licensingId)), ("administrators", .array(admins.map { a in
@@ -203,18 +241,27 @@ struct Admins: ParsableCommand {
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Explain every role of an email on a Licensing ID with the events behind it.",
-        discussion: "Example: ledger-tool explain ./ledger --email joe@contoso.com --licensing-id E-800")
+        discussion: """
+        A Licensing ID not recorded at the point asked is refused with unknownLicensingId (exit 1); an email never seen has no role.
+
+        Example:
+          ledger-tool explain ./ledger --email joe@contoso.com --licensing-id E-800
+        """)
 
     @OptionGroup var location: LedgerLocation
     @Option(help: "The business email.") var email: String
     @Option(name: .customLong("licensing-id"), help: "The Licensing ID.") var licensingId: String
-    @OptionGroup var asOf: AsOfOptions
+    @OptionGroup var asOf: PointOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         let point = try asOf.point()
         let ledger = try location.open()
-        let explanation = try ledger.explain(email: email, licensingId: licensingId, asOf: point)
+        let explanation: Explanation
+        switch try ledger.explain(email: email, licensingId: licensingId, asOf: point) {
+        case let .success(e): explanation = e
+        case let .failure(e): try refuse(e, json: json)
+        }
         if json {
             print(explanation.json.text)
             return
@@ -240,13 +287,10 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check the hash chain, seq continuity and that stored projections equal a fresh replay.",
         discussion: """
-        With --against, also prove the history up to a kept checkpoint is unchanged (catches a
-        truncated tail or a rewrite); a signed checkpoint needs --key. With --postgres URL,
-        compare a replica with its PostgreSQL shared log event by event (seq, id, hash) as
-        well (runs ledger-replica from the optional SharedLog package; --name picks the
-        shared ledger). Exit 1 when anything is wrong.
+        With --against, also prove the history up to a kept checkpoint is unchanged (catches a truncated tail or a rewrite); a signed checkpoint needs --key. With --postgres URL, compare a replica with its PostgreSQL shared log event by event (seq, id, hash) as well (runs ledger-replica from the optional SharedLog package; --name picks the shared ledger). Exit 1 when anything is wrong.
 
-        Example: ledger-tool verify ./ledger --against checkpoint.json --key auditor.key
+        Example:
+          ledger-tool verify ./ledger --against checkpoint.json --key auditor.key
         """)
 
     @OptionGroup var location: LedgerLocation
@@ -268,7 +312,7 @@ struct Verify: ParsableCommand {
         var checkpoint: Checkpoint?
         if let against {
             guard let data = FileManager.default.contents(atPath: against) else {
-                printError("error: --against '\(against)' can't be read")
+                printError("error: --against '\(against)' can't be read: \(fileProblem(against) ?? "unreadable")")
                 throw Failure(code: Exit.badInput)
             }
             do {
@@ -317,7 +361,10 @@ struct Verify: ParsableCommand {
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Count events by type; show the head and the data file size.",
-        discussion: "Example: ledger-tool stats ./ledger --json")
+        discussion: """
+        Example:
+          ledger-tool stats ./ledger --json
+        """)
 
     @OptionGroup var location: LedgerLocation
     @Flag(help: "Print JSON.") var json = false

@@ -48,12 +48,11 @@ struct Follow: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replicate this ledger from a PostgreSQL shared log (keeps following).",
         discussion: """
-        The directory becomes (or stays) a local replica of the shared log: every event is
-        pulled in order, checked and applied with the same projections, so every other
-        command here reads it locally. Woken by LISTEN/NOTIFY with polling as a fallback;
-        --once catches up and exits. Runs ledger-replica from the optional SharedLog package.
+        The directory becomes (or stays) a local replica of the shared log: every event is pulled in order, checked and applied with the same projections, so every other command here reads it locally. Woken by LISTEN/NOTIFY with polling as a fallback; --once catches up and exits. Runs ledger-replica from the optional SharedLog package.
 
-        Example: ledger-tool follow ./replica --postgres postgres://ledger@db.internal/ledger --once
+        Example:
+          ledger-tool follow ./replica --postgres \\
+              postgres://ledger@db.internal/ledger --once
         """)
 
     @Argument(help: "The replica's ledger directory (created when missing).")

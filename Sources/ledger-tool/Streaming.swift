@@ -12,6 +12,11 @@ final class LineReader {
     init?(path: String) {
         guard let h = FileHandle(forReadingAtPath: path) else { return nil }
         handle = h
+        // a UTF-8 byte-order mark (as some editors write) is not part of the first line
+        let head = handle.readData(ofLength: 1 << 20)
+        buffer.append(contentsOf: head)
+        if buffer.starts(with: [0xEF, 0xBB, 0xBF]) { start = 3 }
+        if head.isEmpty { eof = true }
     }
 
     deinit { try? handle.close() }
@@ -53,10 +58,11 @@ struct InputFile {
     let label: String
     private let temporary: Bool
 
+    /// `file`, or standard input when it is nil or `-`.
     init(_ file: String?) throws {
-        if let file {
-            guard FileManager.default.isReadableFile(atPath: file) else {
-                printError("error: can't read input file '\(file)'")
+        if let file, file != "-" {
+            if let problem = fileProblem(file) {
+                printError("error: can't read input file '\(file)': \(problem)")
                 throw Failure(code: Exit.badInput)
             }
             path = file

@@ -45,27 +45,76 @@ final class Output {
 /// Standard output, or the file `--to` names (created or truncated).
 func outputHandle(to path: String?) throws -> FileHandle {
     guard let path else { return .standardOutput }
-    guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
-        printError("error: can't write --to '\(path)'")
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else {
+        printError("error: can't write --to '\(path)': \(describeErrno(errno))")
         throw Failure(code: Exit.badInput)
     }
-    return handle
+    return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
 }
 
-/// `--as-of-seq N` / `--as-of TIME`, shared by the queries that answer as of a point.
-struct AsOfOptions: ParsableArguments {
-    @Option(name: .customLong("as-of-seq"), help: "Answer as of this seq.") var asOfSeq: UInt64?
-    @Option(name: .customLong("as-of"), help: "Answer as of this time.") var asOf: String?
+/// `POINT` of DOMAIN.md §6: `--as-of-seq N` or `--as-of TIME`, taken by every query of
+/// state. Without one the answer is at the head.
+struct PointOptions: ParsableArguments {
+    @Option(name: .customLong("as-of-seq"), help: ArgumentHelp("Answer as of this seq (the state after event N; 0 is the empty state).", valueName: "n"))
+    var asOfSeq: UInt64?
+    @Option(name: .customLong("as-of"), help: ArgumentHelp("Answer as of this time (the events with at ≤ TIME).", valueName: "time"))
+    var asOf: String?
 
     func validate() throws {
         if asOfSeq != nil && asOf != nil { throw ValidationError("give at most one of --as-of-seq or --as-of") }
     }
 
-    /// The point asked for, nil for now.
+    /// The point asked for, nil for the head.
     func point() throws -> AsOf? {
         if let asOfSeq { return .seq(asOfSeq) }
         return try asOf.map { .time(try parseTime($0, flag: "--as-of")) }
     }
+}
+
+/// `POINT` or `--at TIME` (the same as `--as-of TIME`), for `check` and `lockout`.
+struct TimedPointOptions: ParsableArguments {
+    @OptionGroup var asOf: PointOptions
+    @Option(help: ArgumentHelp("The same as --as-of TIME.", valueName: "time"))
+    var at: String?
+
+    func validate() throws {
+        if at != nil && (asOf.asOfSeq != nil || asOf.asOf != nil) {
+            throw ValidationError("give at most one of --at, --as-of or --as-of-seq")
+        }
+    }
+
+    /// The point asked for, nil for the head.
+    func point() throws -> AsOf? {
+        if let at { return .time(try parseTime(at, flag: "--at")) }
+        return try asOf.point()
+    }
+}
+
+/// Reports a question the ledger can't answer at that point (an unknown Licensing ID or
+/// account): with `--json` the document `{"error":CODE,"message":…}` on stdout, a line on
+/// stderr either way, exit 1 (DOMAIN.md §6 conventions).
+func refuse(_ error: DomainError, json: Bool) throws -> Never {
+    if json { print(JSONValue.object([("error", .string(error.code.rawValue)), ("message", .string(error.message))]).text) }
+    printError("denied: \(error.code.rawValue): \(error.message)")
+    throw Failure(code: Exit.denied)
+}
+
+/// The reason a file can't be opened, from the operating system (e.g. "no such file").
+func fileProblem(_ path: String) -> String? {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return describeErrno(errno) }
+    if (info.st_mode & S_IFMT) == S_IFDIR { return "it is a directory" }
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return describeErrno(errno) }
+    close(fd)
+    return nil
+}
+
+/// `strerror` in lower case ("no such file or directory").
+func describeErrno(_ code: Int32) -> String {
+    let text = String(cString: strerror(code))
+    return text.prefix(1).lowercased() + text.dropFirst()
 }
 
 /// Makes text safe to print for people: control, escape and bidi-override characters are
@@ -104,11 +153,17 @@ struct LedgerLocation: ParsableArguments {
 
     static let keyFile = "authorization.key"
 
-    /// Refuses a missing or non-ledger directory with exit 2.
+    /// Refuses a missing or non-ledger directory with exit 2, saying what is there instead.
     func validated() throws -> String {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: db, isDirectory: &isDir), isDir.boolValue else {
+        guard FileManager.default.fileExists(atPath: db, isDirectory: &isDir) else {
             printError("error: no ledger at '\(db)': the directory does not exist; create one with `ledger-tool init \(db)`")
+            throw Failure(code: Exit.badInput)
+        }
+        guard isDir.boolValue else {
+            let parent = (db as NSString).deletingLastPathComponent
+            let hint = (db as NSString).lastPathComponent == "data.mdb" ? "; give the directory that holds it: \(parent.isEmpty ? "." : parent)" : ""
+            printError("error: '\(db)' is a file, not a ledger directory\(hint)")
             throw Failure(code: Exit.badInput)
         }
         guard FileManager.default.fileExists(atPath: db + "/data.mdb") else {

@@ -7,12 +7,10 @@ struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create an empty ledger.",
         discussion: """
-        Creates DIR (and parents), the LMDB data file and an HMAC key file
-        (authorization.key, owner-only) that authorization numbers are hashed with.
-        The key is not part of any export: keep a copy to check Add Open License attempts
-        on a ledger restored elsewhere.
+        Creates DIR (and its parents), the LMDB data file and an HMAC key file (authorization.key, owner-only) that authorization numbers are hashed with. The key is not part of any export: keep a copy to check Add Open License attempts on a ledger restored elsewhere.
 
-        Example: ledger-tool init ./ledger
+        Example:
+          ledger-tool init ./ledger
         """)
 
     @Argument(help: "The ledger directory to create.")
@@ -24,24 +22,49 @@ struct Init: ParsableCommand {
             printError("error: '\(db)' already holds a ledger")
             throw Failure(code: Exit.badInput)
         }
-        do {
-            try fm.createDirectory(atPath: db, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            let keyPath = db + "/" + LedgerLocation.keyFile
-            if !fm.fileExists(atPath: keyPath) {
-                let (_, bytes) = AuthorizationKey.generate()
-                guard fm.createFile(atPath: keyPath, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
-                    printError("error: can't write the key file \(keyPath)")
-                    throw Failure(code: Exit.denied)
-                }
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: db, isDirectory: &isDir), !isDir.boolValue {
+            printError("error: can't create a ledger at '\(db)': it is a file, not a directory")
+            throw Failure(code: Exit.badInput)
+        }
+        if let problem = makeDirectories(db) {
+            printError("error: can't create a ledger at '\(db)': \(problem)")
+            throw Failure(code: Exit.badInput)
+        }
+        let keyPath = db + "/" + LedgerLocation.keyFile
+        if !fm.fileExists(atPath: keyPath) {
+            let (_, bytes) = AuthorizationKey.generate()
+            guard fm.createFile(atPath: keyPath, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
+                printError("error: can't write the key file \(keyPath): \(describeErrno(errno))")
+                throw Failure(code: Exit.badInput)
             }
+        }
+        do {
             _ = try PermissionLedger(directory: db)
-        } catch let f as Failure {
-            throw f
         } catch {
             printError("error: can't create a ledger at '\(db)': \(error)")
             throw Failure(code: Exit.denied)
         }
         print("created an empty ledger at \(db)")
+    }
+
+    /// Creates `path` and its missing parents (owner-only); the reason from the operating
+    /// system when it can't (e.g. "permission denied"), naming the part that failed.
+    func makeDirectories(_ path: String) -> String? {
+        var built = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            built += "/" + part
+            var info = stat()
+            if stat(built, &info) == 0 {
+                if (info.st_mode & S_IFMT) != S_IFDIR { return "'\(built)' is a file, not a directory" }
+                continue
+            }
+            if mkdir(built, 0o700) != 0 && errno != EEXIST {
+                let reason = describeErrno(errno)
+                return built == path || "./" + path == built ? reason : "can't create '\(built)': \(reason)"
+            }
+        }
+        return nil
     }
 }
 
@@ -49,21 +72,25 @@ struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run commands (JSON Lines) against the ledger.",
         discussion: """
-        Each line is {"command": NAME, "at": TIME, …fields}. The whole input is parsed first:
-        any malformed line exits 2 naming every bad line, and nothing is appended. Then each
-        line is decided and committed on its own, printing one result line:
-        {"line":N,"ok":true,"seq":[…]} or {"line":N,"ok":false,"error":CODE,"message":…,"seq":[…]}.
-        The input is streamed (memory does not grow with it); progress is shown on stderr when it
-        is a terminal.
+        Each line is {"command": NAME, "at": TIME, …fields}. The whole input is parsed first: any malformed line exits 2 naming every bad line, and nothing is appended. Then each line is decided and committed on its own, printing one result line: {"line":N,"ok":true,"seq":[…]} or {"line":N,"ok":false,"error":CODE,"message":…,"seq":[…]}.
 
-        Example: ledger-tool exec ./ledger Fixtures/contoso.jsonl
+        A refused command is a result, not a failure: exec exits 0 unless --strict is given (then 1 when any command was refused).
+
+        Running a file again is safe when its lines carry an "id" (a UUID): the events a command appended are never appended twice (the repeat prints "duplicate":true), and a command that appended nothing is decided again. Lines without an id are always decided again.
+
+        FILE - (or no FILE) reads standard input. A UTF-8 byte-order mark and CRLF line ends are accepted. The input is streamed (memory does not grow with it); progress is shown on stderr when it is a terminal.
+
+        Example:
+          ledger-tool exec ./ledger Fixtures/contoso.jsonl --strict
         """)
 
     @OptionGroup var location: LedgerLocation
-    @Argument(help: "The commands file (default: standard input).")
+    @Argument(help: "The commands file; - or none for standard input.")
     var file: String?
-    @Option(help: "Commit this many commands per transaction (one fsync each); each is still decided on its own. Default 1.")
+    @Option(help: "Commit this many commands per transaction (one fsync each); each is still decided on its own.")
     var batch: Int = 1
+    @Flag(help: "Exit 1 when any command was refused (default: refusals are results, exit 0).")
+    var strict = false
 
     func validate() throws {
         if batch < 1 || batch > 100_000 { throw ValidationError("--batch must be between 1 and 100000") }
@@ -124,6 +151,7 @@ struct Exec: ParsableCommand {
         if count > 1 {
             printError("\(count) commands: \(accepted) accepted, \(refused) refused (\(String(format: "%.1f", progress.seconds)) s, \(Int(progress.rate)) commands/s)")
         }
+        if strict && refused > 0 { throw Failure(code: Exit.denied) }
     }
 }
 
@@ -131,16 +159,14 @@ struct Append: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Import raw events (JSON Lines in the export form), all or nothing.",
         discussion: """
-        `seq` and `hash` are optional and, when present, must match where the event lands.
-        Each event must apply cleanly to the state before it; otherwise nothing is appended
-        and the tool exits 2 naming the line. The input is streamed; progress is shown on
-        stderr when it is a terminal.
+        `seq` and `hash` are optional and, when present, must match where the event lands. Each event must apply cleanly to the state before it; otherwise nothing is appended and the tool exits 2 naming the line. FILE - (or no FILE) reads standard input. The input is streamed; progress is shown on stderr when it is a terminal.
 
-        Example: ledger-tool append ./copy export.jsonl
+        Example:
+          ledger-tool append ./copy export.jsonl
         """)
 
     @OptionGroup var location: LedgerLocation
-    @Argument(help: "The events file (default: standard input).")
+    @Argument(help: "The events file; - or none for standard input.")
     var file: String?
 
     func run() throws {
@@ -190,7 +216,10 @@ struct Append: ParsableCommand {
 struct Rebuild: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Drop and rebuild every projection from the log.",
-        discussion: "Example: ledger-tool rebuild ./ledger")
+        discussion: """
+        Example:
+          ledger-tool rebuild ./ledger
+        """)
 
     @OptionGroup var location: LedgerLocation
     @Flag(help: "Print JSON.") var json = false

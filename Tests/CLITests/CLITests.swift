@@ -15,17 +15,18 @@ struct CLITests {
     }
 
     @discardableResult
-    static func run(_ args: [String], stdin: String? = nil) throws -> Run {
-        try run(args, bytes: Array((stdin ?? "").utf8))
+    static func run(_ args: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Run {
+        try run(args, bytes: Array((stdin ?? "").utf8), environment: environment)
     }
 
     /// Runs the tool with raw bytes on stdin (written from another thread, so a child that
-    /// exits early can't block or kill the test).
+    /// exits early can't block or kill the test); `environment` is added to this process's.
     @discardableResult
-    static func run(_ args: [String], bytes: [UInt8]) throws -> Run {
+    static func run(_ args: [String], bytes: [UInt8], environment: [String: String] = [:]) throws -> Run {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tool)
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe(), inp = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -264,7 +265,7 @@ struct CLITests {
         for command in ["init", "exec", "append", "export", "events", "permissions", "check", "lockout", "admins", "explain", "verify", "rebuild", "stats", "checkpoint", "rotate-key", "generate"] {
             let r = try Self.run([command, "--help"])
             #expect(r.status == 0)
-            #expect(r.out.contains("Example: ledger-tool \(command)"), "\(command) --help has no example")
+            #expect(r.out.contains("Example:\n  ledger-tool \(command)"), "\(command) --help has no example")
         }
         #expect(try Self.run(["--version"]).out == "0.1.0\n")
         #expect(try Self.run(["frobnicate"]).status == 2)

@@ -405,7 +405,12 @@ struct RuleTests {
         if case let .failure(e) = try ledger.administrators(of: "EN-1", askedBy: "ghost") { #expect(e.code == .notRegistered) } else { Issue.record("ghost was answered") }
         if case let .failure(e) = try ledger.administrators(of: "X", askedBy: "pc") { #expect(e.code == .unknownLicensingId) } else { Issue.record("unknown ID was answered") }
         // the operator's question needs no asker
-        #expect(try ledger.administrators(of: "EN-1")?.map(\.email) == ["oac@t.com"])
+        #expect(try ledger.administrators(of: "EN-1").get().map(\.email) == ["oac@t.com"])
+        // and can be asked at a point: just before the opt-out, pc administered EN-1 by inheritance
+        let optOut = try ledger.log.head().seq
+        #expect(try ledger.administrators(of: "EN-1", asOf: .seq(optOut - 1)).get().map(\.email) == ["oac@t.com", "pc@t.com"])
+        if case let .failure(e) = try ledger.administrators(of: "X") { #expect(e.code == .unknownLicensingId) } else { Issue.record("unknown ID was answered") }
+        if case let .failure(e) = try ledger.administrators(of: "EN-1", asOf: .seq(0)) { #expect(e.code == .unknownLicensingId) } else { Issue.record("an ID not yet recorded was answered") }
     }
 
     @Test("timeWentBackwards is checked before everything else", arguments: BackendKind.allCases)

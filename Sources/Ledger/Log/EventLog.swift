@@ -233,6 +233,25 @@ public final class EventLog: Sendable {
         }
     }
 
+    /// The seq of the last event with `at ≤ time` (0 when none), found by binary search
+    /// over the log's times, which never go backwards: about log₂(head) reads, never a scan.
+    public func lastSeq(atOrBefore time: Timestamp, in txn: borrowing some TransactionReading & ~Copyable) throws -> UInt64 {
+        let head = try head(in: txn)
+        guard let headAt = head.at else { return 0 }
+        if headAt <= time { return head.seq }
+        // invariant: at(lo) ≤ time (lo = 0 stands for the empty state), at(hi) > time
+        var lo: UInt64 = 0, hi = head.seq
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2
+            let at = try txn.withValue(eventsDB, key: BigEndianKey.bytes(mid)) { bytes -> Timestamp in
+                do { return try EventView.decode(bytes).at } catch { throw LogError.corrupt(seq: mid, reason: "\(error)") }
+            }
+            guard let at else { throw LogError.corrupt(seq: mid, reason: "missing from the log (seqs have no gaps)") }
+            if at <= time { lo = mid } else { hi = mid }
+        }
+        return lo
+    }
+
     /// Copies of the events with `from ≤ seq ≤ to`.
     public func events(from: UInt64 = 1, to: UInt64 = .max) throws -> [StoredEvent] {
         var out: [StoredEvent] = []

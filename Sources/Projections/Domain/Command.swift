@@ -120,11 +120,11 @@ public struct TimedCommand: Sendable, Equatable {
         var f = try Fields(json, what: "a command")
         let name = try f.string("command")
         guard Command.names.contains(name) else {
-            throw InputError(field: "command", "unknown command '\(name)'; expected one of: \(Command.names.joined(separator: ", "))")
+            throw InputError(field: "command", InputError.unknown("command", name, known: Command.names))
         }
         at = try f.time("at")
         if let idText = try f.optionalString("id") {
-            guard let id = UUID(uuidString: idText) else { throw InputError(field: "id", "'\(idText)' is not a UUID") }
+            guard let id = UUID(uuidString: idText) else { throw InputError(field: "id", "\(InputError.quote(idText)) is not a UUID") }
             self.id = id
         }
         command = try Command.parse(name: name, fields: &f)
@@ -148,7 +148,7 @@ extension Command {
             return .completeProfile(account: try account("account"), firstName: try f.string("firstName"), lastName: try f.string("lastName"))
         case "recordAgreement":
             let lid = try f.string("licensingId")
-            guard Normalize.isLicensingID(lid) else { throw InputError(field: "licensingId", "'\(lid)' is not a Licensing ID ([A-Za-z0-9-]{1,32})") }
+            guard Normalize.isLicensingID(lid) else { throw InputError(field: "licensingId", "\(InputError.quote(lid)) is not a Licensing ID ([A-Za-z0-9-]{1,32})") }
             let program = try f.value("program", Program.self)
             let parent = try f.optionalString("parent")
             let status = try f.optionalValue("status", Status.self) ?? .active
@@ -199,7 +199,7 @@ extension Command {
             return .migrateLegacyPermission(source: try f.string("source"), legacyRole: try f.string("legacyRole"),
                                             email: try f.string("email"), licensingId: try f.string("licensingId"))
         default:
-            throw InputError(field: "command", "unknown command '\(name)'")
+            throw InputError(field: "command", InputError.unknown("command", name, known: Command.names))
         }
     }
 }

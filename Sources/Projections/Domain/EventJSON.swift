@@ -146,7 +146,7 @@ public struct ImportedEvent: Sendable, Equatable {
         var f = try Fields(json, what: "an event")
         seq = try f.uint("seq")
         if let idText = try f.optionalString("id") {
-            guard let id = UUID(uuidString: idText) else { throw InputError(field: "id", "'\(idText)' is not a UUID") }
+            guard let id = UUID(uuidString: idText) else { throw InputError(field: "id", "\(InputError.quote(idText)) is not a UUID") }
             self.id = id
         } else {
             id = UUID()
@@ -166,7 +166,7 @@ extension DomainEvent {
     static func parse(type: String, fields f: inout Fields) throws -> DomainEvent {
         func email(_ name: String) throws -> String {
             let raw = try f.string(name)
-            guard let e = Normalize.email(raw) else { throw InputError(field: name, "'\(raw)' is not a business email") }
+            guard let e = Normalize.email(raw) else { throw InputError(field: name, "\(InputError.quote(raw)) is not a business email") }
             return e
         }
         func account(_ name: String) throws -> String {
@@ -178,7 +178,7 @@ extension DomainEvent {
         func benefits() throws -> [SABenefit] { (try f.values("saBenefits", SABenefit.self, required: false) ?? []).canonical }
         func emails(_ name: String) throws -> [String] {
             try (f.strings(name) ?? []).map { raw in
-                guard let e = Normalize.email(raw) else { throw InputError(field: name, "'\(raw)' is not a business email") }
+                guard let e = Normalize.email(raw) else { throw InputError(field: name, "\(InputError.quote(raw)) is not a business email") }
                 return e
             }
         }
@@ -243,7 +243,7 @@ extension DomainEvent {
             return .legacyPermissionMigrated(source: try f.string("source"), legacyRole: try f.string("legacyRole"), email: try email("email"),
                                              licensingId: try f.string("licensingId"), roles: try roles(), saBenefits: try benefits())
         default:
-            throw InputError(field: "type", "unknown event type '\(type)'; expected one of: \(typeNames.joined(separator: ", "))")
+            throw InputError(field: "type", InputError.unknown("event type", type, known: typeNames))
         }
     }
 }

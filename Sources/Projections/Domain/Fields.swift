@@ -10,10 +10,63 @@ public struct InputError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Creates an input error.
     public init(field: String, _ message: String) {
         self.field = field
-        // Messages quote the offending value; a hostile value must not flood the output.
-        self.message = message.count > 300 ? String(message.prefix(300)) + "… (truncated)" : message
+        // Messages quote the offending value shortened (`quote`); this cap is a last guard.
+        self.message = message.count > 2_000 ? String(message.prefix(2_000)) + "… (truncated)" : message
     }
     public var description: String { field.isEmpty ? message : "field '\(field)': \(message)" }
+
+    /// `'value'`, shortened to 60 characters: a hostile value must not flood the output,
+    /// and the rest of the message (what is expected) must still be read.
+    static func quote(_ value: String) -> String {
+        "'" + (value.count > 60 ? String(value.prefix(60)) + "…" : value) + "'"
+    }
+
+    /// "unknown NOUN 'x' (did you mean 'y'?); expected one of: …" for a name not in `known`.
+    static func unknown(_ noun: String, _ value: String, known: [String]) -> String {
+        var text = "unknown \(noun) \(quote(value))"
+        if let near = Spelling.nearest(value, among: known) { text += " (did you mean '\(near)'?)" }
+        return text + "; expected one of: " + known.joined(separator: ", ")
+    }
+}
+
+/// Suggestions for mistyped names (commands, flags, values).
+package enum Spelling {
+    /// The name of `candidates` nearest to `word` (case-insensitive edit distance, or a
+    /// prefix), when it is near enough to be what was meant; nil otherwise.
+    package static func nearest(_ word: String, among candidates: [String]) -> String? {
+        let w = Array(word.lowercased().unicodeScalars.prefix(64))
+        guard !w.isEmpty else { return nil }
+        var best: (name: String, distance: Int)?
+        for candidate in candidates {
+            let c = Array(candidate.lowercased().unicodeScalars)
+            var d = distance(w, c)
+            if c.starts(with: w) && w.count >= 3 { d = min(d, 1) }
+            if best == nil || d < best?.distance ?? .max { best = (candidate, d) }
+        }
+        guard let best else { return nil }
+        let allowed = max(1, min(3, w.count / 3))
+        return best.distance <= allowed ? best.name : nil
+    }
+
+    /// Levenshtein distance, with a transposition of neighbours counting as one edit.
+    static func distance(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var before = [Int](repeating: 0, count: b.count + 1)
+        var previous = Array(0 ... b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1 ... a.count {
+            current[0] = i
+            for j in 1 ... b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                var d = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] { d = min(d, before[j - 2] + 1) }
+                current[j] = d
+            }
+            (before, previous, current) = (previous, current, before)
+        }
+        return previous[b.count]
+    }
 }
 
 /// Reads typed fields out of a JSON object, collecting precise errors and refusing fields
@@ -61,7 +114,7 @@ struct Fields {
 
     mutating func time(_ name: String) throws -> Timestamp {
         let s = try string(name)
-        guard let t = Timestamp(iso8601: s) else { throw InputError(field: name, "'\(s)' is not a time of the form YYYY-MM-DDTHH:MM:SSZ") }
+        guard let t = Timestamp(iso8601: s) else { throw InputError(field: name, "\(InputError.quote(s)) is not a time of the form YYYY-MM-DDTHH:MM:SSZ") }
         return t
     }
 
@@ -77,8 +130,7 @@ struct Fields {
 
     static func parse<E: RawRepresentable & CaseIterable>(_ s: String, _: E.Type, field: String) throws -> E where E.RawValue == String {
         guard let v = E(rawValue: s) else {
-            let known = E.allCases.map(\.rawValue).joined(separator: ", ")
-            throw InputError(field: field, "unknown value '\(s)'; expected one of: \(known)")
+            throw InputError(field: field, InputError.unknown("value", s, known: E.allCases.map(\.rawValue)))
         }
         return v
     }

@@ -441,20 +441,12 @@ public final class PermissionLedger: Sendable {
         }
     }
 
-    /// The seq an `AsOf` stands for.
+    /// The seq an `AsOf` stands for: the seq itself, or for a time the last event with
+    /// `at` at or before it (0 when none), found by binary search over the log's times.
     public func resolve(_ asOf: AsOf) throws -> UInt64 {
         switch asOf {
         case let .seq(n): return n
-        case let .time(t):
-            var last: UInt64 = 0
-            try environment.read { txn in
-                try log.forEach(from: 1, in: txn) { view in
-                    if view.at > t { return false }
-                    last = view.seq
-                    return true
-                }
-            }
-            return last
+        case let .time(t): return try environment.read { txn in try log.lastSeq(atOrBefore: t, in: txn) }
         }
     }
 
@@ -584,6 +576,30 @@ public final class PermissionLedger: Sendable {
         return try withState(asOf: .time(at)) { try $0.lockoutStatus(account: a, at: at, policy: decider.policy) }
     }
 
+    /// The lockout status of `account` at a point (DOMAIN.md §6): R9 evaluated at the
+    /// point's time — the time given, or for `.seq(N)` the time of event N — over the events
+    /// up to the point; with no point, at `now` over every event. An account never
+    /// registered is not an error: it is not locked and has no failures.
+    public func lockout(account: String, asOf point: AsOf?, now: Timestamp) throws -> LockoutStatus {
+        switch point {
+        case nil:
+            let a = Normalize.account(account) ?? account
+            return try withState { try $0.lockoutStatus(account: a, at: now, policy: decider.policy) }
+        case let .time(t)?:
+            return try lockout(account: account, at: t)
+        case let .seq(n)?:
+            let head = try log.head()
+            let seq = min(n, head.seq)
+            guard seq > 0, let event = try log.event(seq) else {
+                // the empty state: nothing has happened, so nothing counts, whenever it is asked
+                let a = Normalize.account(account) ?? account
+                return try withState(asOf: .seq(0)) { try $0.lockoutStatus(account: a, at: now, policy: decider.policy) }
+            }
+            let a = Normalize.account(account) ?? account
+            return try withState(asOf: .seq(seq)) { try $0.lockoutStatus(account: a, at: event.at, policy: decider.policy) }
+        }
+    }
+
     /// R14: the effective administrators of `licensingId`, answered only to an account
     /// that administers it or an ancestor (`forbidden` otherwise).
     public func administrators(of licensingId: String, askedBy account: String) throws -> Result<[AdministratorEntry], DomainError> {
@@ -605,18 +621,29 @@ public final class PermissionLedger: Sendable {
         }
     }
 
-    /// The effective administrators of `licensingId` for an operator (no R14 check); nil
-    /// when the ID is unknown.
-    public func administrators(of licensingId: String, asOf: AsOf? = nil) throws -> [AdministratorEntry]? {
+    /// The effective administrators of `licensingId` for an operator (no R14 check), at a
+    /// point; `unknownLicensingId` when the ID is not recorded there.
+    public func administrators(of licensingId: String, asOf: AsOf? = nil) throws -> Result<[AdministratorEntry], DomainError> {
         try withState(asOf: asOf) { state in
-            try state.agreement(licensingId) == nil ? nil : try state.administrators(of: licensingId)
+            guard try state.agreement(licensingId) != nil else { return .failure(Self.unknown(licensingId, state)) }
+            return .success(try state.administrators(of: licensingId))
         }
     }
 
-    /// Every role of `email` on `licensingId` with the events behind it.
-    public func explain(email: String, licensingId: String, asOf: AsOf? = nil) throws -> Explanation {
+    /// Every role of `email` on `licensingId` with the events behind it, at a point;
+    /// `unknownLicensingId` when the ID is not recorded there. An email never seen is not
+    /// an error: it has no roles.
+    public func explain(email: String, licensingId: String, asOf: AsOf? = nil) throws -> Result<Explanation, DomainError> {
         let e = Normalize.email(email) ?? email.lowercased()
-        return try withState(asOf: asOf) { try $0.explain(email: e, licensingId: licensingId) }
+        return try withState(asOf: asOf) { state in
+            guard try state.agreement(licensingId) != nil else { return .failure(Self.unknown(licensingId, state)) }
+            return .success(try state.explain(email: e, licensingId: licensingId))
+        }
+    }
+
+    /// The refusal for a Licensing ID not recorded in `state`.
+    static func unknown(_ licensingId: String, _ state: DomainState) -> DomainError {
+        DomainError(.unknownLicensingId, "Licensing ID '\(licensingId)' is not recorded" + (state.lastSeq > 0 ? " as of seq \(state.lastSeq)" : " (the ledger is empty at that point)"))
     }
 
     /// A permission request.
