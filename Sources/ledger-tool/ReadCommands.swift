@@ -63,7 +63,7 @@ struct Events: ParsableCommand {
         let ledger = try location.open()
         var first = max(from ?? 1, 1), last = to ?? .max
         // times never go backwards, so a time bound is a seq bound (found by binary search)
-        if let earliest { first = max(first, try ledger.resolve(.time(Timestamp(seconds: earliest.seconds - 1))) + 1) }
+        if let earliest { first = max(first, try ledger.resolve(.time(earliest.subtracting(seconds: 1))) + 1) }
         if let latest { last = min(last, try ledger.resolve(.time(latest))) }
         let wantEmail = email.map { Normalize.email($0) ?? $0.lowercased() }
         let events = first > last ? [] : try ledger.events(from: first, to: last) { e in

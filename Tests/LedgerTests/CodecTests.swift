@@ -22,6 +22,23 @@ struct TimestampTests {
         #expect(Timestamp(iso8601: "2026-01-01T00:00:00Z")?.seconds == 1_767_225_600)
         #expect(Timestamp(seconds: -1).iso8601 == "1969-12-31T23:59:59Z")
     }
+
+    @Test("the accepted range is what the text form can write; arithmetic and the text form never trap at Int64's ends")
+    func range() {
+        #expect(Timestamp.earliest == Timestamp(iso8601: "0001-01-01T00:00:00Z"))
+        #expect(Timestamp.latest == Timestamp(iso8601: "9999-12-31T23:59:59Z"))
+        #expect(Timestamp.earliest.isInLedgerRange && Timestamp.latest.isInLedgerRange)
+        #expect(!Timestamp.earliest.subtracting(seconds: 1).isInLedgerRange)
+        #expect(!Timestamp.latest.adding(seconds: 1).isInLedgerRange)
+        // these trapped before (seconds - 86399 near Int64.min; a wrapping add)
+        let ends = [Timestamp(seconds: .min), Timestamp(seconds: .max), Timestamp(seconds: .min + 1)]
+        for t in ends { #expect(!t.iso8601.isEmpty && !t.isInLedgerRange) }
+        #expect(Timestamp(seconds: .max).adding(seconds: 86_400) == Timestamp(seconds: .max))
+        #expect(Timestamp(seconds: .min).adding(seconds: -1) == Timestamp(seconds: .min))
+        #expect(Timestamp(seconds: .min).subtracting(seconds: 86_400) == Timestamp(seconds: .min))
+        #expect(Timestamp(seconds: .max).subtracting(seconds: -1) == Timestamp(seconds: .max))
+        #expect(Timestamp(seconds: 10).subtracting(seconds: 3) == Timestamp(seconds: 7))
+    }
 }
 
 @Suite("Strict JSON")

@@ -27,6 +27,25 @@ struct EventLogTests {
         #expect(try log.verify().ok)
     }
 
+    @Test("a second open of a path already open in the process shares it only with the same options")
+    func conflictingOpen() throws {
+        let dir = TempDir()
+        let first = try Environment.open(path: dir.path, options: EnvironmentOptions(durability: .noSync))
+        // a durable open after a noSync one would silently stay noSync: refused, naming the option
+        do {
+            _ = try Environment.open(path: dir.path, options: EnvironmentOptions(durability: .durable))
+            Issue.record("a durable open of a noSync environment was accepted")
+        } catch let e as LMDBError {
+            #expect(e.code == EINVAL)
+            #expect(e.operation.contains("durability noSync, not durable"))
+        }
+        #expect(throws: LMDBError.self) { try Environment.open(path: dir.path, options: EnvironmentOptions(durability: .noSync, readOnly: true)) }
+        #expect(throws: LMDBError.self) { try Environment.open(path: dir.path, options: EnvironmentOptions(maxDatabases: 64, durability: .noSync)) }
+        // the same options (a different initial map size is no conflict: the map grows anyway)
+        let again = try Environment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .noSync))
+        #expect(again === first)
+    }
+
     @Test("seqs stay gap-free across closing and reopening")
     func reopen() throws {
         let dir = TempDir()

@@ -413,6 +413,53 @@ struct RuleTests {
         if case let .failure(e) = try ledger.administrators(of: "EN-1", asOf: .seq(0)) { #expect(e.code == .unknownLicensingId) } else { Issue.record("an ID not yet recorded was answered") }
     }
 
+    @Test("an unsound policy or option set through its setters is refused on open, naming the field")
+    func unsoundOptions() throws {
+        let dir = TempDir()
+        func refusal(_ change: (inout PermissionLedger.Options) -> Void) -> String? {
+            var options = PermissionLedger.Options(durability: .noSync)
+            change(&options)
+            do {
+                _ = try PermissionLedger(directory: dir.path, options: options)
+                return nil
+            } catch let e as InputError {
+                return e.field
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(refusal { $0.policy.limitedOpenLicenseRoles.append(.administrator) } == "policy.limitedOpenLicenseRoles")
+        #expect(refusal { $0.policy.lockoutThreshold = 0 } == "policy.lockoutThreshold")
+        #expect(refusal { $0.policy.lockoutWindow = 0 } == "policy.lockoutWindow")
+        #expect(refusal { $0.policy.lockoutDuration = .max } == "policy.lockoutDuration")
+        #expect(refusal { $0.snapshotInterval = 0 } == "snapshotInterval")
+        #expect(refusal { $0.maxSnapshots = 0 } == "maxSnapshots")
+        #expect(refusal { $0.hotCacheEntries = -1 } == "hotCacheEntries")
+        #expect(refusal { _ in } == nil)
+    }
+
+    @Test("a time outside 0001–9999 is bad input from the Swift API: thrown, nothing of the batch appended; queries at such times never trap")
+    func timeOutOfRange() throws {
+        let h = try Harness(.disk)
+        try h.user("u", "u@t.com")
+        guard let ledger = h.ledger else { return }
+        let head = try ledger.log.head().seq
+        for seconds in [Int64.min, Int64.max, Timestamp.latest.seconds + 1] {
+            let ok = TimedCommand(at: h.now, .registerUser(account: "v\(seconds)", businessEmail: "v@t.com"))
+            let bad = TimedCommand(at: Timestamp(seconds: seconds), .registerUser(account: "w", businessEmail: "w@t.com"))
+            #expect(throws: InputError.self) { try ledger.executeBatch([ok, bad]) }
+            #expect(try ledger.log.head().seq == head, "nothing of the batch may be appended")
+            var imported = try ImportedEvent(json: try JSONParser.parse(#"{"type":"userRegistered","id":"5D2B7C8E-7F30-4E0A-9F7B-1C6B7E0D9A11","at":"2026-01-01T00:00:00Z","account":"x","businessEmail":"x@t.com"}"#))
+            imported.at = Timestamp(seconds: seconds)
+            #expect(throws: InputError.self) { try ledger.importEvents([imported]) }
+            // asking about such a time is fine: before the first event, or after the last
+            let status = try ledger.lockout(account: "u", at: Timestamp(seconds: seconds))
+            #expect(!status.locked)
+            _ = try ledger.permissions(email: "u@t.com", asOf: .time(Timestamp(seconds: seconds)))
+        }
+        #expect(try ledger.verify().ok)
+    }
+
     @Test("timeWentBackwards is checked before everything else", arguments: BackendKind.allCases)
     func timeOrder(kind: BackendKind) throws {
         let h = try Harness(kind)

@@ -11,8 +11,26 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public static func < (a: Timestamp, b: Timestamp) -> Bool { a.seconds < b.seconds }
 
-    /// This instant moved by `delta` seconds.
-    public func adding(seconds delta: Int64) -> Timestamp { Timestamp(seconds: seconds &+ delta) }
+    /// The earliest time the ledger accepts: 0001-01-01T00:00:00Z.
+    public static let earliest = Timestamp(seconds: -62_135_596_800)
+    /// The latest time the ledger accepts: 9999-12-31T23:59:59Z.
+    public static let latest = Timestamp(seconds: 253_402_300_799)
+
+    /// Whether this instant is one the ledger accepts (`earliest` … `latest`, the times the
+    /// text form can write); commands and imported events outside are refused as bad input.
+    public var isInLedgerRange: Bool { self >= Self.earliest && self <= Self.latest }
+
+    /// This instant moved by `delta` seconds, saturating at the ends of `Int64` (never traps).
+    public func adding(seconds delta: Int64) -> Timestamp {
+        let (sum, overflow) = seconds.addingReportingOverflow(delta)
+        return Timestamp(seconds: overflow ? (delta > 0 ? .max : .min) : sum)
+    }
+
+    /// This instant moved back by `delta` seconds, saturating at the ends of `Int64`.
+    public func subtracting(seconds delta: Int64) -> Timestamp {
+        let (difference, overflow) = seconds.subtractingReportingOverflow(delta)
+        return Timestamp(seconds: overflow ? (delta > 0 ? .min : .max) : difference)
+    }
 
     /// Parses `YYYY-MM-DDTHH:MM:SSZ` strictly (years 0001–9999, real calendar dates).
     public init?(iso8601 text: String) {
@@ -37,10 +55,15 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         seconds = Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + s)
     }
 
-    /// The `YYYY-MM-DDTHH:MM:SSZ` form.
+    /// The `YYYY-MM-DDTHH:MM:SSZ` form (outside `earliest` … `latest` the year has other
+    /// than four digits, or a sign; never a trap).
     public var iso8601: String {
-        let days = Int(seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400)
-        let rem = Int(seconds - Int64(days) * 86400)
+        var (q, r) = seconds.quotientAndRemainder(dividingBy: 86400)
+        if r < 0 {
+            q -= 1
+            r += 86400
+        }
+        let days = Int(q), rem = Int(r)
         let (y, m, d) = Self.civilFromDays(days)
         func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
         var year = String(y)

@@ -172,11 +172,23 @@ public final class Environment: @unchecked Sendable {
     }
 
     /// Opens (or returns the already open) environment in directory `path`, which must exist.
+    /// LMDB allows one environment per file in a process, so a second open shares the
+    /// first; options that would not hold for it (another durability, read-only or not,
+    /// more named databases) are refused with `EINVAL` naming the option, never dropped.
     public static func open(path: String, options: EnvironmentOptions = .init(),
                             logger: Logger = Logger(label: "permission-ledger.lmdb")) throws -> Environment {
         let key = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
         return try registry.withLock { table in
-            if let existing = table[key]?.value { return existing }
+            if let existing = table[key]?.value {
+                let open = existing.options
+                func conflict(_ what: String) -> LMDBError {
+                    LMDBError(code: EINVAL, operation: "open(\(key)): already open in this process with \(what); close it first or open with the same options")
+                }
+                if open.durability != options.durability { throw conflict("durability \(open.durability), not \(options.durability)") }
+                if open.readOnly != options.readOnly { throw conflict(open.readOnly ? "readOnly" : "read-write") }
+                if options.maxDatabases > open.maxDatabases { throw conflict("at most \(open.maxDatabases) databases, not \(options.maxDatabases)") }
+                return existing
+            }
             var handle: OpaquePointer?
             try LMDBError.check(mdb_env_create(&handle), "mdb_env_create")
             guard let env = handle else { throw LMDBError(code: ENOMEM, operation: "mdb_env_create") }

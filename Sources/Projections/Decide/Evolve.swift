@@ -125,7 +125,7 @@ public struct Evolver: Sendable {
                 record.suspension = nil
             }
             let floor = record.previousSuspensionEnd
-            record.failures.removeAll { x in x.seconds <= at.seconds - policy.lockoutWindow || (floor.map { x < $0 } ?? false) }
+            record.failures.removeAll { x in x <= at.subtracting(seconds: policy.lockoutWindow) || (floor.map { x < $0 } ?? false) }
             record.failures.append(at)
             if record.suspendedUntil(at: at) == nil,
                record.countingFailures(at: at, window: policy.lockoutWindow) >= policy.lockoutThreshold {

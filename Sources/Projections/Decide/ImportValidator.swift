@@ -10,6 +10,7 @@ struct ImportValidator {
     /// The refusal the event would meet, or nil when it applies cleanly.
     /// `previous` is the event just before it in the same import (for auto-grants).
     func check(_ event: DomainEvent, at: Timestamp, state: DomainState, previous: DomainEvent?) throws -> DomainError? {
+        guard at.isInLedgerRange else { throw InputError.outOfRange(at) }
         if let last = state.lastAt, at < last {
             return DomainError(.timeWentBackwards, "event time \(at) is before the previous event's time \(last)")
         }

@@ -15,6 +15,11 @@ public struct InputError: Error, Equatable, Sendable, CustomStringConvertible {
     }
     public var description: String { field.isEmpty ? message : "field '\(field)': \(message)" }
 
+    /// A time outside the range the ledger accepts (`Timestamp.earliest` … `latest`).
+    static func outOfRange(_ t: Timestamp) -> InputError {
+        InputError(field: "at", "\(t.seconds) seconds since 1970 is outside the times the ledger accepts (\(Timestamp.earliest) … \(Timestamp.latest))")
+    }
+
     /// `'value'`, shortened to 60 characters: a hostile value must not flood the output,
     /// and the rest of the message (what is expected) must still be read.
     static func quote(_ value: String) -> String {

@@ -36,6 +36,23 @@ public struct Policy: Sendable, Equatable {
         self.limitedOpenLicenseRoles = limitedOpenLicenseRoles.filter { $0 != .administrator }.canonical
     }
 
+    /// The longest lockout window or suspension accepted: ten years, in seconds.
+    public static let longestLockoutSpan: Int64 = 3_650 * 86_400
+
+    /// Refuses a policy its setters made unsound, naming the field: a threshold below 1, a
+    /// window or suspension outside 1 s … 10 years, or `administrator` in the limited Open
+    /// License set (Add Open License and reseller grants would hand out administration).
+    /// `PermissionLedger` calls it when it opens.
+    public func validate() throws {
+        if lockoutThreshold < 1 { throw InputError(field: "policy.lockoutThreshold", "must be at least 1, got \(lockoutThreshold)") }
+        for (name, value) in [("lockoutWindow", lockoutWindow), ("lockoutDuration", lockoutDuration)] where value < 1 || value > Self.longestLockoutSpan {
+            throw InputError(field: "policy.\(name)", "must be between 1 and \(Self.longestLockoutSpan) seconds, got \(value)")
+        }
+        if limitedOpenLicenseRoles.contains(.administrator) {
+            throw InputError(field: "policy.limitedOpenLicenseRoles", "must not contain administrator: Add Open License and reseller grants never give administration")
+        }
+    }
+
     /// The limited set on an ID with `available` roles.
     public func limitedSet(available: [Role]) -> [Role] {
         limitedOpenLicenseRoles.filter { available.contains($0) }

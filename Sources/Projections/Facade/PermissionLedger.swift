@@ -131,6 +131,15 @@ public final class PermissionLedger: Sendable {
             self.initialMapSize = initialMapSize
             self.logger = logger
         }
+
+        /// Refuses options (and a policy) that their setters made unsound, naming the field.
+        public func validate() throws {
+            try policy.validate()
+            if snapshotInterval < 1 { throw InputError(field: "snapshotInterval", "must be at least 1, got 0") }
+            if maxSnapshots < 1 { throw InputError(field: "maxSnapshots", "must be at least 1, got \(maxSnapshots)") }
+            if hotCacheEntries < 0 { throw InputError(field: "hotCacheEntries", "must not be negative, got \(hotCacheEntries)") }
+            if initialMapSize < 1 { throw InputError(field: "initialMapSize", "must be positive, got \(initialMapSize)") }
+        }
     }
 
     /// The event log.
@@ -154,7 +163,9 @@ public final class PermissionLedger: Sendable {
 
     /// Opens the ledger in `directory` (which must exist), creating its databases when new.
     /// Opening never replays history: the projections are stored.
+    /// Throws `InputError` naming the field when `options` or its policy is unsound.
     public init(directory: String, options: Options = .init()) throws {
+        try options.validate()
         environment = try Environment.open(path: directory, options: EnvironmentOptions(
             initialMapSize: options.initialMapSize, durability: options.durability), logger: options.logger)
         log = try EventLog(environment: environment)
@@ -251,6 +262,8 @@ public final class PermissionLedger: Sendable {
     /// What `command` appends on `state` and its refusal, if refused (a refusal may still
     /// record events: R9's failed attempt).
     func decision(_ command: TimedCommand, state: DomainState) throws -> (events: [DomainEvent], refusal: DomainError?) {
+        // bad input, not a refusal: the transaction is abandoned, nothing of the batch is appended
+        guard command.at.isInLedgerRange else { throw InputError.outOfRange(command.at) }
         switch try decider.decide(command, state: state) {
         case let .accepted(events): return (events, nil)
         case let .refused(error, recorded): return (recorded, error)

@@ -269,7 +269,7 @@ public struct LockoutRecord: StateRecord, Sendable {
     /// of the last suspension that has ended by `t`.
     public func countingFailures(at t: Timestamp, window: Int64) -> Int {
         let floor = lastEndedSuspension(at: t)
-        return failures.filter { x in x <= t && x.seconds > t.seconds - window && (floor.map { x >= $0 } ?? true) }.count
+        return failures.filter { x in x <= t && x > t.subtracting(seconds: window) && (floor.map { x >= $0 } ?? true) }.count
     }
 
     /// The end of the suspension in force at `t`, if any.
