@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Ledger
 import Logging
@@ -282,12 +283,21 @@ public final class PermissionLedger: Sendable {
         return seqs
     }
 
-    /// The id of the `index`-th event of a command with idempotency id `id`.
+    /// The id of the `index`-th event of a command with idempotency id `id`: the command's
+    /// id for its first event; for the others a name-based UUID (version 8, RFC 9562) made of
+    /// the first 16 bytes of SHA-256("permission-ledger event id" ‖ id ‖ index), so no id a
+    /// caller chooses can equal another command's derived id short of a SHA-256 preimage.
+    /// (Ledgers written before this derivation used an XOR of the id: a retry of such a
+    /// command still finds its first event, and so is still never appended twice.)
     static func eventID(_ id: UUID, _ index: Int) -> UUID {
         guard index > 0 else { return id }
-        var bytes = withUnsafeBytes(of: id.uuid) { Array($0) }
-        bytes[15] ^= UInt8(truncatingIfNeeded: index)
-        bytes[14] ^= UInt8(truncatingIfNeeded: index >> 8) ^ 0xA5
+        var hasher = SHA256()
+        hasher.update(data: Array("permission-ledger event id".utf8))
+        withUnsafeBytes(of: id.uuid) { hasher.update(bufferPointer: $0) }
+        withUnsafeBytes(of: UInt64(index).bigEndian) { hasher.update(bufferPointer: $0) }
+        var bytes = Array(hasher.finalize().prefix(16))
+        bytes[6] = (bytes[6] & 0x0F) | 0x80  // version 8
+        bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 9562 variant
         return bytes.withUnsafeBytes { UUID(uuid: $0.loadUnaligned(as: uuid_t.self)) }
     }
 
