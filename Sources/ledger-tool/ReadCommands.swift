@@ -61,12 +61,8 @@ struct Events: ParsableCommand {
         let earliest = try fromTime.map { try parseTime($0, flag: "--from-time") }
         let latest = try toTime.map { try parseTime($0, flag: "--to-time") }
         let ledger = try location.open()
-        var first = max(from ?? 1, 1), last = to ?? .max
-        // times never go backwards, so a time bound is a seq bound (found by binary search)
-        if let earliest { first = max(first, try ledger.resolve(.time(earliest.subtracting(seconds: 1))) + 1) }
-        if let latest { last = min(last, try ledger.resolve(.time(latest))) }
         let wantEmail = email.map { Normalize.email($0) ?? $0.lowercased() }
-        let events = first > last ? [] : try ledger.events(from: first, to: last) { e in
+        let events = try ledger.events(from: from ?? 1, to: to ?? .max, fromTime: earliest, toTime: latest) { e in
             (type == nil || e.type == type) && (licensingId == nil || e.event.licensingId == licensingId)
                 && (wantEmail == nil || e.event.emails.contains(wantEmail ?? ""))
         }

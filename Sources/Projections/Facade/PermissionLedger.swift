@@ -595,8 +595,7 @@ public final class PermissionLedger: Sendable {
 
     /// The lockout status of `account` at `at` (the events up to that time).
     public func lockout(account: String, at: Timestamp) throws -> LockoutStatus {
-        let a = Normalize.account(account) ?? account
-        return try withState(asOf: .time(at)) { try $0.lockoutStatus(account: a, at: at, policy: decider.policy) }
+        try lockout(account: account, asOf: .time(at), now: at)
     }
 
     /// The lockout status of `account` at a point (DOMAIN.md §6): R9 evaluated at the
@@ -604,23 +603,15 @@ public final class PermissionLedger: Sendable {
     /// up to the point; with no point, at `now` over every event. An account never
     /// registered is not an error: it is not locked and has no failures.
     public func lockout(account: String, asOf point: AsOf?, now: Timestamp) throws -> LockoutStatus {
+        let a = Normalize.account(account) ?? account
+        let at: Timestamp
         switch point {
-        case nil:
-            let a = Normalize.account(account) ?? account
-            return try withState { try $0.lockoutStatus(account: a, at: now, policy: decider.policy) }
-        case let .time(t)?:
-            return try lockout(account: account, at: t)
-        case let .seq(n)?:
-            let head = try log.head()
-            let seq = min(n, head.seq)
-            guard seq > 0, let event = try log.event(seq) else {
-                // the empty state: nothing has happened, so nothing counts, whenever it is asked
-                let a = Normalize.account(account) ?? account
-                return try withState(asOf: .seq(0)) { try $0.lockoutStatus(account: a, at: now, policy: decider.policy) }
-            }
-            let a = Normalize.account(account) ?? account
-            return try withState(asOf: .seq(seq)) { try $0.lockoutStatus(account: a, at: event.at, policy: decider.policy) }
+        case nil: at = now
+        case let .time(t)?: at = t
+        // a seq past the head means the head; seq 0 is the empty state, where nothing counts whenever asked
+        case let .seq(n)?: at = try log.event(min(n, try log.head().seq))?.at ?? now
         }
+        return try withState(asOf: point) { try $0.lockoutStatus(account: a, at: at, policy: decider.policy) }
     }
 
     /// R14: the effective administrators of `licensingId`, answered only to an account
@@ -692,10 +683,17 @@ public final class PermissionLedger: Sendable {
         return out
     }
 
-    /// Stored events with `from ≤ seq ≤ to`, decoded, that pass `filter`.
-    public func events(from: UInt64 = 1, to: UInt64 = .max, filter: (LedgerEvent) -> Bool = { _ in true }) throws -> [LedgerEvent] {
+    /// Stored events with `from ≤ seq ≤ to` and, when given, `fromTime ≤ at ≤ toTime`,
+    /// decoded, that pass `filter`. Times never go backwards, so the time bounds become seq
+    /// bounds by binary search: only the events inside are read.
+    public func events(from: UInt64 = 1, to: UInt64 = .max, fromTime: Timestamp? = nil, toTime: Timestamp? = nil,
+                       filter: (LedgerEvent) -> Bool = { _ in true }) throws -> [LedgerEvent] {
+        var first = max(from, 1), last = to
+        if let fromTime { first = max(first, try resolve(.time(fromTime.subtracting(seconds: 1))) + 1) }
+        if let toTime { last = min(last, try resolve(.time(toTime))) }
         var out: [LedgerEvent] = []
-        try forEachEvent(from: from, to: to) { e in
+        guard first <= last else { return out }
+        try forEachEvent(from: first, to: last) { e in
             if filter(e) { out.append(e) }
             return true
         }
