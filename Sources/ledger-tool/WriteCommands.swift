@@ -76,7 +76,7 @@ struct Exec: ParsableCommand {
 
         A refused command is a result, not a failure: exec exits 0 unless --strict is given (then 1 when any command was refused).
 
-        Running a file again is safe when its lines carry an "id" (a UUID): the events a command appended are never appended twice (the repeat prints "duplicate":true), and a command that appended nothing is decided again. Lines without an id are always decided again.
+        Running a file again is safe when its lines carry an "id" (a UUID): the events a command appended are never appended twice (the repeat prints "duplicate":true with the outcome the command had: a recorded failed Add Open License attempt is still refused with its code), and a command that appended nothing is decided again. Lines without an id are always decided again.
 
         FILE - (or no FILE) reads standard input. A UTF-8 byte-order mark and CRLF line ends are accepted. The input is streamed (memory does not grow with it); progress is shown on stderr when it is a terminal.
 

@@ -92,6 +92,30 @@ struct CLITests {
         #expect(r.err.hasPrefix("8 commands: 7 accepted, 1 refused ("))
     }
 
+    @Test("exec run again reports a retried refused attempt as refused, with its code (issue 16, item 1)")
+    func retriedRefusalStaysRefused() throws {
+        let d = try ledger()
+        let setup = """
+        {"command":"recordAgreement","at":"2026-08-03T10:00:00Z","licensingId":"OL-1","program":"openLicense","contacts":[{"type":"primaryContact","email":"ida@contoso.com"}],"authorizationNumber":"GOOD-1"}
+        {"command":"recordAgreement","at":"2026-08-03T10:00:00Z","licensingId":"OL-2","program":"openLicense","contacts":[{"type":"primaryContact","email":"ida@contoso.com"}],"authorizationNumber":"GOOD-2"}
+        {"command":"registerUser","at":"2026-08-03T10:00:00Z","account":"ida-msa","businessEmail":"ida@contoso.com"}
+        {"command":"validateEmail","at":"2026-08-03T10:00:00Z","account":"ida-msa"}
+        {"command":"registerUser","at":"2026-08-03T10:00:00Z","account":"joe-msa","businessEmail":"joe@contoso.com"}
+        {"command":"validateEmail","at":"2026-08-03T10:00:00Z","account":"joe-msa"}
+        {"command":"completeProfile","at":"2026-08-03T10:00:00Z","account":"joe-msa","firstName":"Joe","lastName":"Doe"}
+        {"command":"grantRoles","at":"2026-08-03T11:00:00Z","by":"ida-msa","email":"joe@contoso.com","licensingId":"OL-1","roles":["licensingInfo"]}
+        """
+        #expect(try Self.run(["exec", d.path], stdin: setup).status == 0)
+        let attempt = """
+        {"command":"addOpenLicense","id":"6f1c2d3e-0000-4000-8000-000000000001","at":"2026-08-03T12:00:00Z","account":"joe-msa","licenseNumber":"OL-2","authorizationNumber":"BAD","acknowledged":true}
+        """
+        let message = "invalid Authorization/License number combination"
+        let first = try Self.run(["exec", d.path], stdin: attempt)
+        #expect(first.out == "{\"line\":1,\"ok\":false,\"error\":\"invalidLicenseAuthorization\",\"message\":\"\(message)\",\"seq\":[9]}\n")
+        let again = try Self.run(["exec", d.path], stdin: attempt)
+        #expect(again.out == "{\"line\":1,\"ok\":false,\"error\":\"invalidLicenseAuthorization\",\"message\":\"\(message)\",\"seq\":[9],\"duplicate\":true}\n")
+    }
+
     @Test("exec --batch commits many commands per transaction with the same results, line by line")
     func batch() throws {
         let a = try ledger(), b = try ledger()

@@ -1,3 +1,4 @@
+import Foundation
 import Ledger
 @testable import Projections
 import Testing
@@ -91,5 +92,39 @@ struct LockoutTests {
         let r = try attempt(h, at: "2026-04-01T10:00:30Z")
         #expect(r.refusal?.code == .suspended)
         #expect(r.refusal?.until == Timestamp(iso8601: "2026-04-01T11:00:30Z"))
+    }
+
+    @Test("a retried attempt reports the outcome it had the first time (issue 16, item 1)")
+    func retryReportsOriginalOutcome() throws {
+        let h = try setUp(.disk)
+        guard let ledger = h.ledger else { return }
+        let add = Command.addOpenLicense(account: "r", licenseNumber: "OL-2", authorizationNumber: "BAD", acknowledged: true)
+        let ids = (0 ..< 4).map { _ in UUID() }
+        func send(_ i: Int, _ iso: String) throws -> ExecutionResult {
+            try ledger.execute(TimedCommand(at: Timestamp(iso8601: iso) ?? h.now, add, id: ids[i]))
+        }
+        let first = try send(0, "2026-04-01T10:00:00Z")
+        #expect(first.refusal?.code == .invalidLicenseAuthorization && first.seqs.count == 1)
+        _ = try send(1, "2026-04-01T10:01:00Z")
+        let third = try send(2, "2026-04-01T10:02:00Z")
+        #expect(third.refusal?.code == .suspended)
+        // retries, later: each reports what its command got, from the log, appending nothing
+        let head = try h.headSeq()
+        let again = try send(0, "2026-04-05T00:00:00Z")
+        #expect(again.wasDuplicate && again.seqs == first.seqs)
+        #expect(again.refusal?.code == .invalidLicenseAuthorization)
+        #expect(!again.accepted)
+        let thirdAgain = try send(2, "2026-04-05T00:00:00Z")
+        #expect(thirdAgain.wasDuplicate && thirdAgain.seqs == third.seqs)
+        #expect(thirdAgain.refusal?.code == .suspended)
+        #expect(thirdAgain.refusal?.until == third.refusal?.until)
+        #expect(try h.headSeq() == head)
+        // an accepted command's retry is still accepted
+        let good = TimedCommand(at: Timestamp(iso8601: "2026-04-05T00:00:00Z") ?? h.now,
+                                .addOpenLicense(account: "r", licenseNumber: "OL-2", authorizationNumber: "GOOD2", acknowledged: true), id: ids[3])
+        let accepted = try ledger.execute(good)
+        #expect(accepted.accepted && !accepted.wasDuplicate)
+        let ok = try ledger.execute(good)
+        #expect(ok.wasDuplicate && ok.seqs == accepted.seqs && ok.accepted)
     }
 }

@@ -307,6 +307,15 @@ public struct Decider: Sendable {
         return .accepted(events)
     }
 
+    /// The refusal of a failed Add Open License attempt that is recorded: the suspension it
+    /// starts, or an invalid combination (also what a retry of that command reports).
+    static func attemptRefusal(suspendsUntil until: Timestamp?) -> DomainError {
+        if let until {
+            return DomainError(.suspended, "invalid License/Authorization number combination entered too often; Add Open License is suspended until \(until)", until: until)
+        }
+        return DomainError(.invalidLicenseAuthorization, "invalid Authorization/License number combination")
+    }
+
     func addOpenLicense(account: String, number: String, authorization: String, acknowledged: Bool, at: Timestamp,
                         _ state: DomainState) throws -> Decision {
         let email = try actor(account, state)
@@ -338,14 +347,8 @@ public struct Decider: Sendable {
         }
         if let failure {
             let event = DomainEvent.openLicenseAttemptFailed(account: account, licenseNumber: number, reason: failure)
-            var after = lockout ?? LockoutRecord(failures: [], suspension: nil, previousSuspensionEnd: nil)
-            after.failures.append(at)
-            if after.countingFailures(at: at, window: policy.lockoutWindow) >= policy.lockoutThreshold {
-                let until = at.adding(seconds: policy.lockoutDuration)
-                return .refused(DomainError(.suspended, "invalid License/Authorization number combination entered too often; Add Open License is suspended until \(until)", until: until),
-                                recorded: [event])
-            }
-            return .refused(DomainError(.invalidLicenseAuthorization, "invalid Authorization/License number combination"), recorded: [event])
+            return .refused(Self.attemptRefusal(suspendsUntil: (lockout ?? .empty).recordingFailure(at: at, policy: policy).suspendsUntil),
+                            recorded: [event])
         }
         let lid = number
         let roles = policy.limitedSet(available: agreement?.availableRoles ?? [])

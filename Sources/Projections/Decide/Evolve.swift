@@ -117,20 +117,7 @@ public struct Evolver: Sendable {
                 try state.requests.set(requestId, request)
             }
         case let .openLicenseAttemptFailed(account, _, _) where people:
-            var record = try state.lockout(account) ?? LockoutRecord(failures: [], suspension: nil, previousSuspensionEnd: nil)
-            // Forget what can never count again: failures before the end of a suspension
-            // that has ended, and failures older than the window.
-            if let s = record.suspension, s.end <= at {
-                record.previousSuspensionEnd = s.end
-                record.suspension = nil
-            }
-            let floor = record.previousSuspensionEnd
-            record.failures.removeAll { x in x <= at.subtracting(seconds: policy.lockoutWindow) || (floor.map { x < $0 } ?? false) }
-            record.failures.append(at)
-            if record.suspendedUntil(at: at) == nil,
-               record.countingFailures(at: at, window: policy.lockoutWindow) >= policy.lockoutThreshold {
-                record.suspension = (at, at.adding(seconds: policy.lockoutDuration))
-            }
+            let record = (try state.lockout(account) ?? .empty).recordingFailure(at: at, policy: policy).record
             try state.lockouts.set(account, record)
         case let .openLicenseAdded(_, email, lid, roles, _):
             try add(email, lid, roles, .openLicense)

@@ -227,7 +227,7 @@ public final class PermissionLedger: Sendable {
 
     private func executeOne(_ command: TimedCommand, state: DomainState, head: inout Head, writer: TransactionWriter) throws -> ExecutionResult {
         if let id = command.id, let seqs = try knownSeqs(ofCommand: id, reader: writer) {
-            return ExecutionResult(seqs: seqs, refusal: nil, wasDuplicate: true)
+            return ExecutionResult(seqs: seqs, refusal: try originalRefusal(firstSeq: seqs[0], reader: writer), wasDuplicate: true)
         }
         let (events, refusal) = try decision(command, state: state)
         let seqs = try append(events, at: command.at, commandID: command.id, state: state, head: &head, writer: writer)
@@ -269,6 +269,31 @@ public final class PermissionLedger: Sendable {
         case let .accepted(events): return (events, nil)
         case let .refused(error, recorded): return (recorded, error)
         }
+    }
+
+    /// The refusal a command whose first event is `firstSeq` got when it was executed: nil
+    /// when it was accepted; for R9's recorded failed attempt (the only refusal that appends),
+    /// the refusal that attempt got — a suspension when it started one, worked out with R9's
+    /// one function from the account's lockout record as it stood before the attempt (the
+    /// events before `firstSeq` folded into a memory state for that one account, read from
+    /// the log in the same transaction). A refusal that appended nothing left no trace, so a
+    /// retry of it is decided again (DESIGN.md, "Retries").
+    func originalRefusal(firstSeq: UInt64, reader: TransactionReader) throws -> DomainError? {
+        let failedKind = DomainEvent.kind(typeName: "openLicenseAttemptFailed")
+        guard let stored = try log.event(firstSeq, reader: reader), stored.kind == failedKind,
+              case let .openLicenseAttemptFailed(account, _, _) = try DomainEvent.decode(kind: stored.kind, payload: stored.payload)
+        else { return nil }
+        var before = LockoutRecord.empty
+        // only this account's failed attempts change its lockout record: fold them, in order
+        try log.forEach(from: 1, reader: reader) { e in
+            guard e.seq < firstSeq else { return false }
+            guard e.kind == failedKind,
+                  case let .openLicenseAttemptFailed(a, _, _) = try DomainEvent.decode(kind: e.kind, payload: e.payload), a == account
+            else { return true }
+            before = before.recordingFailure(at: e.at, policy: decider.policy).record
+            return true
+        }
+        return Decider.attemptRefusal(suspendsUntil: before.recordingFailure(at: stored.at, policy: decider.policy).suspendsUntil)
     }
 
     /// The seqs of the events of the command with idempotency id `id`, when it is in the log.

@@ -272,6 +272,35 @@ public struct LockoutRecord: StateRecord, Sendable {
         return failures.filter { x in x <= t && x > t.subtracting(seconds: window) && (floor.map { x >= $0 } ?? true) }.count
     }
 
+    /// R9 in one place: this record after a failed attempt at `at` is recorded, and the end
+    /// of the suspension that failure starts (nil when it starts none). Failures that can
+    /// never count again are forgotten (those before the end of a suspension that has
+    /// ended, and those older than the window); the failure suspends when, with it, at
+    /// least `threshold` failures count at `at`. Deciding, folding and the import check all
+    /// call this, so the three can't disagree. A failure is recorded only while no
+    /// suspension is in force (`suspendedUntil(at:)` is nil): callers refuse it before.
+    func recordingFailure(at: Timestamp, policy: Policy) -> (record: LockoutRecord, suspendsUntil: Timestamp?) {
+        var record = self
+        if let s = record.suspension, s.end <= at {
+            record.previousSuspensionEnd = s.end
+            record.suspension = nil
+        }
+        let floor = record.previousSuspensionEnd
+        record.failures.removeAll { x in x <= at.subtracting(seconds: policy.lockoutWindow) || (floor.map { x < $0 } ?? false) }
+        record.failures.append(at)
+        var until: Timestamp?
+        if record.suspendedUntil(at: at) == nil,
+           record.countingFailures(at: at, window: policy.lockoutWindow) >= policy.lockoutThreshold {
+            let end = at.adding(seconds: policy.lockoutDuration)
+            record.suspension = (at, end)
+            until = end
+        }
+        return (record, until)
+    }
+
+    /// The record of an account with no failure recorded.
+    static let empty = LockoutRecord(failures: [], suspension: nil, previousSuspensionEnd: nil)
+
     /// The end of the suspension in force at `t`, if any.
     public func suspendedUntil(at t: Timestamp) -> Timestamp? {
         if let s = suspension, s.start <= t, t < s.end { return s.end }
