@@ -6,6 +6,30 @@ import Testing
 
 @Suite("Event log on LMDB")
 struct EventLogTests {
+    @Test("a write begun inside a read or write closure is refused, not a self-deadlock when the map must grow (issue 16, item 5)")
+    func nestedWriteIsRefused() throws {
+        let dir = TempDir()
+        let env = try Environment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .noSync))
+        guard let db = try env.openDatabases(["blobs"]).first else { Issue.record("no database"); return }
+        // 4 MiB into a 1 MiB map: the write must grow the map, which waits for every open
+        // transaction of this process, the enclosing read included (before: it hung here)
+        let big = [UInt8](repeating: 0xAB, count: 1 << 22)
+        func fill(_ txn: inout WriteTransaction) throws { try txn.withWriter { try $0.put(db, key: [UInt8(1)], value: big) } }
+        var refused: LMDBError?
+        do { try env.read { _ in try env.write { try fill(&$0) } } } catch let e as LMDBError { refused = e }
+        #expect(refused?.code == EDEADLK)
+        #expect(refused?.description.contains("not reentrant") == true)
+        refused = nil
+        do { try env.write { _ in try env.write { try fill(&$0) } } } catch let e as LMDBError { refused = e }
+        #expect(refused?.code == EDEADLK)
+        // outside any closure the same write grows the map and commits
+        try env.write { try fill(&$0) }
+        #expect(env.mapSize >= 1 << 22)
+        // a read inside a read, and a write after a read on the same thread, still work
+        let n = try env.read { _ in try env.read { txn in try txn.withReader { try $0.count(db) } } }
+        #expect(n == 1)
+    }
+
     @Test("round trip: what is appended reads back, chained from 32 zero bytes")
     func roundTrip() throws {
         let dir = TempDir()

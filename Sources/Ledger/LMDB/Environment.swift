@@ -317,7 +317,7 @@ public final class Environment: @unchecked Sendable {
                 guard let txn = handle else { throw LMDBError(code: EINVAL, operation: "mdb_txn_begin") }
                 let transaction = ReadTransaction(handle: txn)
                 defer { endRead(txn) }
-                do { return .success(try body(transaction)) } catch { return .failure(error) }
+                do { return .success(try ThreadTransactions.within(ObjectIdentifier(self)) { try body(transaction) }) } catch { return .failure(error) }
             }
             if let outcome { return try outcome.get() }
             // Another process grew the map: adopt its size while no transaction is open here.
@@ -347,6 +347,9 @@ public final class Environment: @unchecked Sendable {
     /// commit overlaps one batch's flush with the next batch's work).
     public func writeDeferringSync<R>(_ body: (inout WriteTransaction) throws -> R) throws -> (R, UInt64) {
         if options.readOnly { throw LMDBError(code: EACCES, operation: "write on a read-only environment") }
+        if ThreadTransactions.holds(ObjectIdentifier(self)) {
+            throw LMDBError(code: EDEADLK, operation: "a write begun inside a read or write closure of the same ledger on the same thread (transactions are not reentrant: finish the closure, then write)")
+        }
         while true {
             let step: WriteStep<R> = try gate.withReadLock {
                 try writerLock.withLock {
@@ -358,7 +361,7 @@ public final class Environment: @unchecked Sendable {
                     var transaction = WriteTransaction(handle: txn)
                     let value: R
                     do {
-                        value = try body(&transaction)
+                        value = try ThreadTransactions.within(ObjectIdentifier(self)) { try body(&transaction) }
                     } catch let error as LMDBError where error.isMapFull {
                         mdb_txn_abort(txn)
                         return .grow

@@ -61,3 +61,44 @@ final class PlainMutex: @unchecked Sendable {
         return try body()
     }
 }
+
+/// The transactions the current thread holds open, per environment: LMDB transactions of
+/// one environment are not reentrant here (a write begun inside a read or write closure of
+/// the same environment on the same thread would wait for the gate it holds when the map
+/// must grow, or for the writer lock it holds), so such a write is refused with an error
+/// instead, as GRDB refuses a reentrant `write`.
+enum ThreadTransactions {
+    /// Per-thread counts of open transactions, keyed by environment.
+    final class Counts {
+        var open: [ObjectIdentifier: Int] = [:]
+    }
+
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k) { pointer in
+            guard let pointer else { return }
+            Unmanaged<Counts>.fromOpaque(pointer).release()
+        }
+        return k
+    }()
+
+    private static var counts: Counts {
+        if let p = pthread_getspecific(key) { return Unmanaged<Counts>.fromOpaque(p).takeUnretainedValue() }
+        let made = Counts()
+        pthread_setspecific(key, Unmanaged.passRetained(made).toOpaque())
+        return made
+    }
+
+    /// Whether this thread holds a transaction of `environment` open.
+    static func holds(_ environment: ObjectIdentifier) -> Bool { (counts.open[environment] ?? 0) > 0 }
+
+    /// Runs `body` counted as a transaction of `environment` open on this thread.
+    static func within<R>(_ environment: ObjectIdentifier, _ body: () throws -> R) rethrows -> R {
+        let c = counts
+        c.open[environment, default: 0] += 1
+        defer {
+            if let n = c.open[environment], n > 1 { c.open[environment] = n - 1 } else { c.open[environment] = nil }
+        }
+        return try body()
+    }
+}
