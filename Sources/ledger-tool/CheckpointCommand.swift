@@ -8,7 +8,11 @@ extension Checkpoint {
     var json: JSONValue {
         var f: [(key: String, value: JSONValue)] = [("seq", .uint(seq)), ("headHash", .string(Hex.encode(headHash)))]
         if let at { f.append(("at", .string(at.iso8601))) }
-        if let signature { f.append(("signature", .string(Hex.encode(signature)))) }
+        if let signature {
+            f.append(("signature", .string(Hex.encode(signature))))
+            if let scheme { f.append(("scheme", .string(scheme.rawValue))) }
+        }
+        if let keyId { f.append(("keyId", .string(keyId))) }
         return .object(f)
     }
 
@@ -18,13 +22,18 @@ extension Checkpoint {
             throw ValidationError("a checkpoint needs \"seq\" (an integer) and \"headHash\" (64 hex digits)")
         }
         var signature: [UInt8]?
+        var keyId: String?
+        if case let .string(k)? = json["keyId"] { keyId = k }
         if case let .string(s)? = json["signature"] {
-            guard let bytes = Hex.decode(s), bytes.count == 32 else { throw ValidationError("\"signature\" must be 64 hex digits") }
+            let length = keyId == nil ? 32 : 64
+            guard let bytes = Hex.decode(s), bytes.count == length else {
+                throw ValidationError("\"signature\" must be \(length * 2) hex digits\(keyId == nil ? " (HMAC)" : " (Ed25519, with \"keyId\")")")
+            }
             signature = bytes
         }
         var at: Timestamp?
         if case let .string(s)? = json["at"] { at = Timestamp(iso8601: s) }
-        self.init(seq: UInt64(seqValue), headHash: hash, at: at, signature: signature)
+        self.init(seq: UInt64(seqValue), headHash: hash, at: at, signature: signature, keyId: keyId)
     }
 }
 
@@ -41,25 +50,102 @@ func readKey(_ path: String, flag: String) throws -> [UInt8] {
     return Array(data)
 }
 
+/// Reads a key file written by `keygen`: 64 hex digits (32 bytes), surrounding whitespace ignored.
+func readHexKey(_ path: String, flag: String) throws -> [UInt8] {
+    if let problem = fileProblem(path) {
+        printError("error: \(flag) '\(path)' can't be read: \(problem)")
+        throw Failure(code: Exit.badInput)
+    }
+    let text = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard let bytes = Hex.decode(text), bytes.count == 32 else {
+        printError("error: \(flag) '\(path)' is not a key from `ledger-tool keygen` (64 hex digits)")
+        throw Failure(code: Exit.badInput)
+    }
+    return bytes
+}
+
+/// Reads an Ed25519 private key file (`keygen`'s PREFIX.key).
+func readSigningKey(_ path: String, flag: String) throws -> CheckpointSigningKey {
+    let bytes = try readHexKey(path, flag: flag)
+    guard let key = try? CheckpointSigningKey(rawRepresentation: bytes) else {
+        printError("error: \(flag) '\(path)' is not an Ed25519 private key")
+        throw Failure(code: Exit.badInput)
+    }
+    return key
+}
+
+/// Reads an Ed25519 public key file (`keygen`'s PREFIX.pub).
+func readPublicKey(_ path: String, flag: String) throws -> CheckpointPublicKey {
+    let bytes = try readHexKey(path, flag: flag)
+    guard let key = try? CheckpointPublicKey(rawRepresentation: bytes) else {
+        printError("error: \(flag) '\(path)' is not an Ed25519 public key")
+        throw Failure(code: Exit.badInput)
+    }
+    return key
+}
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write an Ed25519 key pair for signing checkpoints: PREFIX.key (private, owner-only) and PREFIX.pub (public).",
+        discussion: """
+        Sign with `ledger-tool checkpoint DB --sign-key PREFIX.key`; an auditor checks with `ledger-tool verify DB --against FILE --public-key PREFIX.pub`, and can't forge a checkpoint with the public key (unlike an HMAC --key, which signs and checks alike). Existing files are never overwritten. Both files hold 64 hex digits.
+
+        Example:
+          ledger-tool keygen --out auditor
+        """)
+
+    @Option(help: "Where to write: PREFIX.key and PREFIX.pub.") var out: String
+
+    func run() throws {
+        let fm = FileManager.default
+        let privatePath = out + ".key", publicPath = out + ".pub"
+        for path in [privatePath, publicPath] where fm.fileExists(atPath: path) {
+            printError("error: --out: '\(path)' exists; keygen never overwrites a key (nothing was written)")
+            throw Failure(code: Exit.badInput)
+        }
+        let key = CheckpointSigningKey.generate()
+        guard fm.createFile(atPath: privatePath, contents: Data((Hex.encode(key.rawRepresentation) + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            printError("error: --out: can't write '\(privatePath)': \(fileProblem((privatePath as NSString).deletingLastPathComponent.isEmpty ? "." : (privatePath as NSString).deletingLastPathComponent) ?? "permission denied")")
+            throw Failure(code: Exit.badInput)
+        }
+        guard fm.createFile(atPath: publicPath, contents: Data((Hex.encode(key.publicKey.rawRepresentation) + "\n").utf8), attributes: [.posixPermissions: 0o644]) else {
+            try? fm.removeItem(atPath: privatePath)
+            printError("error: --out: can't write '\(publicPath)' (nothing was kept)")
+            throw Failure(code: Exit.badInput)
+        }
+        print("wrote \(privatePath) (private, owner-only) and \(publicPath) (public); key id \(key.publicKey.keyId)")
+    }
+}
+
 struct CheckpointCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "checkpoint",
         abstract: "Print the log's head (seq, hash) for an auditor to keep outside the ledger.",
         discussion: """
-        With --key, the checkpoint is HMAC-SHA-256 signed with that key (keep the key outside the ledger too). Later, `ledger-tool verify DB --against FILE [--key KEY]` proves the history up to the checkpoint is unchanged — which a bare hash chain can't show after a truncation or a full rewrite.
+        With --sign-key, the checkpoint is signed with an Ed25519 private key from `ledger-tool keygen`: the signature covers seq, head hash, time and key id, and an auditor checks it with the public key alone. With --key, it is HMAC-SHA-256 signed with a shared secret (whoever can check it can forge it). Later, `ledger-tool verify DB --against FILE [--public-key PUB | --key KEY]` proves the history up to the checkpoint is unchanged — which a bare hash chain can't show after a truncation or a full rewrite.
 
         Example:
-          ledger-tool checkpoint ./ledger --key auditor.key > \\
+          ledger-tool checkpoint ./ledger --sign-key auditor.key > \\
               checkpoint-2026-11-29.json
         """)
 
     @OptionGroup var location: LedgerLocation
-    @Option(help: "Sign with this key file (raw bytes, at least 16).") var key: String?
+    @Option(name: .customLong("sign-key"), help: "Sign with this Ed25519 private key (PREFIX.key from keygen).") var signKey: String?
+    @Option(help: "Sign with HMAC-SHA-256 under this key file (raw bytes, at least 16).") var key: String?
 
     func run() throws {
-        let ledger = try location.open()
+        if signKey != nil && key != nil {
+            printError("error: give --sign-key or --key, not both")
+            throw Failure(code: Exit.badInput)
+        }
+        let signing = try signKey.map { try readSigningKey($0, flag: "--sign-key") }
         let keyBytes = try key.map { try readKey($0, flag: "--key") }
-        print(try Checkpoint.make(ledger.log, key: keyBytes).json.text)
+        let ledger = try location.open()
+        if let signing {
+            print(try Checkpoint.make(ledger.log, signingKey: signing).json.text)
+        } else {
+            print(try Checkpoint.make(ledger.log, key: keyBytes).json.text)
+        }
     }
 }
 

@@ -283,58 +283,76 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check the hash chain, seq continuity and that stored projections equal a fresh replay.",
         discussion: """
-        With --against, also prove the history up to a kept checkpoint is unchanged (catches a truncated tail or a rewrite); a signed checkpoint needs --key. With --postgres URL, compare a replica with its PostgreSQL shared log event by event (seq, id, hash) as well (runs ledger-replica from the optional SharedLog package; --name picks the shared ledger). Exit 1 when anything is wrong.
+        With --against, also prove the history up to a kept checkpoint is unchanged (catches a truncated tail or a rewrite); an Ed25519-signed checkpoint is checked with --public-key (from `ledger-tool keygen`), an HMAC-signed one with --key. With --export FILE instead of a ledger directory, an auditor checks an export offline: every hash recomputed and chained, seqs continuous, and with --against the checkpoint's seq carrying its hash. With --postgres URL, compare a replica with its PostgreSQL shared log event by event (seq, id, hash) as well (runs ledger-replica from the optional SharedLog package; --name picks the shared ledger). Exit 1 when anything is wrong.
 
-        Example:
-          ledger-tool verify ./ledger --against checkpoint.json --key auditor.key
+        Examples:
+          ledger-tool verify ./ledger --against checkpoint.json --public-key auditor.pub
+          ledger-tool verify --export events.jsonl --against checkpoint.json --public-key auditor.pub
         """)
 
-    @OptionGroup var location: LedgerLocation
+    @Argument(help: "The ledger directory (made by `ledger-tool init`); omit with --export.") var db: String?
     @Option(help: "A checkpoint file from `ledger-tool checkpoint`.") var against: String?
-    @Option(help: "The key the checkpoint was signed with.") var key: String?
+    @Option(name: .customLong("public-key"), help: "The Ed25519 public key (PREFIX.pub from keygen) that checks the checkpoint.") var publicKey: String?
+    @Option(help: "The HMAC key file the checkpoint was signed with.") var key: String?
+    @Option(help: "Check this export file (from `ledger-tool export`) instead of a ledger.") var export: String?
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Compare this replica with the shared log at postgres://USER@HOST[:PORT]/DATABASE.") var postgres: String?
     @Option(help: "With --postgres: the ledger's name in PostgreSQL. Default: ledger.") var name: String?
 
     func run() throws {
+        if publicKey != nil && key != nil {
+            printError("error: give --public-key or --key, not both")
+            throw Failure(code: Exit.badInput)
+        }
+        if (db == nil) == (export == nil) {
+            printError(db == nil ? "error: give a ledger directory or --export FILE" : "error: give a ledger directory or --export FILE, not both")
+            throw Failure(code: Exit.badInput)
+        }
         if let postgres {
-            if against != nil || json {
-                printError("error: --postgres can't be combined with --against or --json")
+            guard let db, against == nil, !json else {
+                printError("error: --postgres needs a ledger directory and can't be combined with --against, --export or --json")
                 throw Failure(code: Exit.badInput)
             }
-            _ = try location.validated()
-            try SharedLogPart.run(["verify", location.db, "--postgres", postgres] + (name.map { ["--name", $0] } ?? []))
+            _ = try LedgerLocation.at(db).validated()
+            try SharedLogPart.run(["verify", db, "--postgres", postgres] + (name.map { ["--name", $0] } ?? []))
         }
-        var checkpoint: Checkpoint?
-        if let against {
-            guard let data = FileManager.default.contents(atPath: against) else {
-                printError("error: --against '\(against)' can't be read: \(fileProblem(against) ?? "unreadable")")
-                throw Failure(code: Exit.badInput)
-            }
-            do {
-                checkpoint = try Checkpoint(json: try JSONParser.parse(Array(data)))
-            } catch {
-                printError("error: --against '\(against)' is not a checkpoint: \(error)")
-                throw Failure(code: Exit.badInput)
-            }
-        }
+        let checkpoint = try against.map(readCheckpoint)
         let keyBytes = try key.map { try readKey($0, flag: "--key") }
-        let ledger = try location.open()
+        let publicKeyValue = try publicKey.map { try readPublicKey($0, flag: "--public-key") }
+        var fields: [(key: String, value: JSONValue)] = []
+        var signatureProblem: String?
+        if let checkpoint {
+            switch (checkpoint.scheme, keyBytes, publicKeyValue) {
+            case (nil, nil, nil): break
+            case (nil, _, _): signatureProblem = "the checkpoint is unsigned: there is no signature to check the key against"
+            case (.ed25519?, _, let pub?):
+                switch checkpoint.check(publicKey: pub) {
+                case .valid: fields.append(("checkpointSigned", .bool(true)))
+                case let .otherKey(id): signatureProblem = "the checkpoint was signed by key \(id), not by this public key (\(pub.keyId))"
+                default: signatureProblem = "the checkpoint's signature does not match the public key: it was altered"
+                }
+            case (.ed25519?, _, nil): signatureProblem = "the checkpoint is Ed25519-signed: give --public-key to check it"
+            case (.hmacSHA256?, let k?, _):
+                if checkpoint.isSigned(by: k) { fields.append(("checkpointSigned", .bool(true))) } else {
+                    signatureProblem = "the checkpoint's signature does not match the key: it was not made with this key, or was altered"
+                }
+            case (.hmacSHA256?, nil, _):
+                signatureProblem = publicKeyValue == nil ? "the checkpoint is signed: give --key to check it"
+                    : "the checkpoint is HMAC-signed: a public key can't check it; give --key"
+            }
+            fields.append(("checkpointSeq", .uint(checkpoint.seq)))
+        }
+        if let export {
+            try verifyExport(export, checkpoint: checkpoint, signatureProblem: signatureProblem, fields: fields)
+            return
+        }
+        guard let db else { return }
+        let ledger = try LedgerLocation.at(db).open()
         let progress = Progress("verify", total: try ledger.log.head().seq)
         var report = try ledger.verify { progress.advance(to: $0) }
         progress.finish()
-        var fields: [(key: String, value: JSONValue)] = []
         if let checkpoint {
-            var problem: (seq: UInt64?, problem: String)?
-            if checkpoint.signature != nil || keyBytes != nil {
-                if let keyBytes, checkpoint.isSigned(by: keyBytes) {
-                    fields.append(("checkpointSigned", .bool(true)))
-                } else {
-                    problem = (nil, keyBytes == nil ? "the checkpoint is signed: give --key to check it" : "the checkpoint's signature does not match the key: it was not made with this key, or was altered")
-                }
-            }
-            if problem == nil { problem = try checkpoint.problem(in: ledger.log) }
-            fields.append(("checkpointSeq", .uint(checkpoint.seq)))
+            let problem: (seq: UInt64?, problem: String)? = try signatureProblem.map { (nil, $0) } ?? checkpoint.problem(in: ledger.log)
             if let problem, report.log.ok || report.projectionProblem != nil {
                 report.log.ok = false
                 report.log.firstBadSeq = problem.seq
@@ -351,6 +369,49 @@ struct Verify: ParsableCommand {
             print("NOT OK: \(report.log.problem ?? report.projectionProblem ?? "?")" + (report.log.firstBadSeq.map { " (first bad seq \($0))" } ?? ""))
         }
         if !report.ok { throw Failure(code: Exit.denied) }
+    }
+
+    private func readCheckpoint(_ path: String) throws -> Checkpoint {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            printError("error: --against '\(path)' can't be read: \(fileProblem(path) ?? "unreadable")")
+            throw Failure(code: Exit.badInput)
+        }
+        do {
+            return try Checkpoint(json: try JSONParser.parse(Array(data)))
+        } catch {
+            printError("error: --against '\(path)' is not a checkpoint: \(error)")
+            throw Failure(code: Exit.badInput)
+        }
+    }
+
+    /// `verify --export`: the export's chain (and the checkpoint) without a ledger.
+    private func verifyExport(_ path: String, checkpoint: Checkpoint?, signatureProblem: String?, fields: [(key: String, value: JSONValue)]) throws {
+        let input = try InputFile(path)
+        let reader = try input.reader()
+        var chain = ExportChain(checkpointSeq: checkpoint?.seq ?? 0)
+        while let (number, bytes) = reader.next() {
+            let event: ImportedEvent
+            do { event = try ImportedEvent(json: try JSONParser.parse(bytes)) } catch {
+                printError("error: \(input.label):\(number): not an exported event: \(error)")
+                throw Failure(code: Exit.badInput)
+            }
+            if !chain.add(event) { break }
+        }
+        let problem = signatureProblem.map { (seq: UInt64?.none, message: $0) } ?? chain.problem(against: checkpoint)
+        if json {
+            var out: [(key: String, value: JSONValue)] = [("ok", .bool(problem == nil)), ("events", .uint(chain.events)),
+                                                         ("headHash", .string(Hex.encode(chain.headHash)))]
+            if let problem {
+                if let seq = problem.seq { out.append(("firstBadSeq", .uint(seq))) }
+                out.append(("problem", .string(problem.message)))
+            }
+            print(JSONValue.object(out + fields).text)
+        } else if let problem {
+            print("NOT OK: \(problem.message)" + (problem.seq.map { " (first bad seq \($0))" } ?? ""))
+        } else {
+            print("ok: \(chain.events) exported events chain to head hash \(Hex.encode(chain.headHash))" + (checkpoint.map { "; history up to seq \($0.seq) matches the checkpoint" } ?? ""))
+        }
+        if problem != nil { throw Failure(code: Exit.denied) }
     }
 }
 

@@ -153,6 +153,13 @@ struct LedgerLocation: ParsableArguments {
 
     static let keyFile = "authorization.key"
 
+    /// The location of a ledger directory given by a command's own argument.
+    static func at(_ path: String) -> LedgerLocation {
+        var location = LedgerLocation()
+        location.db = path
+        return location
+    }
+
     /// Refuses a missing or non-ledger directory with exit 2, saying what is there instead.
     func validated() throws -> String {
         var isDir: ObjCBool = false
