@@ -285,7 +285,7 @@ struct Verify: ParsableCommand {
         discussion: """
         With --against, also prove the history up to a kept checkpoint is unchanged (catches a truncated tail or a rewrite); an Ed25519-signed checkpoint is checked with --public-key (from `ledger-tool keygen`), an HMAC-signed one with --key. With --export FILE instead of a ledger directory, an auditor checks an export offline: every hash recomputed and chained, seqs continuous, and with --against the checkpoint's seq carrying its hash. With --postgres URL, compare a replica with its PostgreSQL shared log event by event (seq, id, hash) as well (runs ledger-replica from the optional SharedLog package; --name picks the shared ledger). Exit 1 when anything is wrong.
 
-        Examples:
+        Example:
           ledger-tool verify ./ledger --against checkpoint.json --public-key auditor.pub
           ledger-tool verify --export events.jsonl --against checkpoint.json --public-key auditor.pub
         """)
@@ -310,7 +310,7 @@ struct Verify: ParsableCommand {
         }
         if let postgres {
             guard let db, against == nil, !json else {
-                printError("error: --postgres needs a ledger directory and can't be combined with --against, --export or --json")
+                printError("error: --postgres can't be combined with --against, --export or --json, and needs a ledger directory")
                 throw Failure(code: Exit.badInput)
             }
             _ = try LedgerLocation.at(db).validated()

@@ -286,7 +286,7 @@ struct CLITests {
 
     @Test("--help of every command shows an example; --version")
     func help() throws {
-        for command in ["init", "exec", "append", "export", "events", "permissions", "check", "lockout", "admins", "explain", "verify", "rebuild", "stats", "checkpoint", "rotate-key", "generate"] {
+        for command in ["init", "exec", "append", "export", "events", "permissions", "check", "lockout", "admins", "explain", "verify", "rebuild", "stats", "checkpoint", "keygen", "rotate-key", "generate"] {
             let r = try Self.run([command, "--help"])
             #expect(r.status == 0)
             #expect(r.out.contains("Example:\n  ledger-tool \(command)"), "\(command) --help has no example")

@@ -128,3 +128,72 @@ struct LockoutTests {
         #expect(ok.wasDuplicate && ok.seqs == accepted.seqs && ok.accepted)
     }
 }
+
+/// The policy is stored with the ledger (issue 16, item 2).
+@Suite("Stored policy")
+struct StoredPolicyTests {
+    func strictPolicy() -> Policy {
+        var p = Policy.default
+        p.lockoutThreshold = 2
+        p.lockoutDuration = 3_600
+        return p
+    }
+
+    /// A ledger with one registered Open License user and two failed attempts (a suspension
+    /// under the strict policy, none under the default).
+    func make(_ dir: TempDir, policy: Policy?) throws -> PermissionLedger {
+        let ledger = try PermissionLedger(directory: dir.path, options: .init(policy: policy, authorizationKey: testKey, durability: .noSync))
+        let t = Timestamp(iso8601: "2026-04-01T10:00:00Z") ?? Timestamp(seconds: 0)
+        let setup: [Command] = [
+            .recordAgreement(.init(licensingId: "OL-1", program: .openLicense, contacts: [(.primaryContact, "own@t.com")], authorizationNumber: "GOOD")),
+            .registerUser(account: "own", businessEmail: "own@t.com"), .validateEmail(account: "own"),
+            .registerUser(account: "r", businessEmail: "r@t.com"), .validateEmail(account: "r"),
+            .completeProfile(account: "r", firstName: "R", lastName: "R"),
+            .grantRoles(by: "own", email: "r@t.com", licensingId: "OL-1", roles: [.licensingInfo], saBenefits: []),
+            .addOpenLicense(account: "r", licenseNumber: "OL-9", authorizationNumber: "BAD", acknowledged: true),
+            .addOpenLicense(account: "r", licenseNumber: "OL-9", authorizationNumber: "BAD", acknowledged: true),
+        ]
+        for c in setup { _ = try ledger.execute(TimedCommand(at: t, c)) }
+        return ledger
+    }
+
+    @Test("a ledger keeps the policy it was made with: opened without one it uses it, with another it refuses unless told to adopt it")
+    func storedPolicy() throws {
+        let dir = TempDir()
+        let strict = strictPolicy()
+        do {
+            let ledger = try make(dir, policy: strict)
+            #expect(try ledger.lockout(account: "r", asOf: nil, now: Timestamp(iso8601: "2026-04-01T10:30:00Z") ?? .earliest).locked)
+        }
+        // opened without a policy (as ledger-tool does): the stored one, so verify agrees
+        do {
+            let plain = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync))
+            #expect(plain.policy.fingerprint == strict.fingerprint)
+            #expect(try plain.verify().ok)
+        }
+        // another policy: refused, naming the fields; nothing changed
+        var conflict: PolicyConflict?
+        do { _ = try PermissionLedger(directory: dir.path, options: .init(policy: .default, durability: .noSync)) } catch let e as PolicyConflict { conflict = e }
+        #expect(conflict?.fields == ["lockoutThreshold", "lockoutDuration"])
+        #expect(conflict?.stored == strict.fingerprint)
+        // adopted: the projections are rebuilt under it and the switch is recorded
+        var adopt = PermissionLedger.Options(policy: .default, authorizationKey: testKey, durability: .noSync)
+        adopt.adoptPolicy = true
+        let adopted = try PermissionLedger(directory: dir.path, options: adopt)
+        #expect(adopted.policy.fingerprint == Policy.default.fingerprint)
+        #expect(try !adopted.lockout(account: "r", asOf: nil, now: Timestamp(iso8601: "2026-04-01T10:30:00Z") ?? .earliest).locked)
+        #expect(try adopted.verify().ok)
+        let adoptions = try adopted.policyAdoptions()
+        #expect(adoptions.count == 1 && adoptions.first?.seq == 9 && adoptions.first?.replaced == strict.fingerprint)
+    }
+
+    @Test("the stored form round-trips and the fingerprint ignores role order")
+    func storedForm() throws {
+        var p = strictPolicy()
+        p.contactRoles[.subscriptionsManager] = [.subscriptionsManager, .licensingInfo]
+        let back = try p.storedBytes.withUnsafeBytes { try Policy.decode(stored: $0) }
+        #expect(back.normalised == p.normalised)
+        #expect(p.fingerprint == back.fingerprint)
+        #expect(p.fingerprint != Policy.default.fingerprint)
+    }
+}

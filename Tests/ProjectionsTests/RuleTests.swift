@@ -417,7 +417,7 @@ struct RuleTests {
     func unsoundOptions() throws {
         let dir = TempDir()
         func refusal(_ change: (inout PermissionLedger.Options) -> Void) -> String? {
-            var options = PermissionLedger.Options(durability: .noSync)
+            var options = PermissionLedger.Options(policy: .default, durability: .noSync)
             change(&options)
             do {
                 _ = try PermissionLedger(directory: dir.path, options: options)
@@ -428,10 +428,10 @@ struct RuleTests {
                 return "\(error)"
             }
         }
-        #expect(refusal { $0.policy.limitedOpenLicenseRoles.append(.administrator) } == "policy.limitedOpenLicenseRoles")
-        #expect(refusal { $0.policy.lockoutThreshold = 0 } == "policy.lockoutThreshold")
-        #expect(refusal { $0.policy.lockoutWindow = 0 } == "policy.lockoutWindow")
-        #expect(refusal { $0.policy.lockoutDuration = .max } == "policy.lockoutDuration")
+        #expect(refusal { $0.policy?.limitedOpenLicenseRoles.append(.administrator) } == "policy.limitedOpenLicenseRoles")
+        #expect(refusal { $0.policy?.lockoutThreshold = 0 } == "policy.lockoutThreshold")
+        #expect(refusal { $0.policy?.lockoutWindow = 0 } == "policy.lockoutWindow")
+        #expect(refusal { $0.policy?.lockoutDuration = .max } == "policy.lockoutDuration")
         #expect(refusal { $0.snapshotInterval = 0 } == "snapshotInterval")
         #expect(refusal { $0.maxSnapshots = 0 } == "maxSnapshots")
         #expect(refusal { $0.hotCacheEntries = -1 } == "hotCacheEntries")

@@ -82,8 +82,15 @@ public struct LedgerStats: Sendable, Equatable {
 public final class PermissionLedger: Sendable {
     /// Options for opening a ledger.
     public struct Options: Sendable {
-        /// The rules' configurable parts.
-        public var policy: Policy
+        /// The rules' configurable parts. Nil (the default): the policy stored with the
+        /// ledger — DOMAIN.md's default for a new one. A ledger stores the policy it was
+        /// created with (and a fingerprint of it); opening it with another one throws
+        /// `PolicyConflict` unless `adoptPolicy` is set.
+        public var policy: Policy?
+        /// Switch an existing ledger to `policy`: the projections are rebuilt under it
+        /// (crash-safe: an interrupted switch is finished by the next open) and the switch is
+        /// recorded with the head seq and the replaced policy's fingerprint.
+        public var adoptPolicy = false
         /// The key authorization numbers are hashed with (nil: Open Licenses can't be
         /// recorded or checked).
         public var authorizationKey: AuthorizationKey?
@@ -118,7 +125,7 @@ public final class PermissionLedger: Sendable {
         var hotWholeLoadAfterMisses = 256
 
         /// Creates options with DOMAIN.md's policy, durable commits and a 64 MiB initial map.
-        public init(policy: Policy = .default, authorizationKey: AuthorizationKey? = nil,
+        public init(policy: Policy? = nil, authorizationKey: AuthorizationKey? = nil,
                     previousAuthorizationKeys: [AuthorizationKey] = [], durability: Durability = .durable,
                     initialMapSize: Int = 64 << 20, logger: Logger = Logger(label: "permission-ledger"),
                     snapshotInterval: UInt64 = 50_000, maxSnapshots: Int = 16, hotCacheEntries: Int = 1_000_000) {
@@ -135,7 +142,7 @@ public final class PermissionLedger: Sendable {
 
         /// Refuses options (and a policy) that their setters made unsound, naming the field.
         public func validate() throws {
-            try policy.validate()
+            try policy?.validate()
             if snapshotInterval < 1 { throw InputError(field: "snapshotInterval", "must be at least 1, got 0") }
             if maxSnapshots < 1 { throw InputError(field: "maxSnapshots", "must be at least 1, got \(maxSnapshots)") }
             if hotCacheEntries < 0 { throw InputError(field: "hotCacheEntries", "must not be negative, got \(hotCacheEntries)") }
@@ -176,15 +183,84 @@ public final class PermissionLedger: Sendable {
         for (t, d) in zip(ProjectionTable.allCases, dbs) { tables[t] = d }
         self.tables = tables
         projectionDatabases = try ProjectionDatabases(tables)
-        decider = Decider(policy: options.policy, authorizationKey: options.authorizationKey,
+        let (policy, rebuildNeeded) = try Self.storedPolicy(options, environment: environment, log: log)
+        decider = Decider(policy: policy, authorizationKey: options.authorizationKey,
                           previousAuthorizationKeys: options.previousAuthorizationKeys)
-        evolver = Evolver(policy: options.policy)
+        evolver = Evolver(policy: policy)
         logger = options.logger
         snapshotInterval = options.snapshotInterval
         maxSnapshots = options.maxSnapshots
         hot = options.hotCacheEntries > 0
             ? HotCache(limitPerTable: options.hotCacheEntries, wholeLoadInterval: options.hotWholeLoadInterval,
                        wholeLoadAfterMisses: options.hotWholeLoadAfterMisses) : nil
+        if rebuildNeeded {
+            logger.notice("rebuilding the projections under the adopted policy", metadata: ["policy": "\(policy.fingerprint)"])
+            _ = try rebuild()
+            try Self.finishAdoption(environment: environment)
+        }
+    }
+
+    /// The rules' configurable parts in force (the policy stored with the ledger).
+    public var policy: Policy { decider.policy }
+
+    /// The database holding the ledger's settings (not a projection: rebuild leaves it).
+    static let settingsDatabase = "settings"
+    private static let policyKey = Array("policy".utf8)
+
+    /// The policy to run under, and whether the projections must be rebuilt under it first:
+    /// the stored one; a new ledger (or one made before policies were stored) stores the one
+    /// given or the default; another one given is a `PolicyConflict` unless adopted.
+    private static func storedPolicy(_ options: Options, environment: Environment, log: EventLog) throws -> (Policy, Bool) {
+        guard let db = try environment.openDatabases([settingsDatabase]).first else { throw StateError.missingTable(settingsDatabase) }
+        func read(_ reader: TransactionReader) throws -> StoredPolicy? {
+            try reader.withValue(db, key: policyKey) { try StoredPolicy.decode($0) }
+        }
+        let stored = try environment.read { txn in try txn.withReader(read) }
+        if let stored, !stored.rebuildPending, options.policy.map({ $0.fingerprint == stored.policy.fingerprint }) ?? true {
+            return (stored.policy, false)
+        }
+        // something to write: decided again inside the write transaction (another process may open it too)
+        return try environment.write { txn in
+            try txn.withWriter { writer in
+                let current = try read(writer)
+                guard var current else {
+                    let policy = (options.policy ?? .default).normalised
+                    try writer.put(db, key: policyKey, value: StoredPolicy(policy: policy, adoptions: []).encoded)
+                    return (policy, false)
+                }
+                if let given = options.policy?.normalised, given.fingerprint != current.policy.fingerprint {
+                    guard options.adoptPolicy else {
+                        throw PolicyConflict(stored: current.policy.fingerprint, given: given.fingerprint, fields: current.policy.differences(from: given))
+                    }
+                    current.adoptions.append((try log.head(reader: writer).seq, current.policy.fingerprint))
+                    current.policy = given
+                    current.rebuildPending = true
+                    try writer.put(db, key: policyKey, value: current.encoded)
+                }
+                return (current.policy, current.rebuildPending)
+            }
+        }
+    }
+
+    /// Clears the pending-rebuild mark once the projections were rebuilt under the policy.
+    private static func finishAdoption(environment: Environment) throws {
+        guard let db = try environment.openDatabases([settingsDatabase]).first else { return }
+        try environment.write { txn in
+            try txn.withWriter { writer in
+                guard var current = try writer.withValue(db, key: policyKey, { try StoredPolicy.decode($0) }) else { return }
+                current.rebuildPending = false
+                try writer.put(db, key: policyKey, value: current.encoded)
+            }
+        }
+    }
+
+    /// Each switch of policy this ledger recorded: the head seq when it was adopted and the
+    /// fingerprint of the policy it replaced.
+    public func policyAdoptions() throws -> [(seq: UInt64, replaced: String)] {
+        guard let db = try environment.openDatabases([Self.settingsDatabase]).first else { return [] }
+        return try environment.read { txn in
+            try txn.withReader { try $0.withValue(db, key: Self.policyKey) { try StoredPolicy.decode($0) }?.adoptions ?? [] }
+        }
     }
 
     // MARK: - Commands
