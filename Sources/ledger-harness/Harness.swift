@@ -32,6 +32,7 @@ struct CrashChild: ParsableCommand {
     @Option var seed: UInt64
     @Option var commands: Int = 1_000_000
     @Option(name: .customLong("initial-map-size")) var initialMapSize: Int = 64 << 20
+    @Flag(name: .customLong("keep-going"), help: "Print `fail ERROR` for a command that throws and go on (fault injection).") var keepGoing = false
 
     func run() throws {
         let ledger = try PermissionLedger(directory: db, options: .init(authorizationKey: harnessKey, durability: .durable,
@@ -40,7 +41,14 @@ struct CrashChild: ParsableCommand {
         var generator = HistoryGenerator(seed: seed, organisations: 50, start: head.at ?? Timestamp(seconds: 1_767_225_600), namespace: "s\(seed)x")
         say("ready \(head.seq)")
         for _ in 0 ..< commands {
-            let result = try ledger.execute(generator.next())
+            let result: ExecutionResult
+            do {
+                result = try ledger.execute(generator.next())
+            } catch where keepGoing {
+                // a failed command is reported, never acknowledged; the next one is tried
+                say("fail \(String(describing: error).replacingOccurrences(of: "\n", with: " "))")
+                continue
+            }
             for seq in result.seqs {
                 let hash = try ledger.log.event(seq).map { Hex.encode($0.hash) } ?? "?"
                 say("ack \(seq) \(hash)")

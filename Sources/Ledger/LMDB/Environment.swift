@@ -117,6 +117,27 @@ public final class Environment: @unchecked Sendable {
     private let syncLock = PlainMutex()
     /// Flushes made by `makeDurable` (guarded by `syncLock`).
     private var flushCount = 0
+    /// The first I/O failure of a commit or a flush (guarded by `syncLock`): once set, this
+    /// process refuses every further write on the environment (see `refuseWritesAfter`).
+    private var ioFailure: LMDBError?
+
+    /// Records an I/O failure of a commit or a flush and returns it. After a failed `fsync`
+    /// the kernel may already have dropped the pages it could not write and marked them
+    /// clean (a retried `fsync` then reports success with the data lost), and a failed
+    /// write inside a commit may have been partly done: what this process sees can no longer
+    /// be trusted to be what is on disk, so its writes are refused from then on. Reads go
+    /// on; a new process opening the ledger starts from the last commit on disk.
+    private func refuseWritesAfter(_ error: LMDBError) -> LMDBError {
+        syncLock.withLock { if ioFailure == nil { ioFailure = error } }
+        return error
+    }
+
+    /// The refusal of a write after an I/O failure, nil when there was none.
+    private var writeRefusal: LMDBError? {
+        syncLock.withLock {
+            ioFailure.map { LMDBError(code: $0.code, operation: "write refused: an earlier commit or flush of the data file failed (\($0.description)); after a failed write or fsync this process can't trust its view of the file, so it writes no more — reopen the ledger in a new process, which starts from the last commit on disk") }
+        }
+    }
     /// Flushes made by `makeDurable` so far (for tests and monitoring).
     var durableFlushes: Int { syncLock.withLock { flushCount } }
 
@@ -260,9 +281,12 @@ public final class Environment: @unchecked Sendable {
             if durableID >= id { return }
             // every commit up to `target` has written its meta page: the flush covers it
             let target = lastCommitID
+            if let ioFailure { throw ioFailure }
             let rc = mdb_env_sync(env, 1)
             if rc != MDB_SUCCESS {
-                throw LMDBError(code: rc, operation: "fdatasync after commit (the commit is in the file but may not be on disk)")
+                let error = LMDBError(code: rc, operation: "fdatasync after commit (the commit is in the file but may not be on disk)")
+                if ioFailure == nil { ioFailure = error }
+                throw error
             }
             durableID = max(durableID, target)
             flushCount += 1
@@ -347,6 +371,7 @@ public final class Environment: @unchecked Sendable {
     /// commit overlaps one batch's flush with the next batch's work).
     public func writeDeferringSync<R>(_ body: (inout WriteTransaction) throws -> R) throws -> (R, UInt64) {
         if options.readOnly { throw LMDBError(code: EACCES, operation: "write on a read-only environment") }
+        if let refusal = writeRefusal { throw refusal }
         if ThreadTransactions.holds(ObjectIdentifier(self)) {
             throw LMDBError(code: EDEADLK, operation: "a write begun inside a read or write closure of the same ledger on the same thread (transactions are not reentrant: finish the closure, then write)")
         }
@@ -376,9 +401,9 @@ public final class Environment: @unchecked Sendable {
                     let commit = mdb_txn_commit(txn)
                     if commit == MDB_MAP_FULL { return .grow }
                     if commit == EIO || commit == ENOSPC || commit == EFBIG || commit == EDQUOT {
-                        throw LMDBError(code: commit, operation: "mdb_txn_commit (could not write the data file: is the disk full, or a file-size limit reached? nothing of this transaction was kept)")
+                        throw refuseWritesAfter(LMDBError(code: commit, operation: "mdb_txn_commit (could not write the data file: is the disk full, or a file-size limit reached? nothing of this transaction was kept)"))
                     }
-                    try LMDBError.check(commit, "mdb_txn_commit")
+                    if commit != MDB_SUCCESS { throw refuseWritesAfter(LMDBError(code: commit, operation: "mdb_txn_commit")) }
                     // under the gate already: read the meta pages directly
                     return .done(value, min(id, UInt64(info().me_last_txnid)))
                 }
