@@ -64,24 +64,25 @@ func readHexKey(_ path: String, flag: String) throws -> [UInt8] {
     return bytes
 }
 
-/// Reads an Ed25519 private key file (`keygen`'s PREFIX.key).
-func readSigningKey(_ path: String, flag: String) throws -> CheckpointSigningKey {
+/// Reads an Ed25519 key file written by `keygen` and makes the key with `make`; `what`
+/// names the kind of key in the error.
+func readEd25519Key<K>(_ path: String, flag: String, what: String, _ make: ([UInt8]) throws -> K) throws -> K {
     let bytes = try readHexKey(path, flag: flag)
-    guard let key = try? CheckpointSigningKey(rawRepresentation: bytes) else {
-        printError("error: \(flag) '\(path)' is not an Ed25519 private key")
+    guard let key = try? make(bytes) else {
+        printError("error: \(flag) '\(path)' is not an Ed25519 \(what) key")
         throw Failure(code: Exit.badInput)
     }
     return key
 }
 
+/// Reads an Ed25519 private key file (`keygen`'s PREFIX.key).
+func readSigningKey(_ path: String, flag: String) throws -> CheckpointSigningKey {
+    try readEd25519Key(path, flag: flag, what: "private") { try CheckpointSigningKey(rawRepresentation: $0) }
+}
+
 /// Reads an Ed25519 public key file (`keygen`'s PREFIX.pub).
 func readPublicKey(_ path: String, flag: String) throws -> CheckpointPublicKey {
-    let bytes = try readHexKey(path, flag: flag)
-    guard let key = try? CheckpointPublicKey(rawRepresentation: bytes) else {
-        printError("error: \(flag) '\(path)' is not an Ed25519 public key")
-        throw Failure(code: Exit.badInput)
-    }
-    return key
+    try readEd25519Key(path, flag: flag, what: "public") { try CheckpointPublicKey(rawRepresentation: $0) }
 }
 
 struct Keygen: ParsableCommand {

@@ -86,7 +86,7 @@ public struct PolicyConflict: Error, Sendable, CustomStringConvertible {
 }
 
 /// The policy stored with a ledger and the record of every change of it.
-struct StoredPolicy: Equatable {
+struct StoredPolicy {
     /// The policy in force.
     var policy: Policy
     /// Each adoption of another policy: the head seq when it was adopted and the
@@ -96,11 +96,6 @@ struct StoredPolicy: Equatable {
     /// finds it set finishes the rebuild first.
     var rebuildPending = false
 
-    static func == (a: StoredPolicy, b: StoredPolicy) -> Bool {
-        a.policy.storedBytes == b.policy.storedBytes && a.adoptions.map(\.seq) == b.adoptions.map(\.seq)
-            && a.adoptions.map(\.replaced) == b.adoptions.map(\.replaced) && a.rebuildPending == b.rebuildPending
-    }
-
     var encoded: [UInt8] {
         var w = BinaryWriter(capacity: 96)
         w.writeBytes(policy.normalised.storedBytes)
@@ -109,6 +104,14 @@ struct StoredPolicy: Equatable {
         w.write(UInt8(rebuildPending ? 1 : 0))
         return w.bytes
     }
+
+    /// The record in `db` (the settings database), nil when none was stored.
+    static func read(_ reader: TransactionReader, _ db: Database) throws -> StoredPolicy? {
+        try reader.withValue(db, key: key) { try decode($0) }
+    }
+
+    /// Its key in the settings database.
+    static let key = Array("policy".utf8)
 
     static func decode(_ bytes: UnsafeRawBufferPointer) throws -> StoredPolicy {
         var r = BinaryReader(bytes)

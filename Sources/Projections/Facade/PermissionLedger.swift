@@ -205,27 +205,23 @@ public final class PermissionLedger: Sendable {
 
     /// The database holding the ledger's settings (not a projection: rebuild leaves it).
     static let settingsDatabase = "settings"
-    private static let policyKey = Array("policy".utf8)
 
     /// The policy to run under, and whether the projections must be rebuilt under it first:
     /// the stored one; a new ledger (or one made before policies were stored) stores the one
     /// given or the default; another one given is a `PolicyConflict` unless adopted.
     private static func storedPolicy(_ options: Options, environment: Environment, log: EventLog) throws -> (Policy, Bool) {
         guard let db = try environment.openDatabases([settingsDatabase]).first else { throw StateError.missingTable(settingsDatabase) }
-        func read(_ reader: TransactionReader) throws -> StoredPolicy? {
-            try reader.withValue(db, key: policyKey) { try StoredPolicy.decode($0) }
-        }
-        let stored = try environment.read { txn in try txn.withReader(read) }
+        let stored = try environment.read { txn in try txn.withReader { try StoredPolicy.read($0, db) } }
         if let stored, !stored.rebuildPending, options.policy.map({ $0.fingerprint == stored.policy.fingerprint }) ?? true {
             return (stored.policy, false)
         }
         // something to write: decided again inside the write transaction (another process may open it too)
         return try environment.write { txn in
             try txn.withWriter { writer in
-                let current = try read(writer)
+                let current = try StoredPolicy.read(writer, db)
                 guard var current else {
                     let policy = (options.policy ?? .default).normalised
-                    try writer.put(db, key: policyKey, value: StoredPolicy(policy: policy, adoptions: []).encoded)
+                    try writer.put(db, key: StoredPolicy.key, value: StoredPolicy(policy: policy, adoptions: []).encoded)
                     return (policy, false)
                 }
                 if let given = options.policy?.normalised, given.fingerprint != current.policy.fingerprint {
@@ -235,7 +231,7 @@ public final class PermissionLedger: Sendable {
                     current.adoptions.append((try log.head(reader: writer).seq, current.policy.fingerprint))
                     current.policy = given
                     current.rebuildPending = true
-                    try writer.put(db, key: policyKey, value: current.encoded)
+                    try writer.put(db, key: StoredPolicy.key, value: current.encoded)
                 }
                 return (current.policy, current.rebuildPending)
             }
@@ -247,9 +243,9 @@ public final class PermissionLedger: Sendable {
         guard let db = try environment.openDatabases([settingsDatabase]).first else { return }
         try environment.write { txn in
             try txn.withWriter { writer in
-                guard var current = try writer.withValue(db, key: policyKey, { try StoredPolicy.decode($0) }) else { return }
+                guard var current = try StoredPolicy.read(writer, db) else { return }
                 current.rebuildPending = false
-                try writer.put(db, key: policyKey, value: current.encoded)
+                try writer.put(db, key: StoredPolicy.key, value: current.encoded)
             }
         }
     }
@@ -259,7 +255,7 @@ public final class PermissionLedger: Sendable {
     public func policyAdoptions() throws -> [(seq: UInt64, replaced: String)] {
         guard let db = try environment.openDatabases([Self.settingsDatabase]).first else { return [] }
         return try environment.read { txn in
-            try txn.withReader { try $0.withValue(db, key: Self.policyKey) { try StoredPolicy.decode($0) }?.adoptions ?? [] }
+            try txn.withReader { try StoredPolicy.read($0, db)?.adoptions ?? [] }
         }
     }
 
