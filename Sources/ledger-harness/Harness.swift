@@ -33,9 +33,10 @@ struct CrashChild: ParsableCommand {
     @Option var commands: Int = 1_000_000
     @Option(name: .customLong("initial-map-size")) var initialMapSize: Int = 64 << 20
     @Flag(name: .customLong("keep-going"), help: "Print `fail ERROR` for a command that throws and go on (fault injection).") var keepGoing = false
+    @Flag(name: .customLong("no-sync"), help: "Commit without flushing and acknowledge anyway (the power-loss suite's control: it must see losses).") var noSync = false
 
     func run() throws {
-        let ledger = try PermissionLedger(directory: db, options: .init(authorizationKey: harnessKey, durability: .durable,
+        let ledger = try PermissionLedger(directory: db, options: .init(authorizationKey: harnessKey, durability: noSync ? .noSync : .durable,
                                                                         initialMapSize: initialMapSize))
         let head = try ledger.log.head()
         var generator = HistoryGenerator(seed: seed, organisations: 50, start: head.at ?? Timestamp(seconds: 1_767_225_600), namespace: "s\(seed)x")

@@ -14,7 +14,7 @@ struct FaultInjectionTests {
         let out = NSTemporaryDirectory() + "pl-libfault-\(ProcessInfo.processInfo.processIdentifier).so"
         let cc = Process()
         cc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        cc.arguments = ["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror", packageRoot + "/Tests/Faults/interpose.c", "-o", out, "-ldl"]
+        cc.arguments = ["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror", packageRoot + "/Tests/Faults/interpose.c", "-o", out, "-ldl", "-lpthread"]
         guard (try? cc.run()) != nil else { return nil }
         cc.waitUntilExit()
         return cc.terminationStatus == 0 ? out : nil
@@ -30,16 +30,15 @@ struct FaultInjectionTests {
         var err = ""
     }
 
-    /// Runs the workload (generated commands, durable commits) with the Nth watched call failing.
-    func workload(_ db: String, failAt: Int, errno code: Int32, commands: Int, countFile: String? = nil) throws -> Outcome {
+    /// Runs `ledger-harness` with the interposer loaded and `environment` added to the
+    /// process's; returns how it ended, its stdout lines and its stderr.
+    static func harness(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, signalled: Bool, lines: [String], err: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: harnessPath)
-        p.arguments = ["crash-child", db, "--seed", "3", "--commands", String(commands), "--initial-map-size", "1048576", "--keep-going"]
+        p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
-        env["LD_PRELOAD"] = Self.library
-        env["FAULT_AT"] = String(failAt)
-        env["FAULT_ERRNO"] = String(code)
-        if let countFile { env["FAULT_COUNT"] = countFile }
+        env["LD_PRELOAD"] = library
+        env.merge(environment) { $1 }
         p.environment = env
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -48,8 +47,20 @@ struct FaultInjectionTests {
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        var outcome = Outcome(status: p.terminationStatus, signalled: p.terminationReason == .uncaughtSignal, err: String(decoding: e, as: UTF8.self))
-        for line in String(decoding: o, as: UTF8.self).split(separator: "\n") {
+        return (p.terminationStatus, p.terminationReason == .uncaughtSignal,
+                String(decoding: o, as: UTF8.self).split(separator: "\n").map(String.init), String(decoding: e, as: UTF8.self))
+    }
+
+    /// Runs the workload (generated commands, durable commits) with the Nth watched call failing.
+    func workload(_ db: String, failAt: Int, errno code: Int32, commands: Int, countFile: String? = nil,
+                  extraEnvironment: [String: String] = [:], extraArguments: [String] = []) throws -> Outcome {
+        var env = ["FAULT_AT": String(failAt), "FAULT_ERRNO": String(code)]
+        if let countFile { env["FAULT_COUNT"] = countFile }
+        env.merge(extraEnvironment) { $1 }
+        let run = try Self.harness(["crash-child", db, "--seed", "3", "--commands", String(commands), "--initial-map-size", "1048576", "--keep-going"] + extraArguments,
+                                   environment: env)
+        var outcome = Outcome(status: run.status, signalled: run.signalled, err: run.err)
+        for line in run.lines {
             let parts = line.split(separator: " ", maxSplits: 2).map(String.init)
             if parts.first == "ack", parts.count == 3, let seq = UInt64(parts[1]) {
                 outcome.acks.append((seq, parts[2]))

@@ -12,8 +12,11 @@ public enum Durability: String, Sendable, CaseIterable {
     /// `Environment.write`.)
     case durable
     /// Commits are not flushed (`MDB_NOSYNC`): a process crash loses nothing (the OS
-    /// still holds the pages) but an OS crash or power loss may lose the latest commits.
-    /// The database itself stays consistent. Much faster for bulk loads.
+    /// still holds the pages), but an OS crash or power loss may lose the latest commits
+    /// and, where the storage reorders writes (most do), leave the database corrupt — LMDB
+    /// documents this, and the power-loss suite shows it. Much faster: use it for work you
+    /// can redo from scratch (bulk loads into a new ledger, benchmarks, tests), then call
+    /// `Environment.sync()`.
     case noSync
 }
 
@@ -223,7 +226,7 @@ public final class Environment: @unchecked Sendable {
                 // (so the file is consistent whatever a crash keeps); the meta page is then
                 // flushed by `makeDurable`, outside the write lock, before any caller is told.
                 if options.durability == .durable && !options.readOnly { flags |= UInt32(MDB_NOMETASYNC) }
-                if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+                if options.readOnly { flags |= UInt32(MDB_RDONLY) } else { try createDataFileAtomically(in: key) }
                 try LMDBError.check(mdb_env_open(env, key, flags, 0o600), "mdb_env_open(\(key))")
                 // Clear reader slots left by processes that died holding a read transaction.
                 var dead: Int32 = 0
