@@ -216,58 +216,6 @@ public enum StateError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// The projection databases of a ledger, checked complete once (at open) and indexed by
-/// position, so a state is made without a lookup per table.
-struct ProjectionDatabases: Sendable {
-    private let ordered: [Database]
-
-    init(_ tables: [ProjectionTable: Database]) throws {
-        ordered = try ProjectionTable.allCases.map { t in
-            guard let db = tables[t] else { throw StateError.missingTable(t.rawValue) }
-            return db
-        }
-    }
-
-    subscript(_ t: ProjectionTable) -> Database { ordered[t.index] }
-}
-
-/// The names of the projection databases.
-enum ProjectionTable: String, CaseIterable {
-    case accounts = "p.accounts"
-    case emailOwners = "p.emailOwners"
-    case agreements = "p.agreements"
-    case cells = "p.cells"
-    case emailLids = "p.emailLids"
-    case legalContactLids = "p.legalContactLids"
-    case lidAdmins = "p.lidAdmins"
-    case optOuts = "p.optOuts"
-    case requests = "p.requests"
-    case lockouts = "p.lockouts"
-    case meta = "p.meta"
-    case snapshots = "p.snapshots"
-
-    /// The position in `allCases`.
-    var index: Int {
-        switch self {
-        case .accounts: 0
-        case .emailOwners: 1
-        case .agreements: 2
-        case .cells: 3
-        case .emailLids: 4
-        case .legalContactLids: 5
-        case .lidAdmins: 6
-        case .optOuts: 7
-        case .requests: 8
-        case .lockouts: 9
-        case .meta: 10
-        case .snapshots: 11
-        }
-    }
-
-    /// The tables a state is made of (snapshots are not part of a state).
-    static var stateTables: [ProjectionTable] { allCases.filter { $0 != .snapshots } }
-}
-
 /// The state the rules decide on and the events fold into: every projection of DOMAIN.md
 /// §4 as keyed tables.
 ///
@@ -284,98 +232,39 @@ public final class DomainState {
     /// before its own).
     let snapshotVersion: UInt64
 
-    /// A table: in memory, or over the transaction (created on first use, so a query that
-    /// touches two tables pays for two).
-    private func table<V: StateRecord>(_ t: ProjectionTable, _ hotTable: HotTable<V>?) -> Table<V> {
-        if let reader, let db = databases?[t] {
-            return Table(db: db, reader: reader, hot: hotTable, hotCache: hot, hotVersion: snapshotVersion)
+    /// The tables opened so far, by `ProjectionTable.index` (each created on first use, so
+    /// a query that touches two tables pays for two).
+    private var opened = [(any AnyTable)?](repeating: nil, count: StateTables.all.count)
+
+    /// The table of `spec`: in memory, or over the transaction.
+    func table<V>(_ spec: TableSpec<V>) -> Table<V> {
+        let i = spec.table.index
+        // the slot of `spec.table` only ever holds the table `spec` made
+        if let t = opened[i] { return unsafeDowncast(t, to: Table<V>.self) }
+        let t: Table<V>
+        if let reader, let db = databases?[spec.table] {
+            t = Table(db: db, reader: reader, hot: hot?[keyPath: spec.hot], hotCache: hot, hotVersion: snapshotVersion)
+        } else {
+            t = Table(memory: ())
         }
-        return Table(memory: ())
+        opened[i] = t
+        return t
     }
 
-    private var _accounts: Table<AccountRecord>?
-    var accounts: Table<AccountRecord> {
-        if let t = _accounts { return t }
-        let t: Table<AccountRecord> = table(.accounts, hot?.accounts)
-        _accounts = t
-        return t
-    }
-    /// validated email → account
-    private var _emailOwners: Table<StringValue>?
-    var emailOwners: Table<StringValue> {
-        if let t = _emailOwners { return t }
-        let t: Table<StringValue> = table(.emailOwners, hot?.emailOwners)
-        _emailOwners = t
-        return t
-    }
-    private var _agreements: Table<AgreementRecord>?
-    var agreements: Table<AgreementRecord> {
-        if let t = _agreements { return t }
-        let t: Table<AgreementRecord> = table(.agreements, hot?.agreements)
-        _agreements = t
-        return t
-    }
-    /// "email\0lid" → direct sources
-    private var _cells: Table<CellRecord>?
-    var cells: Table<CellRecord> {
-        if let t = _cells { return t }
-        let t: Table<CellRecord> = table(.cells, hot?.cells)
-        _cells = t
-        return t
-    }
-    /// email → Licensing IDs with a non-empty cell
-    private var _emailLids: Table<StringSet>?
-    var emailLids: Table<StringSet> {
-        if let t = _emailLids { return t }
-        let t: Table<StringSet> = table(.emailLids, hot?.emailLids)
-        _emailLids = t
-        return t
-    }
-    /// email → Licensing IDs where it is primary contact or notices correspondent
-    private var _legalContactLids: Table<StringSet>?
-    var legalContactLids: Table<StringSet> {
-        if let t = _legalContactLids { return t }
-        let t: Table<StringSet> = table(.legalContactLids, hot?.legalContactLids)
-        _legalContactLids = t
-        return t
-    }
-    /// lid → emails holding administrator directly
-    private var _lidAdmins: Table<StringSet>?
-    var lidAdmins: Table<StringSet> {
-        if let t = _lidAdmins { return t }
-        let t: Table<StringSet> = table(.lidAdmins, hot?.lidAdmins)
-        _lidAdmins = t
-        return t
-    }
-    /// "email\0lid" → seq of the opt-out
-    private var _optOuts: Table<SeqValue>?
-    var optOuts: Table<SeqValue> {
-        if let t = _optOuts { return t }
-        let t: Table<SeqValue> = table(.optOuts, hot?.optOuts)
-        _optOuts = t
-        return t
-    }
-    private var _requests: Table<RequestRecord>?
-    var requests: Table<RequestRecord> {
-        if let t = _requests { return t }
-        let t: Table<RequestRecord> = table(.requests, hot?.requests)
-        _requests = t
-        return t
-    }
-    private var _lockouts: Table<LockoutRecord>?
-    var lockouts: Table<LockoutRecord> {
-        if let t = _lockouts { return t }
-        let t: Table<LockoutRecord> = table(.lockouts, hot?.lockouts)
-        _lockouts = t
-        return t
-    }
-    private var _meta: Table<MetaRecord>?
-    var meta: Table<MetaRecord> {
-        if let t = _meta { return t }
-        let t: Table<MetaRecord> = table(.meta, hot?.meta)
-        _meta = t
-        return t
-    }
+    var accounts: Table<AccountRecord> { table(StateTables.accounts) }
+    var emailOwners: Table<StringValue> { table(StateTables.emailOwners) }
+    var agreements: Table<AgreementRecord> { table(StateTables.agreements) }
+    var cells: Table<CellRecord> { table(StateTables.cells) }
+    var emailLids: Table<StringSet> { table(StateTables.emailLids) }
+    var legalContactLids: Table<StringSet> { table(StateTables.legalContactLids) }
+    var lidAdmins: Table<StringSet> { table(StateTables.lidAdmins) }
+    var optOuts: Table<SeqValue> { table(StateTables.optOuts) }
+    var requests: Table<RequestRecord> { table(StateTables.requests) }
+    var lockouts: Table<LockoutRecord> { table(StateTables.lockouts) }
+    var meta: Table<MetaRecord> { table(StateTables.meta) }
+
+    /// Every table, opened now when not yet (in `ProjectionTable` order).
+    private var everyTable: [any AnyTable] { StateTables.all.map { $0.open(in: self) } }
 
     /// The last event folded in (0 when none).
     public private(set) var lastSeq: UInt64 = 0
@@ -390,10 +279,7 @@ public final class DomainState {
 
     /// Creates every table now (they are otherwise made on first use), so that threads
     /// folding disjoint `EvolveParts` into this state only read these properties.
-    func openAllTables() {
-        _ = accounts; _ = emailOwners; _ = agreements; _ = cells; _ = emailLids; _ = legalContactLids
-        _ = lidAdmins; _ = optOuts; _ = requests; _ = lockouts; _ = meta
-    }
+    func openAllTables() { _ = everyTable }
 
     /// An empty in-memory state.
     public init() {
@@ -511,17 +397,9 @@ public final class DomainState {
     /// cache, valid at commit `committed`: call after the transaction ended — for a write,
     /// only when it committed and wrote something (`flush` returned true).
     func publishHot(committed: UInt64) {
-        guard let hot else { return }
-        let news = (_accounts?.hasNews ?? false) || (_emailOwners?.hasNews ?? false) || (_agreements?.hasNews ?? false)
-            || (_cells?.hasNews ?? false) || (_emailLids?.hasNews ?? false) || (_legalContactLids?.hasNews ?? false)
-            || (_lidAdmins?.hasNews ?? false) || (_optOuts?.hasNews ?? false) || (_requests?.hasNews ?? false)
-            || (_lockouts?.hasNews ?? false) || (_meta?.hasNews ?? false)
-        guard news else { return }
+        guard let hot, opened.contains(where: { $0?.hasNews ?? false }) else { return }
         hot.publish(base: snapshotVersion, new: committed) {
-            let n = hot.limitPerTable
-            _accounts?.publish(limit: n); _emailOwners?.publish(limit: n); _agreements?.publish(limit: n); _cells?.publish(limit: n)
-            _emailLids?.publish(limit: n); _legalContactLids?.publish(limit: n); _lidAdmins?.publish(limit: n); _optOuts?.publish(limit: n)
-            _requests?.publish(limit: n); _lockouts?.publish(limit: n); _meta?.publish(limit: n)
+            for case let t? in opened { t.publish(limit: hot.limitPerTable) }
         }
     }
 
@@ -535,9 +413,7 @@ public final class DomainState {
             try meta.set("checkpoint", MetaRecord(lastSeq: lastSeq, lastAt: lastAt))
             positionDirty = false
         }
-        try _accounts?.flush(); try _emailOwners?.flush(); try _agreements?.flush(); try _cells?.flush()
-        try _emailLids?.flush(); try _legalContactLids?.flush(); try _lidAdmins?.flush(); try _optOuts?.flush()
-        try _requests?.flush(); try _lockouts?.flush(); try _meta?.flush()
+        for case let t? in opened { try t.flush() }
         return moved
     }
 
@@ -604,7 +480,7 @@ public final class DomainState {
     }
 
     /// The number of tables a snapshot holds.
-    private static let snapshotTableCount = 11
+    private static var snapshotTableCount: Int { StateTables.all.count }
 
     /// The `snapshotBytes()` a stored snapshot holds: format 1 (uncompressed, as written
     /// before format 2) as it is, format 2 decompressed.
@@ -661,10 +537,7 @@ public final class DomainState {
     }
 
     /// Each table's loader, in `allTables` order.
-    private var loaders: [([UInt8], UnsafeRawBufferPointer) throws -> Void] {
-        [accounts.load, emailOwners.load, agreements.load, cells.load, emailLids.load,
-         legalContactLids.load, lidAdmins.load, optOuts.load, requests.load, lockouts.load, meta.load]
-    }
+    private var loaders: [([UInt8], UnsafeRawBufferPointer) throws -> Void] { everyTable.map { $0.load } }
 
     /// Reads one table's part (entry count, then entries) into `load`.
     private static func loadPart(_ r: inout BinaryReader, into load: ([UInt8], UnsafeRawBufferPointer) throws -> Void) throws {
@@ -679,19 +552,11 @@ public final class DomainState {
     var memoryTables: [(table: ProjectionTable, reserve: (Int) -> Void,
                         differences: (Database, TransactionReader) throws -> TableDifferences)] {
         recordPosition()
-        return [(.accounts, accounts.reserve, accounts.differences), (.emailOwners, emailOwners.reserve, emailOwners.differences),
-         (.agreements, agreements.reserve, agreements.differences), (.cells, cells.reserve, cells.differences),
-         (.emailLids, emailLids.reserve, emailLids.differences), (.legalContactLids, legalContactLids.reserve, legalContactLids.differences),
-         (.lidAdmins, lidAdmins.reserve, lidAdmins.differences), (.optOuts, optOuts.reserve, optOuts.differences),
-         (.requests, requests.reserve, requests.differences), (.lockouts, lockouts.reserve, lockouts.differences),
-         (.meta, meta.reserve, meta.differences)]
+        return zip(StateTables.all, everyTable).map { ($0.table, $1.reserve, $1.differences) }
     }
 
     var allTables: [(ProjectionTable, () -> [(key: [UInt8], value: [UInt8])])] {
         recordPosition()
-        return [(.accounts, accounts.sortedEntries), (.emailOwners, emailOwners.sortedEntries), (.agreements, agreements.sortedEntries),
-         (.cells, cells.sortedEntries), (.emailLids, emailLids.sortedEntries), (.legalContactLids, legalContactLids.sortedEntries),
-         (.lidAdmins, lidAdmins.sortedEntries), (.optOuts, optOuts.sortedEntries), (.requests, requests.sortedEntries),
-         (.lockouts, lockouts.sortedEntries), (.meta, meta.sortedEntries)]
+        return zip(StateTables.all, everyTable).map { ($0.table, $1.sortedEntries) }
     }
 }

@@ -70,7 +70,7 @@ final class HotCache: @unchecked Sendable {
     let cells = HotTable<CellRecord>(), emailLids = HotTable<StringSet>(completable: true), legalContactLids = HotTable<StringSet>()
     let lidAdmins = HotTable<StringSet>(), optOuts = HotTable<SeqValue>(completable: true), requests = HotTable<RequestRecord>()
     let lockouts = HotTable<LockoutRecord>(), meta = HotTable<MetaRecord>()
-    private let all: [any ClearableHotTable]
+    private var all: [any ClearableHotTable] = []
 
     /// The least time between two loads of a whole table (ns).
     let wholeLoadInterval: UInt64
@@ -81,7 +81,7 @@ final class HotCache: @unchecked Sendable {
         self.limitPerTable = limitPerTable
         self.wholeLoadInterval = wholeLoadInterval
         self.wholeLoadAfterMisses = wholeLoadAfterMisses
-        all = [accounts, emailOwners, agreements, cells, emailLids, legalContactLids, lidAdmins, optOuts, requests, lockouts, meta]
+        all = StateTables.all.map { $0.hotTable(in: self) }
     }
 
     /// Runs `body` on the cache's records when the cache is at commit `version`, under the

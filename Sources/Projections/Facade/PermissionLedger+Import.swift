@@ -1,0 +1,61 @@
+import Foundation
+import Ledger
+
+// Importing events from an export, each checked against the state before it.
+
+extension PermissionLedger {
+    /// Appends events from outside (an export) all-or-nothing: each must parse, keep its
+    /// claimed `seq`/`hash` when given, and apply cleanly to the state before it.
+    @discardableResult
+    public func importEvents(_ events: [ImportedEvent]) throws -> [UInt64] {
+        var seqs: [UInt64] = []
+        try importEvents(from: {
+            seqs.removeAll()
+            var iterator = events.makeIterator()
+            return { iterator.next() }
+        }, appended: { seq, _ in seqs.append(seq) })
+        return seqs
+    }
+
+    /// Streaming import, all-or-nothing in one write transaction. `source` makes a fresh
+    /// iterator over the events (it is called again if the transaction must be retried after
+    /// the map grew); `appended` is told each event's seq and whether it is new (false for a
+    /// known id, which is skipped).
+    /// Returns the number of events read.
+    @discardableResult
+    public func importEvents(from source: () -> (() throws -> ImportedEvent?), appended: (UInt64, Bool) -> Void = { _, _ in }) throws -> Int {
+        let validator = ImportValidator(decider: decider)
+        return try environment.write { txn in
+            try txn.withWriter { writer in
+                let state = try DomainState(databases: projectionDatabases, reader: writer)
+                let next = source()
+                var previous: DomainEvent?
+                var index = 0
+                while let e = try next() {
+                    index += 1
+                    if let known = try log.seq(forID: e.id, reader: writer) {
+                        appended(known, false)
+                        continue
+                    }
+                    if let error = try validator.check(e.event, at: e.at, state: state, previous: previous) {
+                        throw ImportError(index: index, message: "\(e.event.type) does not apply: \(error.code.rawValue): \(error.message)", code: error.code.rawValue)
+                    }
+                    let expected = state.lastSeq + 1
+                    if let claimed = e.seq, claimed != expected {
+                        throw ImportError(index: index, message: "claims seq \(claimed) but would be stored at seq \(expected)")
+                    }
+                    let seq = try log.append([NewEvent(id: e.id, kind: e.event.kind, at: e.at, payload: e.event.encodedPayload())],
+                                             expectedHead: state.lastSeq, writer: writer)[0]
+                    if let claimed = e.hash, let stored = try log.event(seq, reader: writer), stored.hash != claimed {
+                        throw ImportError(index: index, message: "hash \(Hex.encode(claimed)) does not match the chain's \(Hex.encode(stored.hash))")
+                    }
+                    try evolver.evolve(state, e.event, seq: seq, at: e.at)
+                    appended(seq, true)
+                    previous = e.event
+                }
+                try state.flush()
+                return index
+            }
+        }
+    }
+}

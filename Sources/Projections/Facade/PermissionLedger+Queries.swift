@@ -1,0 +1,174 @@
+import Foundation
+import Ledger
+
+// The questions a service and an auditor ask: permissions, checks, explanations, events.
+
+extension PermissionLedger {
+    /// The My Permissions view of `email`.
+    public func permissions(email: String, asOf: AsOf? = nil, includeInactive: Bool = false) throws -> PermissionsView {
+        let e = Normalize.email(email) ?? email.lowercased()
+        return try withState(asOf: asOf) { try $0.permissionsView(email: e, includeInactive: includeInactive) }
+    }
+
+    /// The My Permissions view of `account`: its validated business email's, or a refusal
+    /// (`notRegistered`, `emailNotValidated`).
+    public func permissions(account: String, asOf: AsOf? = nil, includeInactive: Bool = false) throws -> Result<PermissionsView, DomainError> {
+        let a = Normalize.account(account) ?? account
+        return try withState(asOf: asOf) { state in
+            guard let record = try state.account(a) else { return .failure(DomainError(.notRegistered, "account '\(a)' is not registered")) }
+            guard record.validated else {
+                return .failure(DomainError(.emailNotValidated, "account '\(a)' has not validated \(record.email); nothing is visible before validation"))
+            }
+            return .success(try state.permissionsView(email: record.email, includeInactive: includeInactive))
+        }
+    }
+
+    /// Whether `account` may do `action` on `licensingId`.
+    public func check(account: String, action: Action, licensingId: String, benefit: SABenefit? = nil, asOf: AsOf? = nil) throws -> CheckResult {
+        let a = Normalize.account(account) ?? account
+        // at the head, from the hot cache alone when it is at the last commit and holds
+        // every record the check reads (no transaction, one lock)
+        if asOf == nil, let hot, let answer = try hot.withFacts(at: environment.lastCommitID, {
+            try checkPermission(facts: $0, account: a, licensingId: licensingId, action: action, benefit: benefit)
+        }) {
+            return answer
+        }
+        return try withState(asOf: asOf) { try $0.check(account: a, licensingId: licensingId, action: action, benefit: benefit) }
+    }
+
+    /// The lockout status of `account` at `at` (the events up to that time).
+    public func lockout(account: String, at: Timestamp) throws -> LockoutStatus {
+        try lockout(account: account, asOf: .time(at), now: at)
+    }
+
+    /// The lockout status of `account` at a point (DOMAIN.md §6): R9 evaluated at the
+    /// point's time — the time given, or for `.seq(N)` the time of event N — over the events
+    /// up to the point; with no point, at `now` over every event. An account never
+    /// registered is not an error: it is not locked and has no failures.
+    public func lockout(account: String, asOf point: AsOf?, now: Timestamp) throws -> LockoutStatus {
+        let a = Normalize.account(account) ?? account
+        let at: Timestamp
+        switch point {
+        case nil: at = now
+        case let .time(t)?: at = t
+        // a seq past the head means the head; seq 0 is the empty state, where nothing counts whenever asked
+        case let .seq(n)?: at = try log.event(min(n, try log.head().seq))?.at ?? now
+        }
+        return try withState(asOf: point) { try $0.lockoutStatus(account: a, at: at, policy: decider.policy) }
+    }
+
+    /// R14: the effective administrators of `licensingId`, answered only to an account
+    /// that administers it or an ancestor (`forbidden` otherwise).
+    public func administrators(of licensingId: String, askedBy account: String) throws -> Result<[AdministratorEntry], DomainError> {
+        let a = Normalize.account(account) ?? account
+        return try withState { state in
+            let email: String
+            do { email = try decider.actor(a, state) } catch let e as DomainError { return .failure(e) }
+            guard try state.agreement(licensingId) != nil else {
+                return .failure(DomainError(.unknownLicensingId, "Licensing ID '\(licensingId)' is not recorded"))
+            }
+            var allowed = try state.isAdministrator(email, licensingId)
+            for ancestor in try state.ancestors(of: licensingId) where !allowed {
+                allowed = try state.isAdministrator(email, ancestor)
+            }
+            guard allowed else {
+                return .failure(DomainError(.forbidden, "for privacy, only an administrator of \(licensingId) or of a parent agreement may see its administrators; submit a permission request instead"))
+            }
+            return .success(try state.administrators(of: licensingId))
+        }
+    }
+
+    /// The effective administrators of `licensingId` for an operator (no R14 check), at a
+    /// point; `unknownLicensingId` when the ID is not recorded there.
+    public func administrators(of licensingId: String, asOf: AsOf? = nil) throws -> Result<[AdministratorEntry], DomainError> {
+        try withState(asOf: asOf) { state in
+            guard try state.agreement(licensingId) != nil else { return .failure(Self.unknown(licensingId, state)) }
+            return .success(try state.administrators(of: licensingId))
+        }
+    }
+
+    /// Every role of `email` on `licensingId` with the events behind it, at a point;
+    /// `unknownLicensingId` when the ID is not recorded there. An email never seen is not
+    /// an error: it has no roles.
+    public func explain(email: String, licensingId: String, asOf: AsOf? = nil) throws -> Result<Explanation, DomainError> {
+        let e = Normalize.email(email) ?? email.lowercased()
+        return try withState(asOf: asOf) { state in
+            guard try state.agreement(licensingId) != nil else { return .failure(Self.unknown(licensingId, state)) }
+            return .success(try state.explain(email: e, licensingId: licensingId))
+        }
+    }
+
+    /// The refusal for a Licensing ID not recorded in `state`.
+    static func unknown(_ licensingId: String, _ state: DomainState) -> DomainError {
+        DomainError(.unknownLicensingId, "Licensing ID '\(licensingId)' is not recorded" + (state.lastSeq > 0 ? " as of seq \(state.lastSeq)" : " (the ledger is empty at that point)"))
+    }
+
+    /// A permission request.
+    public func request(_ id: String) throws -> RequestRecord? {
+        try withState { try $0.request(id) }
+    }
+
+    /// Permission requests, optionally only those with `status` and/or routed to
+    /// `administrator` (an email), sorted by request id.
+    public func requests(status: RequestStatus? = nil, routedTo administrator: String? = nil) throws -> [RequestView] {
+        guard let db = tables[.requests] else { return [] }
+        let admin = administrator.map { Normalize.email($0) ?? $0.lowercased() }
+        var out: [RequestView] = []
+        try environment.read { txn in
+            try txn.scan(db) { key, value in
+                let record = try RequestRecord.decode(bytes: value)
+                if (status == nil || record.status == status) && (admin == nil || record.routedTo.contains(admin ?? "")) {
+                    out.append(RequestView(requestId: String(decoding: key, as: UTF8.self), record: record))
+                }
+                return true
+            }
+        }
+        return out
+    }
+
+    /// Stored events with `from ≤ seq ≤ to` and, when given, `fromTime ≤ at ≤ toTime`,
+    /// decoded, that pass `filter`. Times never go backwards, so the time bounds become seq
+    /// bounds by binary search: only the events inside are read.
+    public func events(from: UInt64 = 1, to: UInt64 = .max, fromTime: Timestamp? = nil, toTime: Timestamp? = nil,
+                       filter: (LedgerEvent) -> Bool = { _ in true }) throws -> [LedgerEvent] {
+        var first = max(from, 1), last = to
+        if let fromTime { first = max(first, try resolve(.time(fromTime.subtracting(seconds: 1))) + 1) }
+        if let toTime { last = min(last, try resolve(.time(toTime))) }
+        var out: [LedgerEvent] = []
+        guard first <= last else { return out }
+        try forEachEvent(from: first, to: last) { e in
+            if filter(e) { out.append(e) }
+            return true
+        }
+        return out
+    }
+
+    /// Visits decoded events in seq order until `body` returns false (streaming).
+    public func forEachEvent(from: UInt64 = 1, to: UInt64 = .max, _ body: (LedgerEvent) throws -> Bool) throws {
+        try environment.read { txn in
+            try log.forEach(from: from, in: txn) { view in
+                if view.seq > to { return false }
+                let event: DomainEvent
+                do { event = try DomainEvent.decode(kind: view.kind, payload: view.payload) } catch {
+                    throw LogError.corrupt(seq: view.seq, reason: "\(error)")
+                }
+                return try body(LedgerEvent(seq: view.seq, id: view.id, at: view.at, event: event, hash: Array(view.hash)))
+            }
+        }
+    }
+
+    /// Counts by type, the head and the data file's size.
+    public func stats() throws -> LedgerStats {
+        var byType: [String: UInt64] = [:]
+        var count: UInt64 = 0
+        try environment.read { txn in
+            try log.forEach(from: 1, in: txn) { view in
+                byType[DomainEvent.typeName(kind: view.kind) ?? "kind\(view.kind)", default: 0] += 1
+                count += 1
+                return true
+            }
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: environment.path + "/data.mdb")[.size] as? Int) ?? nil
+        return LedgerStats(events: count, byType: byType, head: try log.head(), fileBytes: size ?? environment.usedBytes)
+    }
+}

@@ -1,0 +1,119 @@
+import Ledger
+
+/// The names of the projection databases, in their one order (a state's tables, then the
+/// as-of snapshots).
+enum ProjectionTable: String, CaseIterable, Sendable {
+    case accounts = "p.accounts"
+    case emailOwners = "p.emailOwners"
+    case agreements = "p.agreements"
+    case cells = "p.cells"
+    case emailLids = "p.emailLids"
+    case legalContactLids = "p.legalContactLids"
+    case lidAdmins = "p.lidAdmins"
+    case optOuts = "p.optOuts"
+    case requests = "p.requests"
+    case lockouts = "p.lockouts"
+    case meta = "p.meta"
+    case snapshots = "p.snapshots"
+
+    /// The position in `allCases`.
+    var index: Int {
+        switch self {
+        case .accounts: 0
+        case .emailOwners: 1
+        case .agreements: 2
+        case .cells: 3
+        case .emailLids: 4
+        case .legalContactLids: 5
+        case .lidAdmins: 6
+        case .optOuts: 7
+        case .requests: 8
+        case .lockouts: 9
+        case .meta: 10
+        case .snapshots: 11
+        }
+    }
+
+    /// The tables a state is made of (snapshots are not part of a state).
+    static var stateTables: [ProjectionTable] { allCases.filter { $0 != .snapshots } }
+}
+
+/// A state table's name, record type and hot-cache table: each declared once, below, and
+/// listed once in `all`, which the store, the fold, rebuild, verify, snapshots and the hot
+/// cache iterate.
+struct TableSpec<V: StateRecord>: AnyTableSpec {
+    let table: ProjectionTable
+    let hot: KeyPath<HotCache, HotTable<V>> & Sendable
+
+    func open(in state: DomainState) -> any AnyTable { state.table(self) }
+    func hotTable(in cache: HotCache) -> any ClearableHotTable { cache[keyPath: hot] }
+}
+
+/// A `TableSpec` of any record type.
+protocol AnyTableSpec: Sendable {
+    var table: ProjectionTable { get }
+    /// The state's table (created when first asked for).
+    func open(in state: DomainState) -> any AnyTable
+    /// Its table in `cache`.
+    func hotTable(in cache: HotCache) -> any ClearableHotTable
+}
+
+enum StateTables {
+    static let accounts = TableSpec<AccountRecord>(table: .accounts, hot: \.accounts)
+    /// validated email → account
+    static let emailOwners = TableSpec<StringValue>(table: .emailOwners, hot: \.emailOwners)
+    static let agreements = TableSpec<AgreementRecord>(table: .agreements, hot: \.agreements)
+    /// "email␀lid" → direct sources
+    static let cells = TableSpec<CellRecord>(table: .cells, hot: \.cells)
+    /// email → Licensing IDs with a non-empty cell
+    static let emailLids = TableSpec<StringSet>(table: .emailLids, hot: \.emailLids)
+    /// email → Licensing IDs where it is primary contact or notices correspondent
+    static let legalContactLids = TableSpec<StringSet>(table: .legalContactLids, hot: \.legalContactLids)
+    /// lid → emails holding administrator directly
+    static let lidAdmins = TableSpec<StringSet>(table: .lidAdmins, hot: \.lidAdmins)
+    /// "email␀lid" → seq of the opt-out
+    static let optOuts = TableSpec<SeqValue>(table: .optOuts, hot: \.optOuts)
+    static let requests = TableSpec<RequestRecord>(table: .requests, hot: \.requests)
+    static let lockouts = TableSpec<LockoutRecord>(table: .lockouts, hot: \.lockouts)
+    /// "checkpoint" → the position the projections reflect
+    static let meta = TableSpec<MetaRecord>(table: .meta, hot: \.meta)
+
+    /// Every state table, in `ProjectionTable` order (checked by `ProjectionsTests`).
+    static let all: [any AnyTableSpec] = [accounts, emailOwners, agreements, cells, emailLids, legalContactLids,
+                                          lidAdmins, optOuts, requests, lockouts, meta]
+}
+
+/// What is done with every table of a state, whatever its record type.
+protocol AnyTable: AnyObject {
+    /// Whether this transaction read or wrote anything to publish to the hot cache.
+    var hasNews: Bool { get }
+    /// Copies what this transaction read and wrote into the hot table.
+    func publish(limit: Int)
+    /// Writes every change through the transaction.
+    func flush() throws
+    /// Every entry, sorted by key bytes (memory tables).
+    func sortedEntries() -> [(key: [UInt8], value: [UInt8])]
+    /// Inserts an encoded entry (loading a snapshot).
+    func load(key: [UInt8], value: UnsafeRawBufferPointer) throws
+    /// Makes room for `count` entries (memory tables).
+    func reserve(_ count: Int)
+    /// How the stored database differs from this memory table.
+    func differences(stored db: Database, reader: TransactionReader) throws -> TableDifferences
+}
+
+extension Table: AnyTable {}
+
+/// The projection databases of a ledger, checked complete once (at open) and indexed by
+/// position, so a state is made without a lookup per table.
+struct ProjectionDatabases: Sendable {
+    private let ordered: [Database]
+
+    init(_ tables: [ProjectionTable: Database]) throws {
+        ordered = try ProjectionTable.allCases.map { t in
+            guard let db = tables[t] else { throw StateError.missingTable(t.rawValue) }
+            return db
+        }
+    }
+
+    subscript(_ t: ProjectionTable) -> Database { ordered[t.index] }
+}
