@@ -127,11 +127,11 @@ struct PropertyTests {
         for parts in [EvolveParts.grants, .position, .agreements, .people] {
             for e in events { try Evolver().evolve(split, e.event, seq: e.seq, at: e.at, parts: parts) }
         }
-        #expect(split.snapshotBytes() == whole.snapshotBytes())
+        #expect(split.contentBytes() == whole.contentBytes())
         // and a part left out is missed: the comparison can fail
         let partial = DomainState()
         for e in events { try Evolver().evolve(partial, e.event, seq: e.seq, at: e.at, parts: [.people, .agreements, .position]) }
-        #expect(partial.snapshotBytes() != whole.snapshotBytes())
+        #expect(partial.contentBytes() != whole.contentBytes())
     }
 
     @Test("no history lets a non-administrator obtain administrator or manageUsers", arguments: [21, 22, 23, 24] as [UInt64])
@@ -350,100 +350,154 @@ struct VerifyWhileWritingTests {
     }
 }
 
-@Suite("As-of snapshots")
-struct SnapshotTests {
-    @Test("as-of answers from snapshots equal a fold from the first event; snapshots are verified and rebuilt")
-    func snapshots() throws {
-        let dir = TempDir()
-        let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync, snapshotInterval: 1_000))
-        var g = HistoryGenerator(seed: 77, organisations: 40)
-        for c in g.commands(5_000) { _ = try ledger.execute(c) }
-        let head = try ledger.log.head().seq
-        #expect(head > 4_000)
-        try expectAsOfAnswersMatchReplay(ledger, head: head, points: 12, seed: 5,
-                                         emails: ["admin-org1@org1.example", "u0-org2@org2.example", "u1-org3@org3.example", "legal-org0@org0.example"])
-        let snapshots = try ledger.environment.openDatabases(["p.snapshots"])[0]
-        let stored = try ledger.environment.read { txn in try txn.count(snapshots) }
-        #expect(stored >= 2)
-        #expect(try ledger.verify().ok)
-        // stored compressed (format 2); one written uncompressed by an earlier build (format 1) still loads and verifies
-        try ledger.environment.write { txn in
-            var entries: [([UInt8], [UInt8])] = []
-            try txn.scan(snapshots) { k, v in entries.append((Array(k), Array(v))); return true }
-            for (key, value) in entries {
-                let plain = try value.withUnsafeBytes { try DomainState.snapshotPlainBytes(stored: $0) }
-                #expect(value.first == 2 && plain.first == 1)
-                #expect(value.count * 2 < plain.count, "compressed \(value.count) of \(plain.count) bytes")
-                let state = try value.withUnsafeBytes { try DomainState.fromStoredSnapshot($0) }
-                #expect(state.snapshotBytes() == plain)
-                try txn.put(snapshots, key: key, value: plain)
-            }
-        }
-        #expect(try ledger.verify().ok)
-        let point = try ledger.environment.read { txn -> UInt64 in
-            var last: UInt64 = 0
-            try txn.scan(snapshots) { k, _ in last = BigEndianKey.value(k) ?? 0; return true }
-            return last
-        } + 7
-        let fresh = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync, snapshotInterval: 1_000))
-        try expectAsOfAnswersMatchReplay(fresh, at: [point], emails: ["admin-org1@org1.example", "u0-org2@org2.example"])
-        // a corrupted snapshot is found by verify
-        let first = try ledger.environment.read { txn -> [UInt8]? in
-            var key: [UInt8]?
-            try txn.scan(snapshots) { k, _ in key = Array(k); return false }
-            return key
-        }
-        if let first {
-            let original = try ledger.environment.read { txn in try txn.get(snapshots, key: first) } ?? []
-            var bad = original
-            bad[bad.count / 2] ^= 1
-            try ledger.environment.write { txn in try txn.put(snapshots, key: first, value: bad) }
-            let report = try ledger.verify()
-            #expect(!report.ok && report.projectionProblem?.contains("snapshot") == true)
-        }
-        try ledger.rebuild()
-        #expect(try ledger.environment.read { txn in try txn.count(snapshots) } == 0)
-        #expect(try ledger.verify().ok)
-    }
-}
+@Suite("Versioned projections")
+struct VersionedStoreTests {
+    let emails = ["admin-org1@org1.example", "u0-org2@org2.example", "u1-org3@org3.example", "legal-org0@org0.example", "u2-org4@org4.example"]
 
-@Suite("As-of snapshots, bounded")
-struct BoundedSnapshotTests {
-    @Test("as the log grows the spacing doubles: at most maxSnapshots kept, all on the spacing, answers unchanged")
-    func coarsening() throws {
-        let dir = TempDir()
-        let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync,
-                                                                               snapshotInterval: 1_000, maxSnapshots: 2))
-        let snapshots = try ledger.environment.openDatabases(["p.snapshots"])[0]
-        func stored() throws -> [UInt64] {
-            try ledger.environment.read { txn in
-                var seqs: [UInt64] = []
-                try txn.scan(snapshots) { k, _ in
-                    if let seq = BigEndianKey.value(k) { seqs.append(seq) }
-                    return true
-                }
-                return seqs
+    /// Every question as of `point` on `ledger` equals the same question on a fresh memory
+    /// fold of events 1 … point.
+    /// Returns how many of the answers were not empty (permission rows, allowed checks).
+    @discardableResult
+    func expectEveryQuestionMatchesReplay(_ ledger: PermissionLedger, at point: UInt64, _ label: String) throws -> Int {
+        var substantial = 0
+        let reference = DomainState()
+        for e in try ledger.events(to: point) { try ledger.evolver.evolve(reference, e.event, seq: e.seq, at: e.at) }
+        let asOf = AsOf.seq(point)
+        let lids = ["OL-0-0", "EA-1", "EN-1-0", "OL-2-1", "EA-3", "SELECT-4"]
+        for email in emails {
+            let view = try ledger.permissions(email: email, asOf: asOf)
+            substantial += view.rows.count
+            #expect(try view == reference.permissionsView(email: email, includeInactive: true).withoutInactive(), "\(label): permissions of \(email)")
+            for lid in lids {
+                #expect(try ledger.explain(email: email, licensingId: lid, asOf: asOf) == ledger.explain(in: reference, email: email, licensingId: lid), "\(label): explain \(email) \(lid)")
             }
         }
-        var g = HistoryGenerator(seed: 78, organisations: 40)
-        while try ledger.log.head().seq < 2_100 { _ = try ledger.executeBatch(g.commands(100)) }
-        var head = try ledger.log.head().seq
-        #expect(ledger.snapshotSpacing(head: head) == 1_000)
-        _ = try ledger.permissions(email: "admin-org1@org1.example", asOf: .seq(head - 1))
-        #expect(try stored() == [1_000, 2_000])
-        while try ledger.log.head().seq < 4_100 { _ = try ledger.executeBatch(g.commands(100)) }
-        head = try ledger.log.head().seq
-        let spacing = ledger.snapshotSpacing(head: head)
-        #expect(spacing == 2_000)
-        _ = try ledger.permissions(email: "admin-org1@org1.example", asOf: .seq(head - 1))
-        // 1,000 is off the new spacing and gone; 4,000 is new
-        #expect(try stored() == [2_000, 4_000])
-        // answers from the coarser snapshots equal a fold from the first event
-        try expectAsOfAnswersMatchReplay(ledger, head: head, points: 8, seed: 6,
-                                         emails: ["admin-org1@org1.example", "u0-org2@org2.example", "u1-org3@org3.example"])
-        let kept = try stored()
-        #expect(kept.count <= 2 && kept.allSatisfy { $0 % spacing == 0 })
+        for account in ["u0-org2", "admin-org1", "u1-org3"] {
+            for lid in lids {
+                for action in Action.allCases {
+                    let answer = try ledger.check(account: account, action: action, licensingId: lid, asOf: asOf)
+                    if answer.allowed { substantial += 1 }
+                    #expect(try answer == reference.check(account: account, licensingId: lid, action: action, benefit: nil), "\(label): check \(account) \(action) \(lid)")
+                }
+            }
+            let at = reference.lastAt ?? Timestamp(seconds: 0)
+            #expect(try ledger.lockout(account: account, asOf: asOf, now: at) == reference.lockoutStatus(account: account, at: at, policy: ledger.policy), "\(label): lockout \(account)")
+        }
+        for lid in lids {
+            #expect(try ledger.administrators(of: lid, asOf: asOf) == ledger.administrators(in: reference, of: lid), "\(label): admins of \(lid)")
+        }
+        return substantial
+    }
+
+    @Test("as of random seqs and times every question equals a fresh fold up to that point; also after a reopen and after a rebuild")
+    func asOfEqualsReplay() throws {
+        let dir = TempDir()
+        var ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync))
+        var g = HistoryGenerator(seed: 77, organisations: 8)
+        for _ in 0 ..< 30 { _ = try ledger.executeBatch(g.commands(Int.random(in: 1 ... 120))) }
+        for c in g.commands(300) { _ = try ledger.execute(c) }
+        let head = try ledger.log.head().seq
+        #expect(head > 1_500)
+        var rng = SeededRandom(seed: 5)
+        let points = (0 ..< 10).map { _ in UInt64(1 + rng.below(Int(head) - 1)) } + [0, 1, head - 1]
+        var substantial = 0
+        for p in points { substantial += try expectEveryQuestionMatchesReplay(ledger, at: p, "seq \(p)") }
+        #expect(substantial > 50, "the questions asked found almost nothing")
+        // a time resolves to the last event at or before it
+        if let e = try ledger.log.event(points[0]) {
+            let atTime = try ledger.permissions(email: emails[0], asOf: .time(e.at))
+            #expect(atTime.asOfSeq >= points[0])
+            #expect(try ledger.resolve(.time(e.at)) == atTime.asOfSeq)
+        }
+        ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync))
+        for p in points.prefix(3) { try expectEveryQuestionMatchesReplay(ledger, at: p, "reopened, seq \(p)") }
+        let before = try projectionDump(ledger)
+        let report = try ledger.rebuild()
+        #expect(report.changedEntries == 0)
+        #expect(try projectionDump(ledger) == before)
+        for p in points.suffix(3) { try expectEveryQuestionMatchesReplay(ledger, at: p, "rebuilt, seq \(p)") }
+    }
+
+    @Test("a damaged version, tombstone or dictionary entry is found by verify, naming the table; rebuild restores every byte")
+    func damageIsFound() throws {
+        let dir = TempDir()
+        let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync))
+        var g = HistoryGenerator(seed: 78, organisations: 6)
+        for _ in 0 ..< 10 { _ = try ledger.executeBatch(g.commands(100)) }
         #expect(try ledger.verify().ok)
+        let good = try projectionDump(ledger)
+        let cells = try ledger.environment.openDatabases(["p.cells"])[0]
+        let ids = try ledger.environment.openDatabases(["p.ids"])[0]
+        // every stored version of a versioned table: 4 or 8 bytes of ids, then the seq
+        var tombstone: [UInt8]?, version: [UInt8]?
+        try ledger.environment.read { txn in
+            try txn.scan(cells) { k, v in
+                #expect(k.count == 16)
+                if v.count == 1, v.first == 0 { tombstone = tombstone ?? Array(k) } else { version = version ?? Array(k) }
+                return true
+            }
+        }
+        let damages: [(String, Database, (inout WriteTransaction) throws -> Void)] = [
+            ("a changed version", cells, { txn in
+                guard let version, var value = try txn.get(cells, key: version) else { return }
+                value[value.count - 1] ^= 1
+                try txn.put(cells, key: version, value: value)
+            }),
+            ("a removed version", cells, { txn in if let version { _ = try txn.delete(cells, key: version) } }),
+            ("a tombstone made a version", cells, { txn in
+                guard let tombstone, let version, let value = try txn.get(cells, key: version) else { return }
+                try txn.put(cells, key: tombstone, value: value)
+            }),
+            ("a renamed dictionary entry", ids, { txn in
+                var first: ([UInt8], [UInt8])?
+                try txn.scan(ids, from: [KeySpace.email.rawValue | 0x80]) { k, v in first = (Array(k), Array(v)); return false }
+                if let first { try txn.put(ids, key: first.0, value: first.1 + Array("x".utf8)) }
+            }),
+        ]
+        #expect(tombstone != nil && version != nil)
+        for (what, db, damage) in damages {
+            try ledger.environment.write { txn in try damage(&txn) }
+            let report = try ledger.verify()
+            #expect(!report.ok && report.projectionProblem?.contains(db.name) == true, "\(what): \(report.projectionProblem ?? "not found")")
+            try ledger.rebuild()
+            #expect(try projectionDump(ledger) == good, "\(what): not restored")
+        }
+    }
+
+    @Test("a ledger in format 1 (string keys, whole-state snapshots) is upgraded on first open; a newer format is refused")
+    func formatUpgrade() throws {
+        let dir = TempDir()
+        var answers: [PermissionsView] = []
+        do {
+            let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync))
+            var g = HistoryGenerator(seed: 79, organisations: 6)
+            _ = try ledger.executeBatch(g.commands(600))
+            answers = try emails.map { try ledger.permissions(email: $0, asOf: .seq(300)) }
+            let meta = try ledger.environment.openDatabases(["p.meta"])[0]
+            let cells = try ledger.environment.openDatabases(["p.cells"])[0]
+            let legacy = try ledger.environment.openDatabases(["p.snapshots"])[0]
+            // what format 1 left: no format key, string keys, snapshots
+            try ledger.environment.write { txn in
+                _ = try txn.delete(meta, key: Array("format".utf8))
+                try txn.put(cells, key: Array("someone@example.com\u{0}EA-1".utf8), value: [1, 2, 3])
+                try txn.put(legacy, key: BigEndianKey.bytes(50_000), value: [2, 0])
+            }
+        }
+        let upgraded = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync))
+        #expect(try upgraded.verify().ok)
+        #expect(try emails.map { try upgraded.permissions(email: $0, asOf: .seq(300)) } == answers)
+        let legacy = try upgraded.environment.openDatabases(["p.snapshots"])[0]
+        #expect(try upgraded.environment.read { txn in try txn.count(legacy) } == 0)
+        let meta = try upgraded.environment.openDatabases(["p.meta"])[0]
+        #expect(try upgraded.environment.read { txn in try txn.get(meta, key: Array("format".utf8)) } == [DomainState.format])
+        // a format from a newer build is refused, naming it
+        try upgraded.environment.write { txn in try txn.put(meta, key: Array("format".utf8), value: [9]) }
+        #expect(throws: StateError.self) { try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync)) }
+        do {
+            _ = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync))
+        } catch {
+            #expect(String(describing: error).contains("format 9"))
+        }
     }
 }
 

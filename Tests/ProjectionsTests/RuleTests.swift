@@ -432,8 +432,6 @@ struct RuleTests {
         #expect(refusal { $0.policy?.lockoutThreshold = 0 } == "policy.lockoutThreshold")
         #expect(refusal { $0.policy?.lockoutWindow = 0 } == "policy.lockoutWindow")
         #expect(refusal { $0.policy?.lockoutDuration = .max } == "policy.lockoutDuration")
-        #expect(refusal { $0.snapshotInterval = 0 } == "snapshotInterval")
-        #expect(refusal { $0.maxSnapshots = 0 } == "maxSnapshots")
         #expect(refusal { $0.hotCacheEntries = -1 } == "hotCacheEntries")
         #expect(refusal { _ in } == nil)
     }

@@ -332,6 +332,24 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
+    /// Whether the named database exists (without creating it).
+    public func databaseExists(_ name: String) throws -> Bool {
+        try stateLock.withLock {
+            if databases[name] != nil { return true }
+            return try gate.withReadLock {
+                var txn: OpaquePointer?
+                try LMDBError.check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin")
+                guard let txn else { throw LMDBError(code: EINVAL, operation: "mdb_txn_begin") }
+                defer { mdb_txn_abort(txn) }
+                var dbi: MDB_dbi = 0
+                let rc = mdb_dbi_open(txn, name, 0, &dbi)
+                if rc == MDB_NOTFOUND { return false }
+                try LMDBError.check(rc, "mdb_dbi_open(\(name))")
+                return true
+            }
+        }
+    }
+
     /// Runs `body` inside a read transaction (a consistent snapshot). Callable from any
     /// thread, concurrently with other reads and with a write.
     public func read<R>(_ body: (borrowing ReadTransaction) throws -> R) throws -> R {

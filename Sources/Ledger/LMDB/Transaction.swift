@@ -71,6 +71,41 @@ extension TransactionReading where Self: ~Copyable {
                         UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
     }
 
+    /// The latest version of `prefix` at or before `version`, for a database whose keys are
+    /// `prefix ‖ version` (8 bytes, big-endian) with prefixes of one fixed length: one
+    /// cursor seek to `prefix ‖ (version + 1)` and a step back. Calls `body` with that
+    /// entry's version and value (valid only inside `body`); nil when `prefix` has no
+    /// version at or before `version`.
+    public func withLatest<R>(_ db: Database, prefix: [UInt8], atOrBefore version: UInt64,
+                              _ body: (_ version: UInt64, _ value: UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        var cursor: OpaquePointer?
+        try LMDBError.check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open(\(db.name))")
+        defer { mdb_cursor_close(cursor) }
+        var seek = prefix
+        // past every version ≤ `version` of this prefix (for the largest version, past them all)
+        seek.append(contentsOf: BigEndianKey.bytes(version == .max ? .max : version + 1))
+        var k = MDB_val()
+        var v = MDB_val()
+        var rc = seek.withUnsafeBytes { bytes in
+            k = MDB_val(mv_size: bytes.count, mv_data: UnsafeMutableRawPointer(mutating: bytes.baseAddress))
+            return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
+        }
+        if rc == MDB_SUCCESS, version == .max, k.mv_size == seek.count,
+           memcmp(k.mv_data, seek, seek.count) == 0 {
+            // an entry at the largest version itself is the latest
+        } else if rc == MDB_SUCCESS {
+            rc = mdb_cursor_get(cursor, &k, &v, MDB_PREV)
+        } else if rc == MDB_NOTFOUND {
+            rc = mdb_cursor_get(cursor, &k, &v, MDB_LAST)
+        }
+        if rc == MDB_NOTFOUND { return nil }
+        try LMDBError.check(rc, "mdb_cursor_get(\(db.name), latest)")
+        let key = UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size)
+        guard key.count == prefix.count + 8, key.prefix(prefix.count).elementsEqual(prefix),
+              let found = BigEndianKey.value(UnsafeRawBufferPointer(rebasing: key[prefix.count...])) else { return nil }
+        return try body(found, UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+    }
+
     /// LMDB's transaction id: for a read transaction, the id of the commit it sees; for the
     /// write transaction, the id its commit will have (when it writes anything).
     public var id: UInt64 { UInt64(mdb_txn_id(handle)) }
@@ -159,6 +194,13 @@ public class TransactionReader {
                             _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> R) throws -> R? {
         let view = BorrowedTransaction(handle: try open())
         return try view.withLast(db, body)
+    }
+
+    /// The latest version of `prefix` at or before `version` (see `TransactionReading.withLatest`).
+    public func withLatest<R>(_ db: Database, prefix: [UInt8], atOrBefore version: UInt64,
+                              _ body: (_ version: UInt64, _ value: UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        let view = BorrowedTransaction(handle: try open())
+        return try view.withLatest(db, prefix: prefix, atOrBefore: version, body)
     }
 
     /// LMDB's transaction id (see `TransactionReading.id`).

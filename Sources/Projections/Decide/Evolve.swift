@@ -34,6 +34,9 @@ public struct Evolver: Sendable {
 
     /// Applies to `state` only what `event` changes in `parts` (see `EvolveParts`).
     public func evolve(_ state: DomainState, _ event: DomainEvent, seq: UInt64, at: Timestamp, parts: EvolveParts) throws {
+        // the names the event keys projections by get their stable ids first (once: the
+        // part that folds the position does it, so two threads folding parts don't race)
+        if parts.contains(.position) { try state.ids.register(event) }
         let kind = event.kind
         let people = parts.contains(.people), grants = parts.contains(.grants), agreements = parts.contains(.agreements)
         func add(_ email: String, _ lid: String, _ roles: [Role], _ source: RoleSource, benefits: [SABenefit] = []) throws {
@@ -43,39 +46,39 @@ public struct Evolver: Sendable {
                 cell.entries.append(GrantEntry(role: role, source: source, seq: seq, kind: kind,
                                                benefits: role == .softwareAssuranceManager ? benefits : []))
             }
-            try state.setCell(email, lid, cell)
+            try state.setCell(email, lid, cell, seq: seq)
         }
         func remove(_ email: String, _ lid: String, where drop: (GrantEntry) -> Bool) throws {
             guard grants, var cell = try state.cell(email, lid) else { return }
             cell.entries.removeAll(where: drop)
-            try state.setCell(email, lid, cell)
+            try state.setCell(email, lid, cell, seq: seq)
         }
 
         switch event {
         case let .userRegistered(account, email):
-            if people { try state.accounts.set(account, AccountRecord(email: email, validated: false)) }
+            if people { try state.accounts.set(account, AccountRecord(email: email, validated: false), seq: seq) }
         case let .businessEmailValidated(account, email) where people:
             if var record = try state.account(account) {
                 record.validated = true
-                try state.accounts.set(account, record)
+                try state.accounts.set(account, record, seq: seq)
             }
-            try state.emailOwners.set(email, StringValue(value: account))
+            try state.emailOwners.set(email, StringValue(value: account), seq: seq)
         case let .profileCompleted(account, first, last) where people:
             if var record = try state.account(account) {
                 record.firstName = first
                 record.lastName = last
-                try state.accounts.set(account, record)
+                try state.accounts.set(account, record, seq: seq)
             }
         case let .agreementRecorded(r):
             if agreements {
                 try state.agreements.set(r.licensingId, AgreementRecord(
                     program: r.program, parent: r.parent, status: r.status, contacts: r.contacts, availableRoles: r.availableRoles,
-                    authorizationHash: r.authorizationHash, keyId: r.keyId, children: []))
+                    authorizationHash: r.authorizationHash, keyId: r.keyId, children: []), seq: seq)
                 if let parent = r.parent, var p = try state.agreement(parent) {
                     var children = StringSet(values: p.children)
                     if children.insert(r.licensingId) {
                         p.children = children.values
-                        try state.agreements.set(parent, p)
+                        try state.agreements.set(parent, p, seq: seq)
                     }
                 }
             }
@@ -84,14 +87,14 @@ public struct Evolver: Sendable {
                 if !roles.isEmpty {
                     try add(contact.email, r.licensingId, roles, .contact, benefits: SABenefit.allCases)
                 }
-                if contact.type.isLegalContact { try state.addLegalContact(contact.email, r.licensingId) }
+                if contact.type.isLegalContact { try state.addLegalContact(contact.email, r.licensingId, seq: seq) }
             }
         case let .resellerAutoGranted(email, lid, roles):
             try add(email, lid, roles, .reseller)
         case let .licensingIdStatusChanged(lid, status) where agreements:
             if var a = try state.agreement(lid) {
                 a.status = status
-                try state.agreements.set(lid, a)
+                try state.agreements.set(lid, a, seq: seq)
             }
         case let .rolesGranted(_, email, lid, roles, benefits):
             try add(email, lid, roles, .grant, benefits: benefits)
@@ -100,13 +103,13 @@ public struct Evolver: Sendable {
         case let .permissionsRequested(r) where people:
             try state.requests.set(r.requestId, RequestRecord(
                 account: r.account, email: r.email, licensingId: r.licensingId, roles: r.roles, saBenefits: r.saBenefits,
-                comment: r.comment, routedTo: r.routedTo, status: .pending, requestedSeq: seq, decidedSeq: nil, decidedBy: nil))
+                comment: r.comment, routedTo: r.routedTo, status: .pending, requestedSeq: seq, decidedSeq: nil, decidedBy: nil), seq: seq)
         case let .permissionRequestApproved(by, requestId, email, lid, roles, benefits):
             if people, var request = try state.request(requestId) {
                 request.status = .approved
                 request.decidedSeq = seq
                 request.decidedBy = by
-                try state.requests.set(requestId, request)
+                try state.requests.set(requestId, request, seq: seq)
             }
             try add(email, lid, roles, .grant, benefits: benefits)
         case let .permissionRequestDenied(by, requestId, _) where people:
@@ -114,19 +117,19 @@ public struct Evolver: Sendable {
                 request.status = .denied
                 request.decidedSeq = seq
                 request.decidedBy = by
-                try state.requests.set(requestId, request)
+                try state.requests.set(requestId, request, seq: seq)
             }
         case let .openLicenseAttemptFailed(account, _, _) where people:
             let record = (try state.lockout(account) ?? .empty).recordingFailure(at: at, policy: policy).record
-            try state.lockouts.set(account, record)
+            try state.lockouts.set(account, record, seq: seq)
         case let .openLicenseAdded(_, email, lid, roles, _):
             try add(email, lid, roles, .openLicense)
         case let .licensingIdRemovedByUser(_, email, lid):
             try remove(email, lid) { _ in true }
         case let .adminInheritanceOptedOut(_, email, parent) where agreements:
-            try state.optOuts.set(DomainState.pairKey(email, parent), SeqValue(seq: seq))
+            try state.optOuts.set(DomainState.pairKey(email, parent), SeqValue(seq: seq), seq: seq)
         case let .adminInheritanceOptedIn(_, email, parent) where agreements:
-            try state.optOuts.set(DomainState.pairKey(email, parent), nil)
+            try state.optOuts.set(DomainState.pairKey(email, parent), nil, seq: seq)
         case let .resellerAccessDenied(_, _, email, lid, _):
             try remove(email, lid) { $0.source == .reseller }
         case let .openLicenseAccessDenied(_, email, lid):

@@ -6,15 +6,15 @@ import Logging
 
 extension PermissionLedger {
     /// Refolds every projection from the log alone and makes the stored projections equal to
-    /// it, in one write transaction (readers keep seeing the old projections until it
-    /// commits); only entries that differ are written or removed. Stored as-of snapshots are
-    /// dropped.
+    /// it — every version of every entry, and the dictionary of stable ids — in one write
+    /// transaction (readers keep seeing the old projections until it commits); only entries
+    /// that differ are written or removed. A ledger in an older format (with whole-state
+    /// snapshots) is upgraded this way: its old entries differ from every new one.
     /// `progress` is told the seq reached now and then.
     @discardableResult
     public func rebuild(progress: ((UInt64) -> Void)? = nil) throws -> RebuildReport {
         let start = DispatchTime.now().uptimeNanoseconds
-        let state = try stateSizedLikeStored()
-        let names = state.memoryTables.map(\.table)
+        let state = DomainState(recording: true)
         try fold(into: state, progress: progress)
         let events = state.lastSeq
         // each table compared with the stored one, on every core, each in a read transaction
@@ -29,18 +29,22 @@ extension PermissionLedger {
             try txn.withWriter { writer in
                 let head = try log.head(reader: writer)
                 guard head.seq == events else { throw LogError.conflict(expected: events, actual: head.seq) }
-                for (table, diff) in zip(names, diffs) {
-                    guard let db = tables[table] else { throw StateError.missingTable(table.rawValue) }
-                    changed += try apply(diff, to: db, writer: writer)
+                for (table, diff) in diffs {
+                    changed += try apply(diff, to: projectionDatabases[table], writer: writer)
                 }
-                // snapshots are caches of past states: dropped, made again by as-of questions
-                if let db = tables[.snapshots] { try writer.clear(db) }
+                try writer.put(projectionDatabases[.meta], key: Self.formatKey, value: [DomainState.format])
             }
         }
-        asOfCache.withLock { $0 = nil }
+        try dropLegacySnapshots()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         logger.debug("rebuilt projections", metadata: ["events": "\(events)", "seconds": "\(seconds)", "changed": "\(changed)"])
         return RebuildReport(events: events, seconds: seconds, changedEntries: changed)
+    }
+
+    /// Empties `p.snapshots`, where format 1 kept whole-state snapshots (when it exists).
+    private func dropLegacySnapshots() throws {
+        guard try environment.databaseExists("p.snapshots"), let db = try environment.openDatabases(["p.snapshots"]).first else { return }
+        try environment.write { txn in try txn.clear(db) }
     }
 
     /// Frees a memory state on another thread: a large one takes tens of milliseconds to
@@ -53,43 +57,37 @@ extension PermissionLedger {
         DispatchQueue.global(qos: .utility).async { owner.value.release() }
     }
 
-    /// An empty memory state with room in each table for as many entries as the stored
-    /// projection holds, so a fold from the first event does not rehash as tables grow.
-    private func stateSizedLikeStored() throws -> DomainState {
-        let state = DomainState()
-        state.openAllTables()
-        try environment.read { txn in
-            for t in state.memoryTables { if let db = tables[t.table] { t.reserve(try txn.count(db)) } }
-        }
-        return state
-    }
-
-    /// How each stored projection database differs from the memory `state`, compared on
-    /// every core, each in a read transaction; nil when the log's head is not the state's
-    /// position (a writer appended after the fold).
-    private func differences(from state: DomainState) throws -> [TableDifferences]? {
-        let memoryTables = state.memoryTables
-        let work = UncheckedBox(memoryTables), position = state.lastSeq
-        let diffs = ConcurrentResults<TableDifferences>(count: memoryTables.count)
-        let failures = ConcurrentResults<any Error>(count: memoryTables.count)
-        DispatchQueue.concurrentPerform(iterations: memoryTables.count) { i in
+    /// How each stored projection database differs from the recording memory `state`,
+    /// compared on every core, each in a read transaction; nil when the log's head is not
+    /// the state's position (a writer appended after the fold).
+    private func differences(from state: DomainState) throws -> [(ProjectionTable, TableDifferences)]? {
+        let forms = state.storedForms
+        let work = UncheckedBox(forms), position = state.lastSeq
+        let diffs = ConcurrentResults<TableDifferences>(count: forms.count)
+        let failures = ConcurrentResults<any Error>(count: forms.count)
+        let formatKey = Self.formatKey
+        DispatchQueue.concurrentPerform(iterations: forms.count) { i in
             do {
-                let t = work.value[i]
-                guard let db = tables[t.table] else { throw StateError.missingTable(t.table.rawValue) }
+                let form = work.value[i]
+                let db = projectionDatabases[form.table]
+                let expected = try form.rows()
                 try environment.read { txn in
                     try txn.withReader { reader in
-                        if try log.head(reader: reader).seq == position { diffs.set(i, try t.differences(db, reader)) }
+                        guard try log.head(reader: reader).seq == position else { return }
+                        // the format is written by open and rebuild, not by the fold
+                        diffs.set(i, try TableDifferences.between(expected, stored: db, reader: reader,
+                                                                  ignoring: { form.table == .meta && $0 == formatKey }))
                     }
                 }
             } catch {
                 failures.set(i, error)
             }
         }
-        for i in memoryTables.indices { if let failure = failures.get(i) { throw failure } }
-        var result: [TableDifferences] = []
-        for i in memoryTables.indices {
+        for i in forms.indices { if let failure = failures.get(i) { throw failure } }
+        var result: [(ProjectionTable, TableDifferences)] = []
+        for i in forms.indices {
             guard let diff = diffs.get(i) else { return nil }
-            result.append(diff)
+            result.append((forms[i].table, diff))
         }
         return result
     }
@@ -105,58 +103,55 @@ extension PermissionLedger {
         return diff.removals.count + diff.puts.count
     }
 
-    /// Checks the hash chain and seq continuity, then that the stored projections equal a
-    /// fresh replay of the log, byte for byte. `progress` is told the seq replayed now and then.
+    /// Checks the hash chain and seq continuity, then that the stored projections — every
+    /// version of every entry, and the dictionary of stable ids — equal a fresh replay of
+    /// the log, byte for byte. `progress` is told the seq replayed now and then.
     public func verify(progress: ((UInt64) -> Void)? = nil) throws -> LedgerVerifyReport {
         let logReport = try log.verify()
         guard logReport.ok else { return LedgerVerifyReport(log: logReport, projectionProblem: nil) }
-        let state = try stateSizedLikeStored()
-        var snapshotSeqs: [UInt64] = []
-        let snapshots = tables[.snapshots]
-        if let db = snapshots {
-            try environment.read { txn in
-                try txn.scan(db) { key, _ in
-                    if let seq = BigEndianKey.value(key) { snapshotSeqs.append(seq) }
-                    return true
-                }
-            }
+        if let format = try environment.read({ txn in try txn.withValue(projectionDatabases[.meta], key: Self.formatKey) { Array($0) } }),
+           format != [DomainState.format] {
+            return LedgerVerifyReport(log: logReport, projectionProblem: "the projections are in format \(format.first ?? 0), not \(DomainState.format); run rebuild")
         }
-        for seq in snapshotSeqs {
-            guard let db = snapshots else { break }
-            try fold(into: state, upTo: seq, progress: progress)
-            let stored: [UInt8]? = try environment.read { txn in
-                try txn.withValue(db, key: BigEndianKey.bytes(seq)) { try? DomainState.snapshotPlainBytes(stored: $0) } ?? nil
-            }
-            if state.lastSeq != seq || stored != state.snapshotBytes() {
-                return LedgerVerifyReport(log: logReport, projectionProblem: "the stored snapshot at seq \(seq) differs from a replay; run rebuild")
-            }
-        }
+        let state = DomainState(recording: true)
         // the projections are compared at the point the fold reached: a writer that appended
         // meanwhile is caught up with (each table's read transaction checks the head)
-        var diffs: [TableDifferences] = []
+        var diffs: [(ProjectionTable, TableDifferences)]?
         for _ in 0 ..< 100 {
             try fold(into: state, progress: progress)
-            guard let found = try differences(from: state) else { continue }
-            diffs = found
-            break
+            diffs = try differences(from: state)
+            if diffs != nil { break }
         }
-        let names = state.memoryTables.map(\.table)
-        Self.freeInBackground(consume state)
-        guard diffs.count == names.count else {
+        let described = state.ids
+        guard let diffs else {
+            Self.freeInBackground(consume state)
             return LedgerVerifyReport(log: logReport, projectionProblem: "the log kept growing while verify compared the projections; run it again")
         }
         var problem: String?
-        for (table, diff) in zip(names, diffs) where !diff.isEmpty {
+        for (table, diff) in diffs where !diff.isEmpty {
             let name = table.rawValue
             if let key = diff.removals.first {
-                problem = "\(name) holds an entry a replay does not produce (key \(String(decoding: key, as: UTF8.self).debugDescription))"
+                problem = "\(name) holds an entry a replay does not produce (\(Self.describe(key, table, described)))"
             } else if let key = diff.firstChanged {
-                problem = "\(name) differs from a replay at key \(String(decoding: key, as: UTF8.self).debugDescription)"
+                problem = "\(name) differs from a replay at \(Self.describe(key, table, described))"
             } else {
                 problem = "\(name) lacks \(diff.missing) entries a replay produces"
             }
             break
         }
+        Self.freeInBackground(consume state)
         return LedgerVerifyReport(log: logReport, projectionProblem: problem)
+    }
+
+    /// A stored key in words: for a versioned table the names its ids stand for and the
+    /// version's seq (`ids`: the replay's dictionary).
+    private static func describe(_ key: [UInt8], _ table: ProjectionTable, _ ids: StableIDs) -> String {
+        let spec = StateTables.all.first { $0.table == table }
+        if let shape = spec?.key, let length = StableIDs.prefixLength(shape), key.count == length + 8 {
+            let seq = key.withUnsafeBytes { BigEndianKey.value(UnsafeRawBufferPointer(rebasing: $0[length...])) } ?? 0
+            let name = (try? key.withUnsafeBytes { try ids.key(stored: UnsafeRawBufferPointer(rebasing: $0[0 ..< length]), shape) }) ?? nil
+            return "key \((name ?? "(unknown id)").debugDescription), version seq \(seq)"
+        }
+        return "key \(String(decoding: key, as: UTF8.self).debugDescription)"
     }
 }

@@ -81,21 +81,27 @@ extension PermissionLedger {
     /// The effective administrators of `licensingId` for an operator (no R14 check), at a
     /// point; `unknownLicensingId` when the ID is not recorded there.
     public func administrators(of licensingId: String, asOf: AsOf? = nil) throws -> Result<[AdministratorEntry], DomainError> {
-        try withState(asOf: asOf) { state in
-            guard try state.agreement(licensingId) != nil else { return .failure(Self.unknown(licensingId, state)) }
-            return .success(try state.administrators(of: licensingId))
-        }
+        try withState(asOf: asOf) { try administrators(in: $0, of: licensingId) }
+    }
+
+    /// `administrators(of:asOf:)` in `state`.
+    func administrators(in state: DomainState, of licensingId: String) throws -> Result<[AdministratorEntry], DomainError> {
+        guard try state.agreement(licensingId) != nil else { return .failure(Self.unknown(licensingId, state)) }
+        return .success(try state.administrators(of: licensingId))
     }
 
     /// Every role of `email` on `licensingId` with the events behind it, at a point;
     /// `unknownLicensingId` when the ID is not recorded there. An email never seen is not
     /// an error: it has no roles.
     public func explain(email: String, licensingId: String, asOf: AsOf? = nil) throws -> Result<Explanation, DomainError> {
+        try withState(asOf: asOf) { try explain(in: $0, email: email, licensingId: licensingId) }
+    }
+
+    /// `explain(email:licensingId:asOf:)` in `state`.
+    func explain(in state: DomainState, email: String, licensingId: String) throws -> Result<Explanation, DomainError> {
         let e = Normalize.email(email) ?? email.lowercased()
-        return try withState(asOf: asOf) { state in
-            guard try state.agreement(licensingId) != nil else { return .failure(Self.unknown(licensingId, state)) }
-            return .success(try state.explain(email: e, licensingId: licensingId))
-        }
+        guard try state.agreement(licensingId) != nil else { return .failure(Self.unknown(licensingId, state)) }
+        return .success(try state.explain(email: e, licensingId: licensingId))
     }
 
     /// The refusal for a Licensing ID not recorded in `state`.
@@ -109,21 +115,19 @@ extension PermissionLedger {
     }
 
     /// Permission requests, optionally only those with `status` and/or routed to
-    /// `administrator` (an email), sorted by request id.
-    public func requests(status: RequestStatus? = nil, routedTo administrator: String? = nil) throws -> [RequestView] {
-        guard let db = tables[.requests] else { return [] }
+    /// `administrator` (an email), sorted by request id, at a point (the head by default).
+    public func requests(status: RequestStatus? = nil, routedTo administrator: String? = nil, asOf: AsOf? = nil) throws -> [RequestView] {
         let admin = administrator.map { Normalize.email($0) ?? $0.lowercased() }
         var out: [RequestView] = []
-        try environment.read { txn in
-            try txn.scan(db) { key, value in
-                let record = try RequestRecord.decode(bytes: value)
+        try withState(asOf: asOf) { state in
+            try state.requests.forEach { id, record in
                 if (status == nil || record.status == status) && (admin == nil || record.routedTo.contains(admin ?? "")) {
-                    out.append(RequestView(requestId: String(decoding: key, as: UTF8.self), record: record))
+                    out.append(RequestView(requestId: id, record: record))
                 }
                 return true
             }
         }
-        return out
+        return out.sorted { $0.requestId.utf8.lexicographicallyPrecedes($1.requestId.utf8) }
     }
 
     /// Stored events with `from ≤ seq ≤ to` and, when given, `fromTime ≤ at ≤ toTime`,

@@ -75,9 +75,9 @@ public struct LedgerStats: Sendable, Equatable {
 ///   event without its effect. Deciding inside the write transaction means the state
 ///   decided on is the head appended to, also across processes (LMDB serialises writers);
 ///   the append still passes the expected head, so a broken invariant is a loud conflict.
-/// - Queries read a consistent snapshot; `asOf` answers replay the log in memory up to the
-///   point asked (cost: one fold of the events before that point, cached for the next
-///   question further on).
+/// - Queries read a consistent snapshot; `asOf` answers read the versioned projections as
+///   they were at the point asked (every projection entry keeps every version it had), at
+///   about the cost of the same question at the head.
 /// - Safe to call from any thread or task; writes are serialised inside the process.
 public final class PermissionLedger: Sendable {
     /// Options for opening a ledger.
@@ -103,17 +103,6 @@ public final class PermissionLedger: Sendable {
         public var initialMapSize: Int
         /// Where the ledger logs.
         public var logger: Logger
-        /// As-of questions store a snapshot of the state every this many events (when they
-        /// fold past such a point), so later questions fold at most this many events — while
-        /// the log is short enough for `maxSnapshots` of them (see there).
-        public var snapshotInterval: UInt64
-        /// The most as-of snapshots kept. Each holds the whole state of its time, so without
-        /// a bound they would take (events / interval) × the state's size: quadratic in the
-        /// history. Once the log holds more than `maxSnapshots` intervals, the spacing doubles
-        /// (and again as it grows) and snapshots off the new spacing are deleted: storage
-        /// stays within `maxSnapshots` states, and an as-of question folds at most one
-        /// spacing (under 2 × events / `maxSnapshots`) after loading one.
-        public var maxSnapshots: Int
         /// Decoded projection records kept in memory between transactions (per projection
         /// table, at most this many; 0 turns the cache off). Each is valid at one LMDB commit
         /// and used only by transactions that see that commit, so writes by other processes
@@ -128,9 +117,7 @@ public final class PermissionLedger: Sendable {
         public init(policy: Policy? = nil, authorizationKey: AuthorizationKey? = nil,
                     previousAuthorizationKeys: [AuthorizationKey] = [], durability: Durability = .durable,
                     initialMapSize: Int = 64 << 20, logger: Logger = Logger(label: "permission-ledger"),
-                    snapshotInterval: UInt64 = 50_000, maxSnapshots: Int = 16, hotCacheEntries: Int = 1_000_000) {
-            self.snapshotInterval = max(1_000, snapshotInterval)
-            self.maxSnapshots = max(1, maxSnapshots)
+                    hotCacheEntries: Int = 1_000_000) {
             self.hotCacheEntries = max(0, hotCacheEntries)
             self.policy = policy
             self.authorizationKey = authorizationKey
@@ -143,8 +130,6 @@ public final class PermissionLedger: Sendable {
         /// Refuses options (and a policy) that their setters made unsound, naming the field.
         public func validate() throws {
             try policy?.validate()
-            if snapshotInterval < 1 { throw InputError(field: "snapshotInterval", "must be at least 1, got 0") }
-            if maxSnapshots < 1 { throw InputError(field: "maxSnapshots", "must be at least 1, got \(maxSnapshots)") }
             if hotCacheEntries < 0 { throw InputError(field: "hotCacheEntries", "must not be negative, got \(hotCacheEntries)") }
             if initialMapSize < 1 { throw InputError(field: "initialMapSize", "must be positive, got \(initialMapSize)") }
         }
@@ -161,9 +146,6 @@ public final class PermissionLedger: Sendable {
     let logger: Logger
     let tables: [ProjectionTable: Database]
     let projectionDatabases: ProjectionDatabases
-    let snapshotInterval: UInt64
-    let maxSnapshots: Int
-    let asOfCache = Mutex<AsOfCache?>(nil)
     let committer = Mutex<GroupCommitter?>(nil)
     let ids = EventIDs()
     /// Decoded projection records kept between transactions (nil when turned off).
@@ -188,15 +170,39 @@ public final class PermissionLedger: Sendable {
                           previousAuthorizationKeys: options.previousAuthorizationKeys)
         evolver = Evolver(policy: policy)
         logger = options.logger
-        snapshotInterval = options.snapshotInterval
-        maxSnapshots = options.maxSnapshots
         hot = options.hotCacheEntries > 0
             ? HotCache(limitPerTable: options.hotCacheEntries, wholeLoadInterval: options.hotWholeLoadInterval,
                        wholeLoadAfterMisses: options.hotWholeLoadAfterMisses) : nil
-        if rebuildNeeded {
-            logger.notice("rebuilding the projections under the adopted policy", metadata: ["policy": "\(policy.fingerprint)"])
+        let upgrade = try Self.checkFormat(environment: environment, meta: projectionDatabases[.meta])
+        if rebuildNeeded || upgrade {
+            if upgrade {
+                logger.notice("upgrading the projections to format \(DomainState.format) (versioned, with stable ids): rebuilding them from the log")
+            } else {
+                logger.notice("rebuilding the projections under the adopted policy", metadata: ["policy": "\(policy.fingerprint)"])
+            }
             _ = try rebuild()
-            try Self.finishAdoption(environment: environment)
+            if rebuildNeeded { try Self.finishAdoption(environment: environment) }
+        }
+    }
+
+    /// The key of the projections' format in `p.meta` (see `DomainState.format`).
+    static let formatKey = Array("format".utf8)
+
+    /// Whether the stored projections must be rebuilt to this build's format: a new ledger
+    /// gets the format now; one with projections and no format was written in format 1
+    /// (whole-state snapshots, string keys) and is upgraded by a rebuild — on this first
+    /// open, or by `ledger-tool rebuild`; a format newer than this build's is refused.
+    private static func checkFormat(environment: Environment, meta: Database) throws -> Bool {
+        let stored: [UInt8]?? = try environment.read { txn in try txn.withValue(meta, key: formatKey) { Array($0) } }
+        if let stored = stored ?? nil {
+            guard stored.count == 1, let version = stored.first else { throw StateError.unknownFormat(stored.first ?? 0) }
+            if version > DomainState.format { throw StateError.unknownFormat(version) }
+            return version < DomainState.format
+        }
+        return try environment.write { txn in
+            if try txn.get(meta, key: Array("checkpoint".utf8)) != nil { return true }
+            try txn.put(meta, key: formatKey, value: [DomainState.format])
+            return false
         }
     }
 

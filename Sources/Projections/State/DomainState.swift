@@ -1,203 +1,6 @@
 import Foundation
 import Ledger
 
-/// One projection table: string keys to records, either held in memory (the whole
-/// state, for pure folds, tests and as-of replays) or read and written through an open
-/// LMDB transaction with a cache (the live projections).
-final class Table<V: StateRecord> {
-    let db: Database?
-    private var cache: [String: V?] = [:]
-    private var dirty = Set<String>()
-    /// Keys written back by `flush` (published to the hot cache after the commit).
-    private var written: [String] = []
-    /// Keys read from LMDB in this transaction (published to the hot cache).
-    private var loaded: [String] = []
-    private let reader: TransactionReader?
-    private let writer: TransactionWriter?
-    /// Records kept between transactions, used while valid at `hotVersion`.
-    private let hot: HotTable<V>?
-    private let hotCache: HotCache?
-    private let hotVersion: UInt64
-
-    init(memory: ()) {
-        db = nil
-        reader = nil
-        writer = nil
-        hot = nil
-        hotCache = nil
-        hotVersion = 0
-    }
-
-    init(db: Database, reader: TransactionReader, hot: HotTable<V>?, hotCache: HotCache?, hotVersion: UInt64) {
-        self.db = db
-        self.reader = reader
-        writer = reader as? TransactionWriter
-        self.hot = hot
-        self.hotCache = hotCache
-        self.hotVersion = hotVersion
-    }
-
-    var isMemory: Bool { reader == nil }
-
-    func get(_ key: String) throws -> V? {
-        if !cache.isEmpty, let hit = cache[key] { return hit }
-        if let hot, let hotCache {
-            switch hotCache.lookup(hot, key, at: hotVersion) {
-            case let .hit(v): return v
-            case .absent: return nil
-            case .unknown:
-                if writer == nil, let whole = try loadWhole(hot, hotCache) { return whole[key] }
-            }
-        }
-        guard let reader, let db else { return nil }
-        var k = key
-        let value = try k.withUTF8 { utf8 in try reader.withValue(db, key: UnsafeRawBufferPointer(utf8)) { try V.decode(bytes: $0) } }
-        cache[key] = .some(value)
-        if hot != nil, value != nil { loaded.append(key) }
-        return value
-    }
-
-    /// Reads the whole table into the hot cache when it is completable, small enough and
-    /// due (see `HotCache.claimWholeLoad`); returns what it read (valid at this
-    /// transaction's commit), or nil when it did not load. Read-only transactions only: a
-    /// write transaction's view is not a commit.
-    private func loadWhole(_ hot: HotTable<V>, _ hotCache: HotCache) throws -> [String: V]? {
-        guard hot.completable, let reader, let db, hotCache.claimWholeLoad(hot, at: hotVersion),
-              try reader.count(db) <= hotCache.limitPerTable else { return nil }
-        var whole: [String: V] = [:]
-        try reader.scan(db) { key, value in
-            whole[String(decoding: key, as: UTF8.self)] = try V.decode(bytes: value)
-            return true
-        }
-        hotCache.installWhole(hot, whole, at: hotVersion)
-        return whole
-    }
-
-    /// Whether this transaction read or wrote anything to publish.
-    var hasNews: Bool { hot != nil && (!loaded.isEmpty || !written.isEmpty) }
-
-    /// Copies what this transaction read and wrote into the hot table (under the hot
-    /// cache's lock, after a commit).
-    func publish(limit: Int) {
-        guard let hot, !loaded.isEmpty || !written.isEmpty else { return }
-        defer { if hot.entries.count > limit { hot.empty() } }
-        // only records that exist are kept (absent keys are unbounded: a random question
-        // about any email and any ID); a key written absent is dropped
-        for key in loaded { if case let .some(.some(v)) = cache[key] { hot.entries[key] = v } }
-        for key in written {
-            if case let .some(.some(v)) = cache[key] { hot.entries[key] = v } else { hot.entries.removeValue(forKey: key) }
-        }
-    }
-
-    func set(_ key: String, _ value: V?) throws {
-        if writer != nil {
-            // written back in `flush`, once per key per transaction, in key order
-            cache[key] = .some(value)
-            dirty.insert(key)
-        } else if reader != nil {
-            throw StateError.readOnly
-        } else if let value {
-            cache[key] = value
-        } else {
-            cache.removeValue(forKey: key)
-        }
-    }
-
-    /// Writes every changed entry through the transaction, in key order (neighbouring keys
-    /// share pages, so fewer pages are dirtied).
-    func flush() throws {
-        guard let writer, let db, !dirty.isEmpty else { return }
-        for (bytes, key) in dirty.map({ (Array($0.utf8), $0) }).sorted(by: { KeyOrder.precedes($0.0, $1.0) }) {
-            if let value = cache[key] ?? nil {
-                try writer.put(db, key: bytes, value: value.encoded)
-            } else {
-                try writer.delete(db, key: bytes)
-            }
-        }
-        if hot != nil { written.append(contentsOf: dirty) }
-        dirty.removeAll()
-    }
-
-    /// Every entry, sorted by key bytes (memory tables only).
-    func sortedEntries() -> [(key: [UInt8], value: [UInt8])] {
-        cache.compactMap { k, v in v.map { (Array(k.utf8), $0.encoded) } }
-            .sorted { KeyOrder.precedes($0.key, $1.key) }
-    }
-
-    var count: Int { cache.count }
-
-    /// Sets an entry of a memory table (a no-op on a table over a transaction).
-    func setInMemory(_ key: String, _ value: V) {
-        guard reader == nil else { return }
-        cache[key] = value
-    }
-
-    /// Makes room for `count` entries (memory tables: a fold that knows its size does not
-    /// rehash the table as it grows).
-    func reserve(_ count: Int) { cache.reserveCapacity(count) }
-
-    /// How the stored database `db` differs from this memory table: the stored keys to
-    /// remove and the entries to put, sorted by key. One pass over the stored entries, each
-    /// looked up here by its exact bytes and its value compared with this record encoded —
-    /// no sort of the whole table; entries held here but not stored (none when the
-    /// projections are sound) are found by a second pass only when some are missing.
-    func differences(stored db: Database, reader: TransactionReader) throws -> TableDifferences {
-        var result = TableDifferences()
-        var matched = 0
-        var w = BinaryWriter(capacity: 256)
-        try reader.scan(db) { key, value in
-            let k = String(decoding: key, as: UTF8.self)
-            // the exact bytes: String equality is canonical equivalence, keys are bytes
-            if let i = cache.index(forKey: k), cache[i].key.utf8.elementsEqual(key), let record = cache[i].value {
-                matched += 1
-                w.removeAll()
-                record.encode(to: &w)
-                if !w.bytes.elementsEqual(value) {
-                    if result.firstChanged == nil { result.firstChanged = Array(key) }
-                    result.puts.append((Array(key), w.bytes))
-                }
-            } else {
-                result.removals.append(Array(key))
-            }
-            return true
-        }
-        if matched < cache.count {
-            for (k, v) in cache {
-                guard let v else { continue }
-                let bytes = Array(k.utf8)
-                if try reader.withValue(db, key: bytes, { _ in () }) == nil {
-                    result.missing += 1
-                    result.puts.append((bytes, v.encoded))
-                }
-            }
-        }
-        result.puts.sort { KeyOrder.precedes($0.key, $1.key) }
-        return result
-    }
-
-    /// Inserts an encoded entry into a memory table (loading a snapshot).
-    func load(key: [UInt8], value: UnsafeRawBufferPointer) throws {
-        guard let k = String(validating: key, as: UTF8.self) else { throw DecodingError("snapshot key is not UTF-8", offset: 0) }
-        cache[k] = try V.decode(bytes: value)
-    }
-}
-
-/// What makes a stored projection database equal a memory table (see
-/// `Table.differences`).
-struct TableDifferences {
-    /// Stored keys the memory table does not hold.
-    var removals: [[UInt8]] = []
-    /// Entries missing or different in the database, sorted by key.
-    var puts: [(key: [UInt8], value: [UInt8])] = []
-    /// How many of `puts` are missing from the database (the others differ).
-    var missing = 0
-    /// The smallest stored key whose value differs.
-    var firstChanged: [UInt8]?
-
-    /// Whether the database equals the memory table.
-    var isEmpty: Bool { removals.isEmpty && puts.isEmpty }
-}
-
 /// Errors of the projection store.
 public enum StateError: Error, Sendable, CustomStringConvertible {
     /// A write was attempted through a read-only view.
@@ -206,12 +9,21 @@ public enum StateError: Error, Sendable, CustomStringConvertible {
     case missingTable(String)
     /// The projections are behind or ahead of the log.
     case outOfStep(projections: UInt64, log: UInt64)
+    /// A projection key names something no event gave a stable id (a defect of the fold).
+    case unnamedKey(table: String, key: String)
+    /// 2³² − 1 names of one kind were given ids.
+    case idsExhausted(String)
+    /// The stored projections are in a format this build does not know.
+    case unknownFormat(UInt8)
 
     public var description: String {
         switch self {
         case .readOnly: return "the projection state was opened read-only"
         case let .missingTable(name): return "projection database \(name) is not open"
         case let .outOfStep(p, l): return "projections reflect seq \(p) but the log is at \(l); run rebuild"
+        case let .unnamedKey(table, key): return "\(table): key \(key.debugDescription) names something without a stable id"
+        case let .idsExhausted(kind): return "no stable id is left for another \(kind)"
+        case let .unknownFormat(v): return "the projections are stored in format \(v), which this build does not know (it knows \(DomainState.format)); use a newer build"
         }
     }
 }
@@ -226,8 +38,14 @@ public enum StateError: Error, Sendable, CustomStringConvertible {
 public final class DomainState {
     private let databases: ProjectionDatabases?
     private let reader: TransactionReader?
-    /// Records kept between transactions (nil for memory states and when disabled).
+    /// Records kept between transactions (nil for memory states, past states and when disabled).
     private let hot: HotCache?
+    /// The dictionary of stable ids the versioned tables' keys are made of.
+    let ids: StableIDs
+    /// The latest seq reads see (`.max`: the head).
+    private let asOf: UInt64
+    /// Whether a memory state's tables keep every version (rebuild, verify).
+    private let recording: Bool
     /// The commit this state's transaction sees (for a write transaction, the commit
     /// before its own).
     let snapshotVersion: UInt64
@@ -243,9 +61,10 @@ public final class DomainState {
         if let t = opened[i] { return unsafeDowncast(t, to: Table<V>.self) }
         let t: Table<V>
         if let reader, let db = databases?[spec.table] {
-            t = Table(db: db, reader: reader, hot: hot?[keyPath: spec.hot], hotCache: hot, hotVersion: snapshotVersion)
+            t = Table(db: db, shape: spec.key, reader: reader, ids: ids, asOf: asOf,
+                      hot: hot.flatMap { $0[keyPath: spec.hot] }, hotCache: hot, hotVersion: snapshotVersion)
         } else {
-            t = Table(memory: ())
+            t = Table(memory: spec.key, recording: recording)
         }
         opened[i] = t
         return t
@@ -282,11 +101,18 @@ public final class DomainState {
     func openAllTables() { _ = everyTable }
 
     /// An empty in-memory state.
-    public init() {
+    public convenience init() { self.init(recording: false) }
+
+    /// An empty in-memory state; `recording`: its tables keep every version they are given
+    /// (what a rebuild and `verify` compare with the stored projections).
+    init(recording: Bool) {
         databases = nil
         reader = nil
         hot = nil
         snapshotVersion = 0
+        ids = StableIDs(memory: ())
+        asOf = .max
+        self.recording = recording
     }
 
     /// A view over an open transaction (read-only for a `TransactionReader`, written through
@@ -296,6 +122,9 @@ public final class DomainState {
         self.databases = databases
         self.reader = reader
         self.hot = hot
+        ids = StableIDs(db: databases[.ids], reader: reader)
+        asOf = .max
+        recording = false
         let id = try reader.id()
         snapshotVersion = reader is TransactionWriter ? id &- 1 : id
         if let m = try meta.get("checkpoint") {
@@ -303,6 +132,24 @@ public final class DomainState {
             lastAt = m.lastAt
         }
     }
+
+    /// The state as of seq `seq` (the event there stored at `at`), read from the versioned
+    /// projections through a read transaction: every entry's latest version at or before it.
+    init(databases: ProjectionDatabases, reader: TransactionReader, asOf seq: UInt64, at: Timestamp?) throws {
+        self.databases = databases
+        self.reader = reader
+        hot = nil
+        ids = StableIDs(db: databases[.ids], reader: reader)
+        asOf = seq
+        recording = false
+        snapshotVersion = try reader.id()
+        lastSeq = seq
+        lastAt = at
+    }
+
+    /// The projections' on-disk format (`p.meta` key `format`): 2 is the versioned store with
+    /// stable ids; a ledger without the key was written in format 1 (whole-state snapshots).
+    static let format: UInt8 = 2
 
     /// `email ␀ lid`, built in one allocation.
     static func pairKey(_ email: String, _ lid: String) -> String {
@@ -348,34 +195,34 @@ public final class DomainState {
 
     // MARK: Writes used by evolve
 
-    func setCell(_ email: String, _ lid: String, _ cell: CellRecord) throws {
+    func setCell(_ email: String, _ lid: String, _ cell: CellRecord, seq: UInt64) throws {
         let key = Self.pairKey(email, lid)
         let before = try cells.get(key)
         let wasAdmin = before?.hasAdministrator ?? false
         let isAdmin = cell.hasAdministrator
         if cell.entries.isEmpty {
             if before != nil {
-                try cells.set(key, nil)
+                try cells.set(key, nil, seq: seq)
                 var set = try emailLids.get(email) ?? StringSet(values: [])
-                if set.remove(lid) { try emailLids.set(email, set.values.isEmpty ? nil : set) }
+                if set.remove(lid) { try emailLids.set(email, set.values.isEmpty ? nil : set, seq: seq) }
             }
         } else {
-            try cells.set(key, cell)
+            try cells.set(key, cell, seq: seq)
             if before == nil || before?.entries.isEmpty == true {
                 var set = try emailLids.get(email) ?? StringSet(values: [])
-                if set.insert(lid) { try emailLids.set(email, set) }
+                if set.insert(lid) { try emailLids.set(email, set, seq: seq) }
             }
         }
         if wasAdmin != isAdmin {
             var admins = try lidAdmins.get(lid) ?? StringSet(values: [])
             if isAdmin { _ = admins.insert(email) } else { _ = admins.remove(email) }
-            try lidAdmins.set(lid, admins.values.isEmpty ? nil : admins)
+            try lidAdmins.set(lid, admins.values.isEmpty ? nil : admins, seq: seq)
         }
     }
 
-    func addLegalContact(_ email: String, _ lid: String) throws {
+    func addLegalContact(_ email: String, _ lid: String, seq: UInt64) throws {
         var set = try legalContactLids.get(email) ?? StringSet(values: [])
-        if set.insert(lid) { try legalContactLids.set(email, set) }
+        if set.insert(lid) { try legalContactLids.set(email, set, seq: seq) }
     }
 
     func setPosition(seq: UInt64, at: Timestamp) throws {
@@ -410,153 +257,44 @@ public final class DomainState {
     func flush() throws -> Bool {
         let moved = positionDirty
         if positionDirty {
-            try meta.set("checkpoint", MetaRecord(lastSeq: lastSeq, lastAt: lastAt))
+            try meta.set("checkpoint", MetaRecord(lastSeq: lastSeq, lastAt: lastAt), seq: lastSeq)
             positionDirty = false
         }
         for case let t? in opened { try t.flush() }
+        try ids.flush()
         return moved
     }
 
-    // MARK: Persistence of a memory state
+    // MARK: A memory state compared
 
-    /// Each table's part of a snapshot: its entry count, then every (key, value) sorted,
-    /// each length-prefixed; in `allTables` order. Encoded on all cores.
-    private func snapshotParts() -> [[UInt8]] {
-        let tables = UncheckedBox(allTables)
-        let parts = ConcurrentResults<[UInt8]>(count: tables.value.count)
-        DispatchQueue.concurrentPerform(iterations: tables.value.count) { i in
-            let rows = tables.value[i].1()
-            var w = BinaryWriter(capacity: 1 << 12)
+    /// Every table's entries (latest values), sorted, table after table: equal for two
+    /// memory states exactly when they hold the same projections.
+    func contentBytes() -> [UInt8] {
+        recordPosition()
+        var w = BinaryWriter(capacity: 1 << 12)
+        for table in everyTable {
+            let rows = table.sortedEntries()
             w.writeVarint(UInt64(rows.count))
             for (k, v) in rows {
                 w.writeBytes(k)
                 w.writeBytes(v)
             }
-            parts.set(i, w.bytes)
-        }
-        return (0 ..< tables.value.count).map { parts.get($0) ?? [] }
-    }
-
-    /// The whole state as bytes, uncompressed (format 1, which is also what `verify`
-    /// compares): format version, then each table's part (see `snapshotParts`).
-    func snapshotBytes() -> [UInt8] {
-        [UInt8(1)] + snapshotParts().joined()
-    }
-
-    /// The stored form of a snapshot (format 2): format version, then for each table its
-    /// uncompressed length, compressed length (LEB128) and its part compressed with zlib
-    /// (about a quarter of the size). Tables are compressed, and later decompressed and
-    /// loaded, on all cores.
-    func storedSnapshot() -> [UInt8] {
-        let parts = UncheckedBox(snapshotParts())
-        let packed = ConcurrentResults<[UInt8]>(count: parts.value.count)
-        DispatchQueue.concurrentPerform(iterations: parts.value.count) { i in packed.set(i, Deflate.compress(parts.value[i])) }
-        var w = BinaryWriter(capacity: 1 << 16)
-        w.write(UInt8(2))
-        for i in 0 ..< parts.value.count {
-            let p = packed.get(i) ?? []
-            w.writeVarint(UInt64(parts.value[i].count))
-            w.writeVarint(UInt64(p.count))
-            w.writeRaw(p)
         }
         return w.bytes
     }
 
-    /// The frames of a format-2 snapshot: each table's uncompressed length and the range of
-    /// its compressed bytes.
-    private static func snapshotFrames(_ bytes: UnsafeRawBufferPointer) throws -> [(count: Int, range: Range<Int>)] {
-        var r = BinaryReader(bytes)
-        _ = try r.readUInt8()
-        var frames: [(count: Int, range: Range<Int>)] = []
-        for _ in 0 ..< snapshotTableCount {
-            let plain = try r.readVarint()
-            guard plain <= UInt64(Int.max) else { throw DecodingError("snapshot table length \(plain) is out of range", offset: r.offset) }
-            let packed = try r.readLength("compressed snapshot table length")
-            frames.append((Int(plain), r.offset ..< r.offset + packed))
-            _ = try r.readSlice(packed)
-        }
-        try r.expectEnd()
-        return frames
-    }
-
-    /// The number of tables a snapshot holds.
-    private static var snapshotTableCount: Int { StateTables.all.count }
-
-    /// The `snapshotBytes()` a stored snapshot holds: format 1 (uncompressed, as written
-    /// before format 2) as it is, format 2 decompressed.
-    static func snapshotPlainBytes(stored bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
-        guard let version = bytes.first else { throw DecodingError("empty snapshot", offset: 0) }
-        switch version {
-        case 1: return Array(bytes)
-        case 2:
-            var plain: [UInt8] = [1]
-            for f in try snapshotFrames(bytes) {
-                plain += try Deflate.decompress(UnsafeRawBufferPointer(rebasing: bytes[f.range]), count: f.count)
-            }
-            return plain
-        default: throw DecodingError("unknown snapshot version \(version)", offset: 0)
-        }
-    }
-
-    /// A memory state from a stored snapshot of either format.
-    static func fromStoredSnapshot(_ bytes: UnsafeRawBufferPointer) throws -> DomainState {
-        guard let version = bytes.first else { throw DecodingError("empty snapshot", offset: 0) }
-        let state = DomainState()
-        switch version {
-        case 1:
-            var r = BinaryReader(bytes)
-            _ = try r.readUInt8()
-            for load in state.loaders { try loadPart(&r, into: load) }
-            try r.expectEnd()
-        case 2:
-            let frames = try snapshotFrames(bytes)
-            state.openAllTables()
-            let loaders = UncheckedBox(state.loaders), source = UncheckedBox(bytes)
-            let failures = ConcurrentResults<any Error>(count: frames.count)
-            DispatchQueue.concurrentPerform(iterations: frames.count) { i in
-                do {
-                    let plain = try Deflate.decompress(UnsafeRawBufferPointer(rebasing: source.value[frames[i].range]), count: frames[i].count)
-                    try plain.withUnsafeBytes { part in
-                        var r = BinaryReader(part)
-                        try loadPart(&r, into: loaders.value[i])
-                        try r.expectEnd()
-                    }
-                } catch {
-                    failures.set(i, error)
-                }
-            }
-            for i in 0 ..< frames.count { if let failure = failures.get(i) { throw failure } }
-        default:
-            throw DecodingError("unknown snapshot version \(version)", offset: 0)
-        }
-        if let m = try state.meta.get("checkpoint") {
-            state.lastSeq = m.lastSeq
-            state.lastAt = m.lastAt
-        }
-        return state
-    }
-
-    /// Each table's loader, in `allTables` order.
-    private var loaders: [([UInt8], UnsafeRawBufferPointer) throws -> Void] { everyTable.map { $0.load } }
-
-    /// Reads one table's part (entry count, then entries) into `load`.
-    private static func loadPart(_ r: inout BinaryReader, into load: ([UInt8], UnsafeRawBufferPointer) throws -> Void) throws {
-        let n = try r.readLength("entry count")
-        for _ in 0 ..< n {
-            let key = try r.readBytes()
-            try load(key, try r.readSlice(try r.readLength("value length")))
-        }
-    }
-
-    /// What rebuild does with each memory table: make room, and compare with the stored one.
-    var memoryTables: [(table: ProjectionTable, reserve: (Int) -> Void,
-                        differences: (Database, TransactionReader) throws -> TableDifferences)] {
+    /// What each stored projection database holds after a fold of the events this memory
+    /// state was folded from (every version, for a recording state), table by table, and
+    /// last the dictionary of stable ids: what rebuild and verify compare.
+    var storedForms: [(table: ProjectionTable, rows: () throws -> [(key: [UInt8], value: [UInt8])])] {
         recordPosition()
-        return zip(StateTables.all, everyTable).map { ($0.table, $1.reserve, $1.differences) }
+        let ids = self.ids
+        return zip(StateTables.all, everyTable).map { spec, table in (spec.table, { try table.storedForm(ids: ids) }) }
+            + [(ProjectionTable.ids, { ids.sortedEntries() })]
     }
 
-    var allTables: [(ProjectionTable, () -> [(key: [UInt8], value: [UInt8])])] {
-        recordPosition()
-        return zip(StateTables.all, everyTable).map { ($0.table, $1.sortedEntries) }
+    /// Makes room in each table (a fold that knows the sizes does not rehash as tables grow).
+    var reservers: [(table: ProjectionTable, reserve: (Int) -> Void)] {
+        zip(StateTables.all, everyTable).map { ($0.table, $1.reserve) }
     }
 }

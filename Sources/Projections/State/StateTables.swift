@@ -1,7 +1,7 @@
 import Ledger
 
 /// The names of the projection databases, in their one order (a state's tables, then the
-/// as-of snapshots).
+/// dictionary of stable ids).
 enum ProjectionTable: String, CaseIterable, Sendable {
     case accounts = "p.accounts"
     case emailOwners = "p.emailOwners"
@@ -14,7 +14,7 @@ enum ProjectionTable: String, CaseIterable, Sendable {
     case requests = "p.requests"
     case lockouts = "p.lockouts"
     case meta = "p.meta"
-    case snapshots = "p.snapshots"
+    case ids = "p.ids"
 
     /// The position in `allCases`.
     var index: Int {
@@ -30,12 +30,12 @@ enum ProjectionTable: String, CaseIterable, Sendable {
         case .requests: 8
         case .lockouts: 9
         case .meta: 10
-        case .snapshots: 11
+        case .ids: 11
         }
     }
 
-    /// The tables a state is made of (snapshots are not part of a state).
-    static var stateTables: [ProjectionTable] { allCases.filter { $0 != .snapshots } }
+    /// The tables of records (the dictionary is not one).
+    static var stateTables: [ProjectionTable] { allCases.filter { $0 != .ids } }
 }
 
 /// A state table's name, record type and hot-cache table: each declared once, below, and
@@ -43,6 +43,8 @@ enum ProjectionTable: String, CaseIterable, Sendable {
 /// cache iterate.
 struct TableSpec<V: StateRecord>: AnyTableSpec {
     let table: ProjectionTable
+    /// How its keys are stored (and whether it is versioned: all but `meta`).
+    let key: KeyShape
     let hot: KeyPath<HotCache, HotTable<V>> & Sendable
 
     func open(in state: DomainState) -> any AnyTable { state.table(self) }
@@ -52,6 +54,7 @@ struct TableSpec<V: StateRecord>: AnyTableSpec {
 /// A `TableSpec` of any record type.
 protocol AnyTableSpec: Sendable {
     var table: ProjectionTable { get }
+    var key: KeyShape { get }
     /// The state's table (created when first asked for).
     func open(in state: DomainState) -> any AnyTable
     /// Its table in `cache`.
@@ -59,24 +62,24 @@ protocol AnyTableSpec: Sendable {
 }
 
 enum StateTables {
-    static let accounts = TableSpec<AccountRecord>(table: .accounts, hot: \.accounts)
+    static let accounts = TableSpec<AccountRecord>(table: .accounts, key: .one(.account), hot: \.accounts)
     /// validated email → account
-    static let emailOwners = TableSpec<StringValue>(table: .emailOwners, hot: \.emailOwners)
-    static let agreements = TableSpec<AgreementRecord>(table: .agreements, hot: \.agreements)
+    static let emailOwners = TableSpec<StringValue>(table: .emailOwners, key: .one(.email), hot: \.emailOwners)
+    static let agreements = TableSpec<AgreementRecord>(table: .agreements, key: .one(.licensingId), hot: \.agreements)
     /// "email␀lid" → direct sources
-    static let cells = TableSpec<CellRecord>(table: .cells, hot: \.cells)
+    static let cells = TableSpec<CellRecord>(table: .cells, key: .pair(.email, .licensingId), hot: \.cells)
     /// email → Licensing IDs with a non-empty cell
-    static let emailLids = TableSpec<StringSet>(table: .emailLids, hot: \.emailLids)
+    static let emailLids = TableSpec<StringSet>(table: .emailLids, key: .one(.email), hot: \.emailLids)
     /// email → Licensing IDs where it is primary contact or notices correspondent
-    static let legalContactLids = TableSpec<StringSet>(table: .legalContactLids, hot: \.legalContactLids)
+    static let legalContactLids = TableSpec<StringSet>(table: .legalContactLids, key: .one(.email), hot: \.legalContactLids)
     /// lid → emails holding administrator directly
-    static let lidAdmins = TableSpec<StringSet>(table: .lidAdmins, hot: \.lidAdmins)
+    static let lidAdmins = TableSpec<StringSet>(table: .lidAdmins, key: .one(.licensingId), hot: \.lidAdmins)
     /// "email␀lid" → seq of the opt-out
-    static let optOuts = TableSpec<SeqValue>(table: .optOuts, hot: \.optOuts)
-    static let requests = TableSpec<RequestRecord>(table: .requests, hot: \.requests)
-    static let lockouts = TableSpec<LockoutRecord>(table: .lockouts, hot: \.lockouts)
+    static let optOuts = TableSpec<SeqValue>(table: .optOuts, key: .pair(.email, .licensingId), hot: \.optOuts)
+    static let requests = TableSpec<RequestRecord>(table: .requests, key: .one(.request), hot: \.requests)
+    static let lockouts = TableSpec<LockoutRecord>(table: .lockouts, key: .one(.account), hot: \.lockouts)
     /// "checkpoint" → the position the projections reflect
-    static let meta = TableSpec<MetaRecord>(table: .meta, hot: \.meta)
+    static let meta = TableSpec<MetaRecord>(table: .meta, key: .plain, hot: \.meta)
 
     /// Every state table, in `ProjectionTable` order (checked by `ProjectionsTests`).
     static let all: [any AnyTableSpec] = [accounts, emailOwners, agreements, cells, emailLids, legalContactLids,
@@ -93,12 +96,10 @@ protocol AnyTable: AnyObject {
     func flush() throws
     /// Every entry, sorted by key bytes (memory tables).
     func sortedEntries() -> [(key: [UInt8], value: [UInt8])]
-    /// Inserts an encoded entry (loading a snapshot).
-    func load(key: [UInt8], value: UnsafeRawBufferPointer) throws
     /// Makes room for `count` entries (memory tables).
     func reserve(_ count: Int)
-    /// How the stored database differs from this memory table.
-    func differences(stored db: Database, reader: TransactionReader) throws -> TableDifferences
+    /// What the stored database holds after a fold of the same events (memory tables).
+    func storedForm(ids: StableIDs) throws -> [(key: [UInt8], value: [UInt8])]
 }
 
 extension Table: AnyTable {}

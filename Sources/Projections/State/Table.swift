@@ -1,0 +1,303 @@
+import Foundation
+import Ledger
+
+/// One projection table: string keys to records, either held in memory (the whole state,
+/// for pure folds, tests and rebuilds) or read and written through an open LMDB
+/// transaction with a cache (the live projections and the state as of a past seq).
+///
+/// A versioned table (every state table but `p.meta`) keeps every version of every entry:
+/// it stores `key ‖ seq` (the key as stable ids, see `StableIDs`; seq 8 bytes big-endian) →
+/// the value the event at `seq` gave it, or a tombstone when the event removed it. The entry
+/// as of seq N is its latest version at or before N: one cursor seek
+/// (`TransactionReading.withLatest`). A memory table asked to (`recording`) keeps the same
+/// versions, so a rebuild and `verify` compare them with the stored ones.
+final class Table<V: StateRecord> {
+    let db: Database?
+    let shape: KeyShape
+    private var cache: [String: V?] = [:]
+    /// Changes not yet written (write transactions) or all changes (recording memory
+    /// tables): key → (seq, value) in seq order.
+    private var versions: [String: [(seq: UInt64, value: V?)]] = [:]
+    /// Whether a memory table keeps `versions`.
+    private let recording: Bool
+    /// Keys written back by `flush` (published to the hot cache after the commit).
+    private var written: [String] = []
+    /// Keys read from LMDB in this transaction (published to the hot cache).
+    private var loaded: [String] = []
+    private let reader: TransactionReader?
+    private let writer: TransactionWriter?
+    private let ids: StableIDs?
+    /// The latest seq a read sees (`.max`: the head).
+    private let asOf: UInt64
+    /// Records kept between transactions, used while valid at `hotVersion`.
+    private let hot: HotTable<V>?
+    private let hotCache: HotCache?
+    private let hotVersion: UInt64
+
+    init(memory shape: KeyShape, recording: Bool) {
+        db = nil
+        self.shape = shape
+        self.recording = recording
+        reader = nil
+        writer = nil
+        ids = nil
+        asOf = .max
+        hot = nil
+        hotCache = nil
+        hotVersion = 0
+    }
+
+    init(db: Database, shape: KeyShape, reader: TransactionReader, ids: StableIDs, asOf: UInt64,
+         hot: HotTable<V>?, hotCache: HotCache?, hotVersion: UInt64) {
+        self.db = db
+        self.shape = shape
+        recording = false
+        self.reader = reader
+        writer = reader as? TransactionWriter
+        self.ids = ids
+        self.asOf = asOf
+        self.hot = hot
+        self.hotCache = hotCache
+        self.hotVersion = hotVersion
+    }
+
+    var isMemory: Bool { reader == nil }
+    private var versioned: Bool {
+        if case .plain = shape { return false }
+        return true
+    }
+
+    func get(_ key: String) throws -> V? {
+        if !cache.isEmpty, let hit = cache[key] { return hit }
+        if let hot, let hotCache {
+            switch hotCache.lookup(hot, key, at: hotVersion) {
+            case let .hit(v): return v
+            case .absent: return nil
+            case .unknown:
+                if writer == nil, let whole = try loadWhole(hot, hotCache) { return whole[key] }
+            }
+        }
+        guard let reader, let db else { return nil }
+        let value: V?
+        if versioned {
+            if let prefix = try ids?.storedKey(key, shape) {
+                value = try reader.withLatest(db, prefix: prefix, atOrBefore: asOf) { _, bytes in try Self.decodeVersion(bytes) } ?? nil
+            } else {
+                value = nil
+            }
+        } else {
+            var k = key
+            value = try k.withUTF8 { utf8 in try reader.withValue(db, key: UnsafeRawBufferPointer(utf8)) { try V.decode(bytes: $0) } }
+        }
+        cache[key] = .some(value)
+        if hot != nil, value != nil { loaded.append(key) }
+        return value
+    }
+
+    /// A stored version: a tombstone (one 0 byte) or 1 and the record.
+    private static func decodeVersion(_ bytes: UnsafeRawBufferPointer) throws -> V? {
+        guard let tag = bytes.first else { throw DecodingError("empty projection version", offset: 0) }
+        switch tag {
+        case 0:
+            guard bytes.count == 1 else { throw DecodingError("tombstone with \(bytes.count - 1) extra bytes", offset: 1) }
+            return nil
+        case 1: return try V.decode(bytes: UnsafeRawBufferPointer(rebasing: bytes[1...]))
+        default: throw DecodingError("unknown projection version tag \(tag)", offset: 0)
+        }
+    }
+
+    private static func encodeVersion(_ value: V?) -> [UInt8] {
+        guard let value else { return [0] }
+        var w = BinaryWriter(capacity: 64)
+        w.write(UInt8(1))
+        value.encode(to: &w)
+        return w.bytes
+    }
+
+    /// Calls `body` with every entry as of this table's point, in stored key order, until it
+    /// returns false (key order is id order for a versioned table, not name order).
+    func forEach(_ body: (String, V) throws -> Bool) throws {
+        guard let reader, let db else {
+            for (k, v) in cache { if let v, try !body(k, v) { return } }
+            return
+        }
+        guard versioned, let ids, let length = StableIDs.prefixLength(shape) else {
+            try reader.scan(db) { key, value in
+                guard let k = String(validating: key, as: UTF8.self) else { return true }
+                return try body(k, try V.decode(bytes: value))
+            }
+            return
+        }
+        // the versions of one key are consecutive: keep the latest at or before `asOf`
+        var current: [UInt8]? = nil
+        var latest: V?? = nil
+        func emit() throws -> Bool {
+            guard let prefix = current, case let .some(.some(value)) = latest else { return true }
+            guard let key = try prefix.withUnsafeBytes({ try ids.key(stored: $0, shape) }) else { return true }
+            return try body(key, value)
+        }
+        var stopped = false
+        try reader.scan(db) { key, value in
+            guard key.count == length + 8, let seq = BigEndianKey.value(UnsafeRawBufferPointer(rebasing: key[length...])) else { return true }
+            let prefix = UnsafeRawBufferPointer(rebasing: key[0 ..< length])
+            if current.map({ !$0.elementsEqual(prefix) }) ?? true {
+                if try !emit() { stopped = true; return false }
+                current = Array(prefix)
+                latest = nil
+            }
+            if seq <= asOf { latest = .some(try Self.decodeVersion(value)) }
+            return true
+        }
+        if !stopped { _ = try emit() }
+    }
+
+    /// Reads the whole table into the hot cache when it is completable, small enough and
+    /// due (see `HotCache.claimWholeLoad`); returns what it read (valid at this
+    /// transaction's commit), or nil when it did not load. Read-only transactions at the
+    /// head only: a write transaction's view is not a commit.
+    private func loadWhole(_ hot: HotTable<V>, _ hotCache: HotCache) throws -> [String: V]? {
+        guard hot.completable, let reader, let db, asOf == .max, hotCache.claimWholeLoad(hot, at: hotVersion),
+              try reader.count(db) <= hotCache.limitPerTable else { return nil }
+        var whole: [String: V] = [:]
+        try forEach { key, value in
+            whole[key] = value
+            return true
+        }
+        hotCache.installWhole(hot, whole, at: hotVersion)
+        return whole
+    }
+
+    /// Whether this transaction read or wrote anything to publish.
+    var hasNews: Bool { hot != nil && (!loaded.isEmpty || !written.isEmpty) }
+
+    /// Copies what this transaction read and wrote into the hot table (under the hot
+    /// cache's lock, after a commit).
+    func publish(limit: Int) {
+        guard let hot, !loaded.isEmpty || !written.isEmpty else { return }
+        defer { if hot.entries.count > limit { hot.empty() } }
+        // only records that exist are kept (absent keys are unbounded: a random question
+        // about any email and any ID); a key written absent is dropped
+        for key in loaded { if case let .some(.some(v)) = cache[key] { hot.entries[key] = v } }
+        for key in written {
+            if case let .some(.some(v)) = cache[key] { hot.entries[key] = v } else { hot.entries.removeValue(forKey: key) }
+        }
+    }
+
+    /// Sets `key` to `value` (nil removes it) by the event at `seq`. Setting what the key
+    /// already holds changes nothing (no version is made).
+    func set(_ key: String, _ value: V?, seq: UInt64) throws {
+        if reader != nil, writer == nil { throw StateError.readOnly }
+        if try get(key) == value { return }
+        cache[key] = .some(value)
+        if writer != nil || recording {
+            // one version per key per seq: the last value the event gave it
+            var list = versions.removeValue(forKey: key) ?? []
+            if let last = list.last, last.seq == seq { list[list.count - 1] = (seq, value) } else { list.append((seq, value)) }
+            versions[key] = list
+        }
+        if writer == nil, value == nil { cache.removeValue(forKey: key) }
+    }
+
+    /// Writes every change through the transaction, in key order (neighbouring keys share
+    /// pages, so fewer pages are dirtied): for a versioned table every version made.
+    func flush() throws {
+        guard let writer, let db, !versions.isEmpty else { return }
+        if versioned {
+            guard let ids else { return }
+            var rows: [(key: [UInt8], value: [UInt8])] = []
+            for (key, changes) in versions {
+                guard let prefix = try ids.storedKey(key, shape) else { throw StateError.unnamedKey(table: db.name, key: key) }
+                for change in changes { rows.append((prefix + BigEndianKey.bytes(change.seq), Self.encodeVersion(change.value))) }
+            }
+            rows.sort { KeyOrder.precedes($0.key, $1.key) }
+            for row in rows { try writer.put(db, key: row.key, value: row.value) }
+        } else {
+            for (bytes, key) in versions.keys.map({ (Array($0.utf8), $0) }).sorted(by: { KeyOrder.precedes($0.0, $1.0) }) {
+                if let value = cache[key] ?? nil {
+                    try writer.put(db, key: bytes, value: value.encoded)
+                } else {
+                    try writer.delete(db, key: bytes)
+                }
+            }
+        }
+        if hot != nil { written.append(contentsOf: versions.keys) }
+        versions.removeAll()
+    }
+
+    /// Every entry of a memory table (its latest values), sorted by key bytes: what a
+    /// state holds, for comparing two states.
+    func sortedEntries() -> [(key: [UInt8], value: [UInt8])] {
+        cache.compactMap { k, v in v.map { (Array(k.utf8), $0.encoded) } }
+            .sorted { KeyOrder.precedes($0.key, $1.key) }
+    }
+
+    /// What the stored database of this table holds after a fold of the same events: for
+    /// a recording memory table every version (keys made with `ids`), else its entries.
+    func storedForm(ids: StableIDs) throws -> [(key: [UInt8], value: [UInt8])] {
+        guard versioned else { return sortedEntries() }
+        var rows: [(key: [UInt8], value: [UInt8])] = []
+        for (key, changes) in versions {
+            guard let prefix = try ids.storedKey(key, shape) else { throw StateError.unnamedKey(table: "memory", key: key) }
+            for change in changes { rows.append((prefix + BigEndianKey.bytes(change.seq), Self.encodeVersion(change.value))) }
+        }
+        return rows.sorted { KeyOrder.precedes($0.key, $1.key) }
+    }
+
+    var count: Int { cache.count }
+
+    /// Sets an entry of a memory table (a no-op on a table over a transaction).
+    func setInMemory(_ key: String, _ value: V) {
+        guard reader == nil else { return }
+        cache[key] = value
+    }
+
+    /// Makes room for `count` entries (memory tables: a fold that knows its size does not
+    /// rehash the table as it grows).
+    func reserve(_ count: Int) { cache.reserveCapacity(count) }
+}
+
+/// What makes a stored projection database equal what a replay produces.
+struct TableDifferences {
+    /// Stored keys the replay does not produce.
+    var removals: [[UInt8]] = []
+    /// Entries missing or different in the database, sorted by key.
+    var puts: [(key: [UInt8], value: [UInt8])] = []
+    /// How many of `puts` are missing from the database (the others differ).
+    var missing = 0
+    /// The smallest stored key whose value differs.
+    var firstChanged: [UInt8]?
+
+    /// Whether the database equals the replay.
+    var isEmpty: Bool { removals.isEmpty && puts.isEmpty }
+
+    /// How `db` differs from `expected` (sorted by key): one merge of the two in key order.
+    /// Keys `ignoring` accepts are left out of the comparison.
+    static func between(_ expected: [(key: [UInt8], value: [UInt8])], stored db: Database, reader: TransactionReader,
+                        ignoring: ([UInt8]) -> Bool = { _ in false }) throws -> TableDifferences {
+        var result = TableDifferences()
+        var i = 0
+        try reader.scan(db) { key, value in
+            while i < expected.count, KeyOrder.precedes(expected[i].key, Array(key)) {
+                result.missing += 1
+                result.puts.append(expected[i])
+                i += 1
+            }
+            if i < expected.count, expected[i].key.elementsEqual(key) {
+                if !expected[i].value.elementsEqual(value) {
+                    if result.firstChanged == nil { result.firstChanged = expected[i].key }
+                    result.puts.append(expected[i])
+                }
+                i += 1
+            } else if !ignoring(Array(key)) {
+                result.removals.append(Array(key))
+            }
+            return true
+        }
+        while i < expected.count {
+            result.missing += 1
+            result.puts.append(expected[i])
+            i += 1
+        }
+        return result
+    }
+}
