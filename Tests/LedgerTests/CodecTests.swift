@@ -122,37 +122,3 @@ struct KeyOrderTests {
         #expect(KeyOrder.precedes([1], [1, 0]) && !KeyOrder.precedes([1, 0], [1]) && !KeyOrder.precedes([], []))
     }
 }
-
-@Suite("Deflate")
-struct DeflateTests {
-    @Test("round trip of empty, small, redundant and random buffers")
-    func roundTrip() throws {
-        var rng = SystemRandomNumberGenerator()
-        let redundant = (0 ..< 20_000).flatMap { Array("user\($0 % 97)@org\($0 % 13).example".utf8) }
-        let random = (0 ..< 50_000).map { _ in UInt8.random(in: 0 ... 255, using: &rng) }
-        for input in [[], [7], Array("snapshot".utf8), redundant, random] {
-            let packed = Deflate.compress(input)
-            let back = try packed.withUnsafeBytes { try Deflate.decompress($0, count: input.count) }
-            #expect(back == input)
-        }
-        #expect(Deflate.compress(redundant).count * 4 < redundant.count)
-    }
-
-    @Test("corrupt, truncated or mis-sized input throws; an impossible size is refused before allocating")
-    func hostile() throws {
-        let input = (0 ..< 5_000).flatMap { Array("record \($0 % 50);".utf8) }
-        let packed = Deflate.compress(input)
-        func attempt(_ bytes: [UInt8], _ count: Int) -> Bool {
-            do { _ = try bytes.withUnsafeBytes { try Deflate.decompress($0, count: count) }; return false } catch is DecodingError { return true } catch { return false }
-        }
-        #expect(attempt(Array(packed.prefix(packed.count / 2)), input.count))
-        #expect(attempt(packed, input.count - 1))
-        #expect(attempt(packed, input.count + 1))
-        #expect(attempt(packed, Int.max / 2))
-        #expect(attempt(packed, -1))
-        #expect(attempt([], 10))
-        var flipped = packed
-        for i in stride(from: 2, to: flipped.count, by: 7) { flipped[i] ^= 0x5A }
-        #expect(attempt(flipped, input.count))
-    }
-}

@@ -22,6 +22,16 @@ struct CrashTests {
         #expect(report.ok, "\(report.log.problem ?? report.projectionProblem ?? "") (seed \(seed), cycle \(cycle))")
     }
 
+    /// A ledger of 6,000 generated commands (for the rebuild and upgrade cycles).
+    func ledgerOf6000Commands(seed: UInt64) throws -> TempDir {
+        let dir = TempDir()
+        let ledger = try PermissionLedger(directory: dir.path, options: .init(durability: .noSync))
+        var generator = HistoryGenerator(seed: seed, organisations: 100)
+        for c in generator.commands(6_000) { _ = try ledger.execute(c) }
+        try ledger.environment.sync()
+        return dir
+    }
+
     @Test("SIGKILL during durable appends loses no acknowledged event (CRASH_CYCLES, default 200)")
     func killDuringAppends() throws {
         #expect(binariesBuilt(), "build first: swift build")
@@ -59,13 +69,7 @@ struct CrashTests {
         #expect(binariesBuilt(), "build first: swift build")
         let seed = suiteSeed()
         var rng = SeededRandom(seed: seed)
-        let dir = TempDir()
-        do {
-            let ledger = try PermissionLedger(directory: dir.path, options: .init(durability: .noSync))
-            var generator = HistoryGenerator(seed: seed, organisations: 100)
-            for c in generator.commands(6_000) { _ = try ledger.execute(c) }
-            try ledger.environment.sync()
-        }
+        let dir = try ledgerOf6000Commands(seed: seed)
         let cycles = knob("REBUILD_CYCLES", 50)
         var killedMidway = 0
         for cycle in 0 ..< cycles {
@@ -76,6 +80,47 @@ struct CrashTests {
             try check(dir.path, acked: [:], seed: seed, cycle: cycle)
         }
         #expect(killedMidway > 0, "no kill landed during a rebuild (seed \(seed))")
+    }
+
+    @Test("SIGKILL during the upgrade from projection format 1: the old projections stay whole until the new ones commit, the next open finishes it (20 cycles)")
+    func killDuringUpgrade() throws {
+        #expect(binariesBuilt(), "build first: swift build")
+        let seed = suiteSeed()
+        var rng = SeededRandom(seed: seed ^ 0x0F0F)
+        let dir = try ledgerOf6000Commands(seed: seed)
+        let legacyKey = Array("legacy@example.com\u{0}EA-1".utf8)
+        let cycles = knob("UPGRADE_CYCLES", 20)
+        var killedMidway = 0, leftOld = 0, leftNew = 0
+        for cycle in 0 ..< cycles {
+            // what format 1 left: no format key, a string-keyed entry, a snapshot
+            let env = try Environment.open(path: dir.path, options: .init(durability: .noSync))
+            let dbs = try env.openDatabases(["p.meta", "p.cells", "p.snapshots"])
+            try env.write { txn in
+                _ = try txn.delete(dbs[0], key: Array("format".utf8))
+                try txn.put(dbs[1], key: legacyKey, value: [1, 0])
+                try txn.put(dbs[2], key: BigEndianKey.bytes(50_000), value: [2, 0])
+            }
+            try env.sync()
+            // opening upgrades it (verify opens, then compares)
+            let child = try Child(toolPath, ["verify", dir.path])
+            usleep(UInt32(20_000 + rng.below(250_000)))
+            if child.process.isRunning { killedMidway += 1 }
+            child.kill()
+            // either untouched (format 1, the legacy entry there) or done (format 2, gone): never between
+            let (format, legacy) = try env.read { txn in
+                (try txn.get(dbs[0], key: Array("format".utf8)), try txn.get(dbs[1], key: legacyKey))
+            }
+            if format == nil {
+                leftOld += 1
+                #expect(legacy != nil, "cycle \(cycle) (seed \(seed)): no format, yet the old entry is gone")
+            } else {
+                leftNew += 1
+                #expect(format == [2] && legacy == nil, "cycle \(cycle) (seed \(seed)): format \(format ?? []) with the old entry \(legacy == nil ? "gone" : "kept")")
+            }
+            // the next open finishes what was left
+            try check(dir.path, acked: [:], seed: seed, cycle: cycle)
+        }
+        #expect(killedMidway > 0 && leftOld > 0, "no kill landed during an upgrade (seed \(seed)): \(leftOld) left in format 1, \(leftNew) done")
     }
 
     @Test("SIGKILL during map growth loses nothing (50 cycles from a 64 KiB map)")

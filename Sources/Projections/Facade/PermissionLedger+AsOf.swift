@@ -22,12 +22,12 @@ extension PermissionLedger {
                 if target < (try log.head(in: txn)).seq {
                     let at = target == 0 ? nil : try log.event(target, in: txn)?.at
                     return try txn.withReader { reader in
-                        try body(try DomainState(databases: projectionDatabases, reader: reader, asOf: target, at: at))
+                        try body(try DomainState(databases: projectionDatabases, reader: reader, asOf: target, at: at, idCache: idCache))
                     }
                 }
             }
             return try txn.withReader { reader in
-                let state = try DomainState(databases: projectionDatabases, reader: reader, hot: hot)
+                let state = try DomainState(databases: projectionDatabases, reader: reader, hot: hot, idCache: idCache)
                 let result = try body(state)
                 state.publishHot(committed: state.snapshotVersion)
                 return result

@@ -29,7 +29,7 @@ extension PermissionLedger {
         var committed: DomainState?
         let (results, through) = try environment.writeDeferringSync { txn in
             try txn.withWriter { writer in
-                let state = try DomainState(databases: projectionDatabases, reader: writer, hot: hot)
+                let state = try DomainState(databases: projectionDatabases, reader: writer, hot: hot, idCache: idCache)
                 var head = try log.head(reader: writer)
                 guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
                 let results = try commands.map { try executeOne($0, state: state, head: &head, writer: writer) }

@@ -42,6 +42,9 @@ extension PermissionLedger {
                 raw = try Self.readChunk(log, source.value, from: next, upTo: target)
                 while let last = ready.last?.seq {
                     if let l = raw.last?.seq { next = l + 1 }
+                    // the chunk's names get their stable ids here, before both threads fold it
+                    // (the fold then only reads the dictionary)
+                    for e in ready { try shared.value.ids.register(e.event) }
                     let toFold = UncheckedBox(ready), toDecode = UncheckedBox(raw), from = next
                     let decoded = ConcurrentResults<[(event: DomainEvent, seq: UInt64, at: Timestamp)]>(count: 1)
                     let read = ConcurrentResults<[(seq: UInt64, kind: UInt16, at: Timestamp, payload: UnsafeRawBufferPointer)]>(count: 1)

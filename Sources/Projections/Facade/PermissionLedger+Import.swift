@@ -27,7 +27,7 @@ extension PermissionLedger {
         let validator = ImportValidator(decider: decider)
         return try environment.write { txn in
             try txn.withWriter { writer in
-                let state = try DomainState(databases: projectionDatabases, reader: writer)
+                let state = try DomainState(databases: projectionDatabases, reader: writer, idCache: idCache)
                 let next = source()
                 var previous: DomainEvent?
                 var index = 0

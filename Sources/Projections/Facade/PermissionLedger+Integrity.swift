@@ -36,6 +36,7 @@ extension PermissionLedger {
             }
         }
         try dropLegacySnapshots()
+        idCache?.clear()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         logger.debug("rebuilt projections", metadata: ["events": "\(events)", "seconds": "\(seconds)", "changed": "\(changed)"])
         return RebuildReport(events: events, seconds: seconds, changedEntries: changed)
@@ -76,7 +77,7 @@ extension PermissionLedger {
                         guard try log.head(reader: reader).seq == position else { return }
                         // the format is written by open and rebuild, not by the fold
                         diffs.set(i, try TableDifferences.between(expected, stored: db, reader: reader,
-                                                                  ignoring: { form.table == .meta && $0 == formatKey }))
+                                                                  ignoring: { form.table == .meta && $0.elementsEqual(formatKey) }))
                     }
                 }
             } catch {

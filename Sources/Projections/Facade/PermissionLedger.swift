@@ -150,6 +150,8 @@ public final class PermissionLedger: Sendable {
     let ids = EventIDs()
     /// Decoded projection records kept between transactions (nil when turned off).
     let hot: HotCache?
+    /// Committed stable ids, shared by this ledger's transactions (nil with the hot cache off).
+    let idCache: IDCache?
 
     /// Opens the ledger in `directory` (which must exist), creating its databases when new.
     /// Opening never replays history: the projections are stored.
@@ -173,6 +175,7 @@ public final class PermissionLedger: Sendable {
         hot = options.hotCacheEntries > 0
             ? HotCache(limitPerTable: options.hotCacheEntries, wholeLoadInterval: options.hotWholeLoadInterval,
                        wholeLoadAfterMisses: options.hotWholeLoadAfterMisses) : nil
+        idCache = options.hotCacheEntries > 0 ? IDCache(limit: options.hotCacheEntries) : nil
         let upgrade = try Self.checkFormat(environment: environment, meta: projectionDatabases[.meta])
         if rebuildNeeded || upgrade {
             if upgrade {

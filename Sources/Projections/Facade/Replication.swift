@@ -74,7 +74,7 @@ extension PermissionLedger {
     public func prepare(_ command: TimedCommand) throws -> PreparedCommand {
         try environment.read { txn in
             try txn.withReader { reader in
-                let state = try DomainState(databases: projectionDatabases, reader: reader, hot: hot)
+                let state = try DomainState(databases: projectionDatabases, reader: reader, hot: hot, idCache: idCache)
                 let head = try log.head(reader: reader)
                 guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
                 if let id = command.id, let seqs = try knownSeqs(ofCommand: id, reader: reader) {
@@ -121,7 +121,7 @@ extension PermissionLedger {
             _ = try environment.write { txn in
                 try txn.withWriter { writer in
                     // reads through the hot cache; never publishes (the transaction is abandoned)
-                    let state = try DomainState(databases: projectionDatabases, reader: writer, hot: hot)
+                    let state = try DomainState(databases: projectionDatabases, reader: writer, hot: hot, idCache: idCache)
                     let base = try log.head(reader: writer)
                     guard base.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: base.seq) }
                     var last = base
@@ -176,7 +176,7 @@ extension PermissionLedger {
                     for e in events { try checkKnown(e) }
                     return head
                 }
-                let state = try DomainState(databases: projectionDatabases, reader: writer, hot: hot)
+                let state = try DomainState(databases: projectionDatabases, reader: writer, hot: hot, idCache: idCache)
                 guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
                 var previous: DomainEvent?
                 if head.seq > 0, let last = try log.event(head.seq, reader: writer) {

@@ -64,7 +64,7 @@ public final class DomainState {
             t = Table(db: db, shape: spec.key, reader: reader, ids: ids, asOf: asOf,
                       hot: hot.flatMap { $0[keyPath: spec.hot] }, hotCache: hot, hotVersion: snapshotVersion)
         } else {
-            t = Table(memory: spec.key, recording: recording)
+            t = Table(memory: spec.key, recording: recording ? ids : nil)
         }
         opened[i] = t
         return t
@@ -118,11 +118,11 @@ public final class DomainState {
     /// A view over an open transaction (read-only for a `TransactionReader`, written through
     /// for a `TransactionWriter`), using `hot` for records an earlier transaction read or
     /// wrote at the commit this one sees.
-    init(databases: ProjectionDatabases, reader: TransactionReader, hot: HotCache? = nil) throws {
+    init(databases: ProjectionDatabases, reader: TransactionReader, hot: HotCache? = nil, idCache: IDCache? = nil) throws {
         self.databases = databases
         self.reader = reader
         self.hot = hot
-        ids = StableIDs(db: databases[.ids], reader: reader)
+        ids = StableIDs(db: databases[.ids], reader: reader, shared: idCache)
         asOf = .max
         recording = false
         let id = try reader.id()
@@ -135,11 +135,11 @@ public final class DomainState {
 
     /// The state as of seq `seq` (the event there stored at `at`), read from the versioned
     /// projections through a read transaction: every entry's latest version at or before it.
-    init(databases: ProjectionDatabases, reader: TransactionReader, asOf seq: UInt64, at: Timestamp?) throws {
+    init(databases: ProjectionDatabases, reader: TransactionReader, asOf seq: UInt64, at: Timestamp?, idCache: IDCache? = nil) throws {
         self.databases = databases
         self.reader = reader
         hot = nil
-        ids = StableIDs(db: databases[.ids], reader: reader)
+        ids = StableIDs(db: databases[.ids], reader: reader, shared: idCache)
         asOf = seq
         recording = false
         snapshotVersion = try reader.id()
@@ -244,6 +244,7 @@ public final class DomainState {
     /// cache, valid at commit `committed`: call after the transaction ended — for a write,
     /// only when it committed and wrote something (`flush` returned true).
     func publishHot(committed: UInt64) {
+        ids.publishCommitted()
         guard let hot, opened.contains(where: { $0?.hasNews ?? false }) else { return }
         hot.publish(base: snapshotVersion, new: committed) {
             for case let t? in opened { t.publish(limit: hot.limitPerTable) }
@@ -286,11 +287,11 @@ public final class DomainState {
     /// What each stored projection database holds after a fold of the events this memory
     /// state was folded from (every version, for a recording state), table by table, and
     /// last the dictionary of stable ids: what rebuild and verify compare.
-    var storedForms: [(table: ProjectionTable, rows: () throws -> [(key: [UInt8], value: [UInt8])])] {
+    var storedForms: [(table: ProjectionTable, rows: () throws -> SortedRows)] {
         recordPosition()
         let ids = self.ids
         return zip(StateTables.all, everyTable).map { spec, table in (spec.table, { try table.storedForm(ids: ids) }) }
-            + [(ProjectionTable.ids, { ids.sortedEntries() })]
+            + [(ProjectionTable.ids, { SortedRows(sorted: ids.sortedEntries()) })]
     }
 
     /// Makes room in each table (a fold that knows the sizes does not rehash as tables grow).

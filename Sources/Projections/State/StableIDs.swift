@@ -1,4 +1,5 @@
 import Ledger
+import Synchronization
 
 /// What a stable id names.
 enum KeySpace: UInt8, CaseIterable, Sendable {
@@ -29,6 +30,8 @@ enum KeyShape: Sendable {
 final class StableIDs {
     private let db: Database?
     private let reader: TransactionReader?
+    /// Committed ids shared by the ledger's transactions (nil: none).
+    private let shared: IDCache?
     /// name → id per kind: every id in memory; over a transaction, the ones assigned or read here.
     private var forward: [[String: UInt32]] = Array(repeating: [:], count: 5)
     /// id → name per kind (index id − 1) in memory; over a transaction, the ones read.
@@ -37,16 +40,20 @@ final class StableIDs {
     private var counts: [UInt32?] = Array(repeating: nil, count: 5)
     /// Assigned in this transaction, not yet written.
     private var assigned: [(KeySpace, String, UInt32)] = []
+    /// Written by `flush`, for the shared cache once the transaction committed.
+    private var published: [(KeySpace, String, UInt32)] = []
 
     init(memory: ()) {
         db = nil
         reader = nil
+        shared = nil
         counts = Array(repeating: 0, count: 5)
     }
 
-    init(db: Database, reader: TransactionReader) {
+    init(db: Database, reader: TransactionReader, shared: IDCache? = nil) {
         self.db = db
         self.reader = reader
+        self.shared = shared
     }
 
     /// The id of `name`, nil when no event named it.
@@ -54,11 +61,17 @@ final class StableIDs {
         let k = Int(kind.rawValue)
         if let id = forward[k][name] { return id }
         guard let reader, let db else { return nil }
+        if let id = shared?.id(kind, name) {
+            forward[k][name] = id
+            return id
+        }
         var key = [kind.rawValue]
         key.append(contentsOf: name.utf8)
         let stored: UInt32?? = try reader.withValue(db, key: key) { Self.readID($0) }
         guard let id = stored ?? nil else { return nil }
         forward[k][name] = id
+        // read from the database before this transaction wrote any: committed
+        shared?.insert([(kind, name, id)])
         return id
     }
 
@@ -112,7 +125,16 @@ final class StableIDs {
             touched.insert(kind.rawValue)
         }
         for k in touched { if let count = counts[Int(k)] { try writer.put(db, key: [0, k], value: Self.bytes(count)) } }
+        if shared != nil { published.append(contentsOf: assigned) }
         assigned.removeAll()
+    }
+
+    /// Hands the ids this write transaction assigned to the shared cache: call after it
+    /// committed.
+    func publishCommitted() {
+        guard let shared, !published.isEmpty else { return }
+        shared.insert(published)
+        published.removeAll()
     }
 
     /// Every entry a stored dictionary holds for these ids, sorted by key (memory only).
@@ -182,6 +204,33 @@ final class StableIDs {
         guard bytes.count == 4 else { return nil }
         return UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3])
     }
+}
+
+/// Stable ids known to be committed, shared by every transaction of one ledger object. A
+/// committed id never changes (ids follow from the log alone), so a cached one is always
+/// right; a rebuild, which repairs a damaged dictionary, empties the cache. At most
+/// `limit` names per kind are kept (then that kind starts again empty).
+final class IDCache: Sendable {
+    private let table = Mutex<[[String: UInt32]]>(Array(repeating: [:], count: 5))
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func id(_ kind: KeySpace, _ name: String) -> UInt32? {
+        table.withLock { $0[Int(kind.rawValue)][name] }
+    }
+
+    func insert(_ entries: [(KeySpace, String, UInt32)]) {
+        table.withLock { t in
+            for (kind, name, id) in entries {
+                let k = Int(kind.rawValue)
+                if t[k].count >= limit { t[k].removeAll(keepingCapacity: true) }
+                t[k][name] = id
+            }
+        }
+    }
+
+    func clear() { table.withLock { t in for k in t.indices { t[k].removeAll() } } }
 }
 
 extension DomainEvent {

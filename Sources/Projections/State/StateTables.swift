@@ -99,7 +99,7 @@ protocol AnyTable: AnyObject {
     /// Makes room for `count` entries (memory tables).
     func reserve(_ count: Int)
     /// What the stored database holds after a fold of the same events (memory tables).
-    func storedForm(ids: StableIDs) throws -> [(key: [UInt8], value: [UInt8])]
+    func storedForm(ids: StableIDs) throws -> SortedRows
 }
 
 extension Table: AnyTable {}

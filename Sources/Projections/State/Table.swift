@@ -15,9 +15,13 @@ final class Table<V: StateRecord> {
     let db: Database?
     let shape: KeyShape
     private var cache: [String: V?] = [:]
-    /// Changes not yet written (write transactions) or all changes (recording memory
-    /// tables): key → (seq, value) in seq order.
-    private var versions: [String: [(seq: UInt64, value: V?)]] = [:]
+    /// Changes not yet written (write transactions), in the order made.
+    private var versions: [(key: String, seq: UInt64, value: V?)] = []
+    /// Every version made, as stored (recording memory tables), in the order made: the
+    /// stored key (`ids` prefix ‖ seq) and the stored value.
+    private var recorded = RowBuffer()
+    /// The dictionary a recording memory table makes its stored keys with.
+    private let recordingIDs: StableIDs?
     /// Whether a memory table keeps `versions`.
     private let recording: Bool
     /// Keys written back by `flush` (published to the hot cache after the commit).
@@ -34,10 +38,11 @@ final class Table<V: StateRecord> {
     private let hotCache: HotCache?
     private let hotVersion: UInt64
 
-    init(memory shape: KeyShape, recording: Bool) {
+    init(memory shape: KeyShape, recording dictionary: StableIDs?) {
         db = nil
         self.shape = shape
-        self.recording = recording
+        recording = dictionary != nil
+        recordingIDs = dictionary
         reader = nil
         writer = nil
         ids = nil
@@ -52,6 +57,7 @@ final class Table<V: StateRecord> {
         self.db = db
         self.shape = shape
         recording = false
+        recordingIDs = nil
         self.reader = reader
         writer = reader as? TransactionWriter
         self.ids = ids
@@ -189,11 +195,22 @@ final class Table<V: StateRecord> {
         if reader != nil, writer == nil { throw StateError.readOnly }
         if try get(key) == value { return }
         cache[key] = .some(value)
-        if writer != nil || recording {
-            // one version per key per seq: the last value the event gave it
-            var list = versions.removeValue(forKey: key) ?? []
-            if let last = list.last, last.seq == seq { list[list.count - 1] = (seq, value) } else { list.append((seq, value)) }
-            versions[key] = list
+        if writer != nil {
+            versions.append((key, seq, value))
+        } else if let recordingIDs {
+            // the names were given ids before the event was folded (read-only here, so two
+            // threads folding disjoint tables may do this at once)
+            guard var prefix = try recordingIDs.storedKey(key, shape) else { throw StateError.unnamedKey(table: "memory", key: key) }
+            if versioned {
+                prefix.append(contentsOf: BigEndianKey.bytes(seq))
+                recorded.begin(key: prefix)
+                if let value {
+                    recorded.writer.write(UInt8(1))
+                    value.encode(to: &recorded.writer)
+                } else {
+                    recorded.writer.write(UInt8(0))
+                }
+            }
         }
         if writer == nil, value == nil { cache.removeValue(forKey: key) }
     }
@@ -205,14 +222,23 @@ final class Table<V: StateRecord> {
         if versioned {
             guard let ids else { return }
             var rows: [(key: [UInt8], value: [UInt8])] = []
-            for (key, changes) in versions {
-                guard let prefix = try ids.storedKey(key, shape) else { throw StateError.unnamedKey(table: db.name, key: key) }
-                for change in changes { rows.append((prefix + BigEndianKey.bytes(change.seq), Self.encodeVersion(change.value))) }
+            rows.reserveCapacity(versions.count)
+            for change in versions {
+                guard let prefix = try ids.storedKey(change.key, shape) else { throw StateError.unnamedKey(table: db.name, key: change.key) }
+                rows.append((prefix + BigEndianKey.bytes(change.seq), Self.encodeVersion(change.value)))
             }
-            rows.sort { KeyOrder.precedes($0.key, $1.key) }
-            for row in rows { try writer.put(db, key: row.key, value: row.value) }
+            // one version per key per seq (the last value the event gave it), in key order
+            var buffer = RowBuffer()
+            for row in rows { buffer.append(key: row.key, value: row.value) }
+            let sorted = buffer.sortedLastOfEachKey()
+            try sorted.withRows { row in
+                for i in 0 ..< sorted.count {
+                    let r = row(i)
+                    try writer.put(db, key: r.key, value: r.value)
+                }
+            }
         } else {
-            for (bytes, key) in versions.keys.map({ (Array($0.utf8), $0) }).sorted(by: { KeyOrder.precedes($0.0, $1.0) }) {
+            for (bytes, key) in Set(versions.map(\.key)).map({ (Array($0.utf8), $0) }).sorted(by: { KeyOrder.precedes($0.0, $1.0) }) {
                 if let value = cache[key] ?? nil {
                     try writer.put(db, key: bytes, value: value.encoded)
                 } else {
@@ -220,7 +246,7 @@ final class Table<V: StateRecord> {
                 }
             }
         }
-        if hot != nil { written.append(contentsOf: versions.keys) }
+        if hot != nil { written.append(contentsOf: versions.map(\.key)) }
         versions.removeAll()
     }
 
@@ -232,15 +258,10 @@ final class Table<V: StateRecord> {
     }
 
     /// What the stored database of this table holds after a fold of the same events: for
-    /// a recording memory table every version (keys made with `ids`), else its entries.
-    func storedForm(ids: StableIDs) throws -> [(key: [UInt8], value: [UInt8])] {
-        guard versioned else { return sortedEntries() }
-        var rows: [(key: [UInt8], value: [UInt8])] = []
-        for (key, changes) in versions {
-            guard let prefix = try ids.storedKey(key, shape) else { throw StateError.unnamedKey(table: "memory", key: key) }
-            for change in changes { rows.append((prefix + BigEndianKey.bytes(change.seq), Self.encodeVersion(change.value))) }
-        }
-        return rows.sorted { KeyOrder.precedes($0.key, $1.key) }
+    /// a recording memory table every version, else its entries.
+    func storedForm(ids: StableIDs) throws -> SortedRows {
+        guard versioned, recording else { return SortedRows(sorted: sortedEntries()) }
+        return recorded.sortedLastOfEachKey()
     }
 
     var count: Int { cache.count }
@@ -270,33 +291,37 @@ struct TableDifferences {
     /// Whether the database equals the replay.
     var isEmpty: Bool { removals.isEmpty && puts.isEmpty }
 
-    /// How `db` differs from `expected` (sorted by key): one merge of the two in key order.
-    /// Keys `ignoring` accepts are left out of the comparison.
-    static func between(_ expected: [(key: [UInt8], value: [UInt8])], stored db: Database, reader: TransactionReader,
-                        ignoring: ([UInt8]) -> Bool = { _ in false }) throws -> TableDifferences {
+    /// How `db` differs from `expected`: one merge of the two in key order. Keys
+    /// `ignoring` accepts are left out of the comparison.
+    static func between(_ expected: SortedRows, stored db: Database, reader: TransactionReader,
+                        ignoring: (UnsafeRawBufferPointer) -> Bool = { _ in false }) throws -> TableDifferences {
         var result = TableDifferences()
-        var i = 0
-        try reader.scan(db) { key, value in
-            while i < expected.count, KeyOrder.precedes(expected[i].key, Array(key)) {
-                result.missing += 1
-                result.puts.append(expected[i])
-                i += 1
-            }
-            if i < expected.count, expected[i].key.elementsEqual(key) {
-                if !expected[i].value.elementsEqual(value) {
-                    if result.firstChanged == nil { result.firstChanged = expected[i].key }
-                    result.puts.append(expected[i])
+        try expected.withRows { row in
+            var i = 0
+            func put(_ r: (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)) { result.puts.append((Array(r.key), Array(r.value))) }
+            try reader.scan(db) { key, value in
+                while i < expected.count, RowBuffer.compare(row(i).key, key) < 0 {
+                    result.missing += 1
+                    put(row(i))
+                    i += 1
                 }
-                i += 1
-            } else if !ignoring(Array(key)) {
-                result.removals.append(Array(key))
+                if i < expected.count, RowBuffer.compare(row(i).key, key) == 0 {
+                    let r = row(i)
+                    if RowBuffer.compare(r.value, value) != 0 {
+                        if result.firstChanged == nil { result.firstChanged = Array(r.key) }
+                        put(r)
+                    }
+                    i += 1
+                } else if !ignoring(key) {
+                    result.removals.append(Array(key))
+                }
+                return true
             }
-            return true
-        }
-        while i < expected.count {
-            result.missing += 1
-            result.puts.append(expected[i])
-            i += 1
+            while i < expected.count {
+                result.missing += 1
+                put(row(i))
+                i += 1
+            }
         }
         return result
     }
