@@ -27,13 +27,15 @@ struct Main {
             // child mode: rebuild a ledger so the parent can read this process's peak RSS
             let ledger = try PermissionLedger(directory: dir)
             let report = try ledger.rebuild()
-            // this process's own peak (after exec, so none of the parent's pages count; the
-            // parent's RUSAGE_CHILDREN figure did include them when the spawn shared memory)
-            var usage = rusage()
-            getrusage(RUSAGE_SELF.rawValue, &usage)
+            // this process's own peak: VmHWM of its memory map. (getrusage's ru_maxrss, for
+            // RUSAGE_CHILDREN in the parent or RUSAGE_SELF here, also counts the memory map the
+            // spawn shared with the parent before exec — the parent's peak, not the rebuild's.)
+            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+            let hwm = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
+                .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? 0
             // --print: the rebuild's own figures, for a person
-            if CommandLine.arguments.contains("--print") { print(report.events, "events,", Int(report.eventsPerSecond), "events/s,", usage.ru_maxrss / 1024, "MB peak") }
-            else { print(usage.ru_maxrss) }
+            if CommandLine.arguments.contains("--print") { print(report.events, "events,", Int(report.eventsPerSecond), "events/s,", hwm / 1024, "MB peak") }
+            else { print(hwm) }
             return
         }
         if let dir = argument("--open-only") {

@@ -14,6 +14,13 @@ extension PermissionLedger {
     @discardableResult
     public func rebuild(progress: ((UInt64) -> Void)? = nil) throws -> RebuildReport {
         let start = DispatchTime.now().uptimeNanoseconds
+        // sound projections (the usual case) are confirmed chunk by chunk, in bounded memory
+        if let events = try streamingComparison(progress: progress) {
+            try dropLegacySnapshots()
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            logger.debug("rebuilt projections", metadata: ["events": "\(events)", "seconds": "\(seconds)", "changed": "0"])
+            return RebuildReport(events: events, seconds: seconds, changedEntries: 0)
+        }
         let state = DomainState(recording: true)
         try fold(into: state, progress: progress)
         let events = state.lastSeq
@@ -40,6 +47,66 @@ extension PermissionLedger {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         logger.debug("rebuilt projections", metadata: ["events": "\(events)", "seconds": "\(seconds)", "changed": "\(changed)"])
         return RebuildReport(events: events, seconds: seconds, changedEntries: changed)
+    }
+
+    /// Events folded per step of a streaming comparison.
+    static let streamChunk: UInt64 = 32_768
+
+    /// Whether the stored projections equal a replay of the log, found without holding the
+    /// history's versions in memory: in one read transaction, each chunk of events is folded
+    /// into the stored projections as of the chunk's start (an overlay: what the chunk
+    /// changes stays in memory), and every version it makes must be stored, byte for byte;
+    /// at the end each versioned table must hold exactly as many versions as were made (so
+    /// none more), and the dictionary and the position must equal the replay's. By induction
+    /// over the chunks that is equality of every table. Memory: one chunk's changes and the
+    /// dictionary. Returns the events compared, or nil at the first difference (the caller
+    /// then compares in full, to name it or to repair it).
+    func streamingComparison(chunk: UInt64 = streamChunk, progress: ((UInt64) -> Void)?) throws -> UInt64? {
+        try environment.read { txn in
+            try txn.withReader { reader -> UInt64? in
+                let head = try log.head(reader: reader)
+                let meta = projectionDatabases[.meta]
+                guard try reader.withValue(meta, key: Self.formatKey, { Array($0) }) == [DomainState.format] else { return nil }
+                let replay = StableIDs(memory: ())
+                var made: [ProjectionTable: Int] = [:]
+                var start: UInt64 = 1
+                var lastAt: Timestamp?
+                while start <= head.seq {
+                    let end = min(head.seq, start + max(chunk, 1) - 1)
+                    let state = try DomainState(databases: projectionDatabases, reader: reader, overlayAsOf: start - 1, at: lastAt, replay: replay)
+                    try log.forEach(from: start, reader: reader) { view in
+                        if view.seq > end { return false }
+                        try evolver.evolve(state, try DomainEvent.decode(kind: view.kind, payload: view.payload), seq: view.seq, at: view.at)
+                        return true
+                    }
+                    lastAt = state.lastAt
+                    for (table, rows) in state.takeRecorded() {
+                        made[table, default: 0] += rows.count
+                        let db = projectionDatabases[table]
+                        let equal = try rows.withRows { row in
+                            for i in 0 ..< rows.count {
+                                let r = row(i)
+                                guard try reader.withValue(db, key: r.key, { RowBuffer.compare($0, r.value) == 0 }) == true else { return false }
+                            }
+                            return true
+                        }
+                        if !equal { return nil }
+                    }
+                    progress?(end)
+                    start = end + 1
+                }
+                for spec in StateTables.all where StableIDs.prefixLength(spec.key) != nil {
+                    if try reader.count(projectionDatabases[spec.table]) != made[spec.table, default: 0] { return nil }
+                }
+                // the dictionary, and the position (beside the format)
+                let dictionary = try TableDifferences.between(SortedRows(sorted: replay.sortedEntries()), stored: projectionDatabases[.ids], reader: reader)
+                guard dictionary.isEmpty else { return nil }
+                let position = SortedRows(sorted: [(Array("checkpoint".utf8), MetaRecord(lastSeq: head.seq, lastAt: head.at).encoded)])
+                let formatKey = Self.formatKey
+                guard try TableDifferences.between(position, stored: meta, reader: reader, ignoring: { $0.elementsEqual(formatKey) }).isEmpty else { return nil }
+                return head.seq
+            }
+        }
     }
 
     /// Empties `p.snapshots`, where format 1 kept whole-state snapshots (when it exists).
@@ -113,6 +180,11 @@ extension PermissionLedger {
         if let format = try environment.read({ txn in try txn.withValue(projectionDatabases[.meta], key: Self.formatKey) { Array($0) } }),
            format != [DomainState.format] {
             return LedgerVerifyReport(log: logReport, projectionProblem: "the projections are in format \(format.first ?? 0), not \(DomainState.format); run rebuild")
+        }
+        // sound projections (the usual case) are confirmed chunk by chunk, in bounded memory;
+        // a difference is then found again in full, to name it
+        if try streamingComparison(progress: progress) != nil {
+            return LedgerVerifyReport(log: logReport, projectionProblem: nil)
         }
         let state = DomainState(recording: true)
         // the projections are compared at the point the fold reached: a writer that appended

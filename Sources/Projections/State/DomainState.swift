@@ -46,6 +46,8 @@ public final class DomainState {
     private let asOf: UInt64
     /// Whether a memory state's tables keep every version (rebuild, verify).
     private let recording: Bool
+    /// Whether this is a replay's overlay over stored projections (see `init(overlayAsOf:)`).
+    private var overlay = false
     /// The commit this state's transaction sees (for a write transaction, the commit
     /// before its own).
     let snapshotVersion: UInt64
@@ -62,7 +64,8 @@ public final class DomainState {
         let t: Table<V>
         if let reader, let db = databases?[spec.table] {
             t = Table(db: db, shape: spec.key, reader: reader, ids: ids, asOf: asOf,
-                      hot: hot.flatMap { $0[keyPath: spec.hot] }, hotCache: hot, hotVersion: snapshotVersion)
+                      hot: hot.flatMap { $0[keyPath: spec.hot] }, hotCache: hot, hotVersion: snapshotVersion,
+                      overlay: overlay ? ids : nil)
         } else {
             t = Table(memory: spec.key, recording: recording ? ids : nil)
         }
@@ -142,6 +145,23 @@ public final class DomainState {
         ids = StableIDs(db: databases[.ids], reader: reader, shared: idCache)
         asOf = seq
         recording = false
+        snapshotVersion = try reader.id()
+        lastSeq = seq
+        lastAt = at
+    }
+
+    /// The stored projections as of seq `seq` (the event there stored at `at`), read through
+    /// a read transaction, with a replay's changes kept and recorded in memory on top; names
+    /// get their ids from the replay's dictionary `replay`. A streaming comparison folds one
+    /// chunk of events into such a state and compares the versions it recorded.
+    init(databases: ProjectionDatabases, reader: TransactionReader, overlayAsOf seq: UInt64, at: Timestamp?, replay: StableIDs) throws {
+        self.databases = databases
+        self.reader = reader
+        hot = nil
+        ids = replay
+        asOf = seq
+        recording = true
+        overlay = true
         snapshotVersion = try reader.id()
         lastSeq = seq
         lastAt = at
@@ -292,6 +312,14 @@ public final class DomainState {
         let ids = self.ids
         return zip(StateTables.all, everyTable).map { spec, table in (spec.table, { try table.storedForm(ids: ids) }) }
             + [(ProjectionTable.ids, { SortedRows(sorted: ids.sortedEntries()) })]
+    }
+
+    /// Each versioned table's versions recorded since the last call (an overlay's chunk).
+    func takeRecorded() -> [(table: ProjectionTable, rows: SortedRows)] {
+        zip(StateTables.all, opened).compactMap { spec, table in
+            guard let table, StableIDs.prefixLength(spec.key) != nil else { return nil }
+            return (spec.table, table.takeRecorded())
+        }
     }
 
     /// Makes room in each table (a fold that knows the sizes does not rehash as tables grow).

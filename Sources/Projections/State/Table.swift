@@ -52,12 +52,15 @@ final class Table<V: StateRecord> {
         hotVersion = 0
     }
 
+    /// Over a transaction; `overlay`: read-only transaction, the table as of `asOf` with the
+    /// changes of a replay kept (and recorded) in memory on top — what a streaming
+    /// comparison folds a chunk of events into (`overlay` is the replay's dictionary).
     init(db: Database, shape: KeyShape, reader: TransactionReader, ids: StableIDs, asOf: UInt64,
-         hot: HotTable<V>?, hotCache: HotCache?, hotVersion: UInt64) {
+         hot: HotTable<V>?, hotCache: HotCache?, hotVersion: UInt64, overlay: StableIDs? = nil) {
         self.db = db
         self.shape = shape
-        recording = false
-        recordingIDs = nil
+        recording = overlay != nil
+        recordingIDs = overlay
         self.reader = reader
         writer = reader as? TransactionWriter
         self.ids = ids
@@ -192,7 +195,7 @@ final class Table<V: StateRecord> {
     /// Sets `key` to `value` (nil removes it) by the event at `seq`. Setting what the key
     /// already holds changes nothing (no version is made).
     func set(_ key: String, _ value: V?, seq: UInt64) throws {
-        if reader != nil, writer == nil { throw StateError.readOnly }
+        if reader != nil, writer == nil, recordingIDs == nil { throw StateError.readOnly }
         if try get(key) == value { return }
         cache[key] = .some(value)
         if writer != nil {
@@ -212,7 +215,8 @@ final class Table<V: StateRecord> {
                 }
             }
         }
-        if writer == nil, value == nil { cache.removeValue(forKey: key) }
+        // (an overlay keeps the removal: the stored table below still holds the old value)
+        if reader == nil, value == nil { cache.removeValue(forKey: key) }
     }
 
     /// Writes every change through the transaction, in key order (neighbouring keys share
@@ -262,6 +266,14 @@ final class Table<V: StateRecord> {
     func storedForm(ids: StableIDs) throws -> SortedRows {
         guard versioned, recording else { return SortedRows(sorted: sortedEntries()) }
         return recorded.sortedLastOfEachKey()
+    }
+
+    /// The versions recorded since the last call, in key order (one per key and seq), and
+    /// forgets them and every cached entry (an overlay moves on to the next chunk).
+    func takeRecorded() -> SortedRows {
+        let rows = recorded.sortedLastOfEachKey()
+        recorded = RowBuffer()
+        return rows
     }
 
     var count: Int { cache.count }
