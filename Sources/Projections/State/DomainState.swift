@@ -310,7 +310,7 @@ public final class DomainState {
     var storedForms: [(table: ProjectionTable, rows: () throws -> SortedRows)] {
         recordPosition()
         let ids = self.ids
-        return zip(StateTables.all, everyTable).map { spec, table in (spec.table, { try table.storedForm(ids: ids) }) }
+        return zip(StateTables.all, everyTable).map { spec, table in (spec.table, { table.storedForm() }) }
             + [(ProjectionTable.ids, { SortedRows(sorted: ids.sortedEntries()) })]
     }
 
@@ -320,10 +320,5 @@ public final class DomainState {
             guard let table, StableIDs.prefixLength(spec.key) != nil else { return nil }
             return (spec.table, table.takeRecorded())
         }
-    }
-
-    /// Makes room in each table (a fold that knows the sizes does not rehash as tables grow).
-    var reservers: [(table: ProjectionTable, reserve: (Int) -> Void)] {
-        zip(StateTables.all, everyTable).map { ($0.table, $1.reserve) }
     }
 }

@@ -98,10 +98,8 @@ protocol AnyTable: AnyObject {
     func sortedEntries() -> [(key: [UInt8], value: [UInt8])]
     /// The versions recorded since the last call, in key order (recording tables).
     func takeRecorded() -> SortedRows
-    /// Makes room for `count` entries (memory tables).
-    func reserve(_ count: Int)
     /// What the stored database holds after a fold of the same events (memory tables).
-    func storedForm(ids: StableIDs) throws -> SortedRows
+    func storedForm() -> SortedRows
 }
 
 extension Table: AnyTable {}

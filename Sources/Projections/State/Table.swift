@@ -115,12 +115,15 @@ final class Table<V: StateRecord> {
         }
     }
 
-    private static func encodeVersion(_ value: V?) -> [UInt8] {
-        guard let value else { return [0] }
-        var w = BinaryWriter(capacity: 64)
-        w.write(UInt8(1))
-        value.encode(to: &w)
-        return w.bytes
+    /// Appends the stored version `prefix ‖ seq` → tombstone or `1 ‖ record` to `rows`.
+    private static func appendVersion(_ value: V?, prefix: [UInt8], seq: UInt64, to rows: inout RowBuffer) {
+        rows.begin(key: prefix + BigEndianKey.bytes(seq))
+        if let value {
+            rows.writer.write(UInt8(1))
+            value.encode(to: &rows.writer)
+        } else {
+            rows.writer.write(UInt8(0))
+        }
     }
 
     /// Calls `body` with every entry as of this table's point, in stored key order, until it
@@ -203,16 +206,9 @@ final class Table<V: StateRecord> {
         } else if let recordingIDs {
             // the names were given ids before the event was folded (read-only here, so two
             // threads folding disjoint tables may do this at once)
-            guard var prefix = try recordingIDs.storedKey(key, shape) else { throw StateError.unnamedKey(table: "memory", key: key) }
             if versioned {
-                prefix.append(contentsOf: BigEndianKey.bytes(seq))
-                recorded.begin(key: prefix)
-                if let value {
-                    recorded.writer.write(UInt8(1))
-                    value.encode(to: &recorded.writer)
-                } else {
-                    recorded.writer.write(UInt8(0))
-                }
+                guard let prefix = try recordingIDs.storedKey(key, shape) else { throw StateError.unnamedKey(table: "memory", key: key) }
+                Self.appendVersion(value, prefix: prefix, seq: seq, to: &recorded)
             }
         }
         // (an overlay keeps the removal: the stored table below still holds the old value)
@@ -225,15 +221,12 @@ final class Table<V: StateRecord> {
         guard let writer, let db, !versions.isEmpty else { return }
         if versioned {
             guard let ids else { return }
-            var rows: [(key: [UInt8], value: [UInt8])] = []
-            rows.reserveCapacity(versions.count)
+            var buffer = RowBuffer()
             for change in versions {
                 guard let prefix = try ids.storedKey(change.key, shape) else { throw StateError.unnamedKey(table: db.name, key: change.key) }
-                rows.append((prefix + BigEndianKey.bytes(change.seq), Self.encodeVersion(change.value)))
+                Self.appendVersion(change.value, prefix: prefix, seq: change.seq, to: &buffer)
             }
             // one version per key per seq (the last value the event gave it), in key order
-            var buffer = RowBuffer()
-            for row in rows { buffer.append(key: row.key, value: row.value) }
             let sorted = buffer.sortedLastOfEachKey()
             try sorted.withRows { row in
                 for i in 0 ..< sorted.count {
@@ -263,20 +256,18 @@ final class Table<V: StateRecord> {
 
     /// What the stored database of this table holds after a fold of the same events: for
     /// a recording memory table every version, else its entries.
-    func storedForm(ids: StableIDs) throws -> SortedRows {
+    func storedForm() -> SortedRows {
         guard versioned, recording else { return SortedRows(sorted: sortedEntries()) }
         return recorded.sortedLastOfEachKey()
     }
 
-    /// The versions recorded since the last call, in key order (one per key and seq), and
-    /// forgets them and every cached entry (an overlay moves on to the next chunk).
+    /// The versions recorded since the last call, in key order (one per key and seq); they
+    /// are forgotten here (a streaming comparison checks them chunk by chunk).
     func takeRecorded() -> SortedRows {
         let rows = recorded.sortedLastOfEachKey()
         recorded = RowBuffer()
         return rows
     }
-
-    var count: Int { cache.count }
 
     /// Sets an entry of a memory table (a no-op on a table over a transaction).
     func setInMemory(_ key: String, _ value: V) {
@@ -284,9 +275,6 @@ final class Table<V: StateRecord> {
         cache[key] = value
     }
 
-    /// Makes room for `count` entries (memory tables: a fold that knows its size does not
-    /// rehash the table as it grows).
-    func reserve(_ count: Int) { cache.reserveCapacity(count) }
 }
 
 /// What makes a stored projection database equal what a replay produces.
