@@ -13,7 +13,7 @@ struct LedgerTool: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Init.self, Exec.self, Append.self, Export.self, Events.self, Permissions.self, Check.self, Lockout.self,
-                      Admins.self, Explain.self, Verify.self, Rebuild.self, Stats.self, CheckpointCommand.self, Keygen.self, RotateKey.self, Generate.self, Follow.self])
+                      Admins.self, Explain.self, Access.self, History.self, Diff.self, WhatIf.self, Watch.self, Verify.self, Rebuild.self, Stats.self, CheckpointCommand.self, Keygen.self, RotateKey.self, Generate.self, Follow.self])
 
     /// Runs the tool with DOMAIN.md's exit codes (usage errors exit 2, not 64) and its
     /// usage convention: one line on stderr naming the flag, with the nearest valid name for

@@ -123,18 +123,8 @@ struct Exec: ParsableCommand {
                 throw Failure(code: Exit.denied)
             }
             for ((number, _), result) in zip(pending, results) {
-                var fields: [(key: String, value: JSONValue)] = [("line", .int(Int64(number))), ("ok", .bool(result.accepted))]
-                if let refusal = result.refusal {
-                    refused += 1
-                    fields.append(("error", .string(refusal.code.rawValue)))
-                    fields.append(("message", .string(refusal.message)))
-                    if let until = refusal.until { fields.append(("until", .string(until.iso8601))) }
-                } else {
-                    accepted += 1
-                }
-                fields.append(("seq", .array(result.seqs.map { .uint($0) })))
-                if result.wasDuplicate { fields.append(("duplicate", .bool(true))) }
-                out.line(JSONValue.object(fields).text)
+                if result.accepted { accepted += 1 } else { refused += 1 }
+                out.line(result.json(line: number).text)
             }
             // a result line is an acknowledgement: it leaves only after the commit
             out.flush()

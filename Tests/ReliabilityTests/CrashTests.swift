@@ -115,7 +115,7 @@ struct CrashTests {
                 #expect(legacy != nil, "cycle \(cycle) (seed \(seed)): no format, yet the old entry is gone")
             } else {
                 leftNew += 1
-                #expect(format == [2] && legacy == nil, "cycle \(cycle) (seed \(seed)): format \(format ?? []) with the old entry \(legacy == nil ? "gone" : "kept")")
+                #expect(format == [3] && legacy == nil, "cycle \(cycle) (seed \(seed)): format \(format ?? []) with the old entry \(legacy == nil ? "gone" : "kept")")
             }
             // the next open finishes what was left
             try check(dir.path, acked: [:], seed: seed, cycle: cycle)

@@ -14,7 +14,10 @@ public struct EvolveParts: OptionSet, Sendable {
     public static let agreements = EvolveParts(rawValue: 4)
     /// the state's position: the last seq and time folded in
     public static let position = EvolveParts(rawValue: 8)
-    public static let all: EvolveParts = [.people, .grants, .agreements, .position]
+    /// the changelog (effective permissions per pair and their changes): it reads the
+    /// grants and the agreements, so it is folded together with both
+    public static let changelog = EvolveParts(rawValue: 16)
+    public static let all: EvolveParts = [.people, .grants, .agreements, .position, .changelog]
 }
 
 /// Folds events into a `DomainState`: `evolve(state, event)`. This is the only way any
@@ -38,6 +41,8 @@ public struct Evolver: Sendable {
         // part that folds the position does it, so two threads folding parts don't race)
         if parts.contains(.position) { try state.ids.register(event) }
         let kind = event.kind
+        // the pairs the event may change, with their permissions before it
+        let tracker = parts.contains(.changelog) ? try ChangeTracker(event, state) : nil
         let people = parts.contains(.people), grants = parts.contains(.grants), agreements = parts.contains(.agreements)
         func add(_ email: String, _ lid: String, _ roles: [Role], _ source: RoleSource, benefits: [SABenefit] = []) throws {
             guard grants else { return }
@@ -140,6 +145,7 @@ public struct Evolver: Sendable {
              .openLicenseAttemptFailed, .adminInheritanceOptedOut, .adminInheritanceOptedIn:
             break  // in a part not asked for
         }
+        try tracker?.record(state, seq: seq)
         if parts.contains(.position) { try state.setPosition(seq: seq, at: at) }
     }
 }

@@ -24,8 +24,8 @@ extension PermissionLedger {
     static let foldChunk = 4_096
 
     /// `fold` for a memory state, on two threads, in chunks of `foldChunk` events: while
-    /// chunk k is folded — into the grants (`EvolveParts.grants`) on one thread and into the
-    /// other projections on the other, which never read each other — the first thread also
+    /// chunk k is folded — into the grants, agreements and changelog on one thread and into
+    /// the people and the position on the other, which never read each other — the first thread also
     /// decodes chunk k + 1 and the second reads chunk k + 2 from the log (views into the
     /// map, valid while the read transaction lasts). Each table sees the same changes in the
     /// same order as in a single fold, so the state is the same.
@@ -52,10 +52,10 @@ extension PermissionLedger {
                     DispatchQueue.concurrentPerform(iterations: 2) { i in
                         do {
                             if i == 0 {
-                                for e in toFold.value { try evolver.evolve(shared.value, e.event, seq: e.seq, at: e.at, parts: [.people, .agreements, .position]) }
+                                for e in toFold.value { try evolver.evolve(shared.value, e.event, seq: e.seq, at: e.at, parts: [.people, .position]) }
                                 decoded.set(0, try Self.decodeChunk(toDecode.value))
                             } else {
-                                for e in toFold.value { try evolver.evolve(shared.value, e.event, seq: e.seq, at: e.at, parts: .grants) }
+                                for e in toFold.value { try evolver.evolve(shared.value, e.event, seq: e.seq, at: e.at, parts: [.grants, .agreements, .changelog]) }
                                 read.set(0, try Self.readChunk(log, source.value, from: from, upTo: target))
                             }
                         } catch {

@@ -179,7 +179,7 @@ public final class PermissionLedger: Sendable {
         let upgrade = try Self.checkFormat(environment: environment, meta: projectionDatabases[.meta])
         if rebuildNeeded || upgrade {
             if upgrade {
-                logger.notice("upgrading the projections to format \(DomainState.format) (versioned, with stable ids): rebuilding them from the log")
+                logger.notice("upgrading the projections to format \(DomainState.format) (versioned, with stable ids and the changelog): rebuilding them from the log")
             } else {
                 logger.notice("rebuilding the projections under the adopted policy", metadata: ["policy": "\(policy.fingerprint)"])
             }

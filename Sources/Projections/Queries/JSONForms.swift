@@ -86,3 +86,82 @@ extension LedgerStats {
                  ("headSeq", .uint(head.seq)), ("headHash", .string(Hex.encode(head.hash))), ("fileBytes", .int(Int64(fileBytes)))])
     }
 }
+
+extension ExecutionResult {
+    /// `exec`'s result line: `{"line","ok":true,"seq":[…]}` or
+    /// `{"line","ok":false,"error","message","until"?,"seq":[…]}`, with `"duplicate":true`
+    /// for a repeated command id.
+    public func json(line: Int) -> JSONValue {
+        var fields: [(key: String, value: JSONValue)] = [("line", .int(Int64(line))), ("ok", .bool(accepted))]
+        if let refusal {
+            fields.append(("error", .string(refusal.code.rawValue)))
+            fields.append(("message", .string(refusal.message)))
+            if let until = refusal.until { fields.append(("until", .string(until.iso8601))) }
+        }
+        fields.append(("seq", .array(seqs.map { .uint($0) })))
+        if wasDuplicate { fields.append(("duplicate", .bool(true))) }
+        return .object(fields)
+    }
+}
+
+extension PermissionChange {
+    /// `{"email"?,"seq","at","type","licensingId","before","after","saBenefitsBefore","saBenefitsAfter"}`
+    /// (`email` for a feed line, where the changes of many emails mix).
+    public func json(withEmail: Bool) -> JSONValue {
+        var f: [(key: String, value: JSONValue)] = withEmail ? [("email", .string(email))] : []
+        f += [("seq", .uint(seq)), ("at", .string(at.iso8601)), ("type", .string(type)), ("licensingId", .string(licensingId))]
+        f += beforeAfter(before, after)
+        return .object(f)
+    }
+}
+
+extension PermissionHistory {
+    /// `{"email","fromSeq","toSeq","changes":[…]}`
+    public var json: JSONValue {
+        .object([("email", .string(email)), ("fromSeq", .uint(fromSeq)), ("toSeq", .uint(toSeq)),
+                 ("changes", .array(changes.map { $0.json(withEmail: false) }))])
+    }
+}
+
+extension PermissionDifference {
+    /// `{"email","licensingId","before","after","saBenefitsBefore","saBenefitsAfter"}`
+    public var json: JSONValue {
+        .object([("email", .string(email)), ("licensingId", .string(licensingId))] + beforeAfter(before, after))
+    }
+}
+
+extension PermissionDiff {
+    /// `{"fromSeq","toSeq","changes":[…]}`
+    public var json: JSONValue {
+        .object([("fromSeq", .uint(fromSeq)), ("toSeq", .uint(toSeq)), ("changes", .array(changes.map(\.json)))])
+    }
+}
+
+extension AccessReview {
+    /// `{"licensingId","asOfSeq","principals":[{"email","account"?,"roles","saBenefits","sources"}]}`
+    public var json: JSONValue {
+        .object([("licensingId", .string(licensingId)), ("asOfSeq", .uint(asOfSeq)), ("principals", .array(principals.map { p in
+            var f: [(key: String, value: JSONValue)] = [("email", .string(p.email))]
+            if let account = p.account { f.append(("account", .string(account))) }
+            f.append(("roles", .strings(p.permissions.roles.map(\.rawValue))))
+            f.append(("saBenefits", .strings(p.permissions.saBenefits.map(\.rawValue))))
+            f.append(("sources", .strings(p.sources.map(\.rawValue))))
+            return .object(f)
+        }))])
+    }
+}
+
+extension WhatIfResult {
+    /// `{"results":[…exec result lines…],"fromSeq","toSeq","changes":[…as diff…]}`; `lines`:
+    /// the input line number of each command (default 1, 2, 3, …).
+    public func json(lines: [Int]? = nil) -> JSONValue {
+        .object([("results", .array(results.enumerated().map { i, r in r.json(line: lines?[i] ?? i + 1) })),
+                 ("fromSeq", .uint(fromSeq)), ("toSeq", .uint(toSeq)), ("changes", .array(changes.map(\.json)))])
+    }
+}
+
+/// `before`, `after`, `saBenefitsBefore`, `saBenefitsAfter`.
+private func beforeAfter(_ before: EffectivePermissions, _ after: EffectivePermissions) -> [(key: String, value: JSONValue)] {
+    [("before", .strings(before.roles.map(\.rawValue))), ("after", .strings(after.roles.map(\.rawValue))),
+     ("saBenefitsBefore", .strings(before.saBenefits.map(\.rawValue))), ("saBenefitsAfter", .strings(after.saBenefits.map(\.rawValue)))]
+}

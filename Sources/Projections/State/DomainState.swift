@@ -83,6 +83,9 @@ public final class DomainState {
     var optOuts: Table<SeqValue> { table(StateTables.optOuts) }
     var requests: Table<RequestRecord> { table(StateTables.requests) }
     var lockouts: Table<LockoutRecord> { table(StateTables.lockouts) }
+    var effective: Table<EffectiveBits> { table(StateTables.effective) }
+    var emailChanges: Table<EmailChanges> { table(StateTables.emailChanges) }
+    var changes: Table<EventChanges> { table(StateTables.changes) }
     var meta: Table<MetaRecord> { table(StateTables.meta) }
 
     /// Every table, opened now when not yet (in `ProjectionTable` order).
@@ -95,6 +98,12 @@ public final class DomainState {
     /// Whether the position moved since it was last written (LMDB-backed states write it once
     /// per transaction, in `flush`).
     private var positionDirty = false
+
+    /// Told the changes each folded event made (what-if collects them); nil: nobody asks.
+    var changeObserver: ((_ seq: UInt64, _ changes: [PairChange]) -> Void)?
+
+    /// The transaction a stored state reads through (nil in memory).
+    var transactionReader: TransactionReader? { reader }
 
     /// Whether the state is in memory (not over a transaction).
     var isMemory: Bool { reader == nil }
@@ -167,9 +176,10 @@ public final class DomainState {
         lastAt = at
     }
 
-    /// The projections' on-disk format (`p.meta` key `format`): 2 is the versioned store with
-    /// stable ids; a ledger without the key was written in format 1 (whole-state snapshots).
-    static let format: UInt8 = 2
+    /// The projections' on-disk format (`p.meta` key `format`): 3 is the versioned store with
+    /// stable ids and the changelog (2 lacked the changelog); a ledger without the key was
+    /// written in format 1 (whole-state snapshots). An older format is upgraded by a rebuild.
+    static let format: UInt8 = 3
 
     /// `email ␀ lid`, built in one allocation.
     static func pairKey(_ email: String, _ lid: String) -> String {

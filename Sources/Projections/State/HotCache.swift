@@ -70,6 +70,7 @@ final class HotCache: @unchecked Sendable {
     let cells = HotTable<CellRecord>(), emailLids = HotTable<StringSet>(completable: true), legalContactLids = HotTable<StringSet>()
     let lidAdmins = HotTable<StringSet>(), optOuts = HotTable<SeqValue>(completable: true), requests = HotTable<RequestRecord>()
     let lockouts = HotTable<LockoutRecord>(), meta = HotTable<MetaRecord>()
+    let effective = HotTable<EffectiveBits>(), emailChanges = HotTable<EmailChanges>(), changes = HotTable<EventChanges>()
     private var all: [any ClearableHotTable] = []
 
     /// The least time between two loads of a whole table (ns).

@@ -8,9 +8,11 @@ enum KeySpace: UInt8, CaseIterable, Sendable {
 
 /// How a projection table's keys are stored: as they are (`plain`), or as the stable ids of
 /// one name or of two (`pair`: a key `a␀b`, as `DomainState.pairKey` makes it), 4 bytes
-/// big-endian each, so every key of a versioned table has one length.
+/// big-endian each, so every key of a versioned table has one length; or `single`: one
+/// entry (key ""), versioned, so the table is indexed by seq alone (the changelog by seq).
 enum KeyShape: Sendable {
     case plain
+    case single
     case one(KeySpace)
     case pair(KeySpace, KeySpace)
 }
@@ -160,6 +162,8 @@ final class StableIDs {
         switch shape {
         case .plain:
             return Array(key.utf8)
+        case .single:
+            return key.isEmpty ? [] : nil
         case let .one(kind):
             return try id(kind, key).map(Self.bytes)
         case let .pair(a, b):
@@ -176,6 +180,8 @@ final class StableIDs {
         switch shape {
         case .plain:
             return String(validating: prefix, as: UTF8.self)
+        case .single:
+            return prefix.isEmpty ? "" : nil
         case let .one(kind):
             guard prefix.count == 4, let id = Self.readID(prefix) else { return nil }
             return try name(kind, id)
@@ -191,6 +197,7 @@ final class StableIDs {
     static func prefixLength(_ shape: KeyShape) -> Int? {
         switch shape {
         case .plain: nil
+        case .single: 0
         case .one: 4
         case .pair: 8
         }

@@ -13,6 +13,9 @@ enum ProjectionTable: String, CaseIterable, Sendable {
     case optOuts = "p.optOuts"
     case requests = "p.requests"
     case lockouts = "p.lockouts"
+    case effective = "p.effective"
+    case emailChanges = "p.emailChanges"
+    case changes = "p.changes"
     case meta = "p.meta"
     case ids = "p.ids"
 
@@ -29,8 +32,11 @@ enum ProjectionTable: String, CaseIterable, Sendable {
         case .optOuts: 7
         case .requests: 8
         case .lockouts: 9
-        case .meta: 10
-        case .ids: 11
+        case .effective: 10
+        case .emailChanges: 11
+        case .changes: 12
+        case .meta: 13
+        case .ids: 14
         }
     }
 
@@ -78,12 +84,18 @@ enum StateTables {
     static let optOuts = TableSpec<SeqValue>(table: .optOuts, key: .pair(.email, .licensingId), hot: \.optOuts)
     static let requests = TableSpec<RequestRecord>(table: .requests, key: .one(.request), hot: \.requests)
     static let lockouts = TableSpec<LockoutRecord>(table: .lockouts, key: .one(.account), hot: \.lockouts)
+    /// "lid␀email" → the pair's effective permissions (absent: none); a version per change
+    static let effective = TableSpec<EffectiveBits>(table: .effective, key: .pair(.licensingId, .email), hot: \.effective)
+    /// email → the changes one event made to its pairs (a version per event that changed any)
+    static let emailChanges = TableSpec<EmailChanges>(table: .emailChanges, key: .one(.email), hot: \.emailChanges)
+    /// one entry whose versions are the changes of each event that changed any pair
+    static let changes = TableSpec<EventChanges>(table: .changes, key: .single, hot: \.changes)
     /// "checkpoint" → the position the projections reflect
     static let meta = TableSpec<MetaRecord>(table: .meta, key: .plain, hot: \.meta)
 
     /// Every state table, in `ProjectionTable` order (checked by `ProjectionsTests`).
     static let all: [any AnyTableSpec] = [accounts, emailOwners, agreements, cells, emailLids, legalContactLids,
-                                          lidAdmins, optOuts, requests, lockouts, meta]
+                                          lidAdmins, optOuts, requests, lockouts, effective, emailChanges, changes, meta]
 }
 
 /// What is done with every table of a state, whatever its record type.

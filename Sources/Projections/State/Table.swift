@@ -163,6 +163,55 @@ final class Table<V: StateRecord> {
         if !stopped { _ = try emit() }
     }
 
+    /// Every entry of a `pair` table whose first name is `first`, as of this table's point:
+    /// `body` gets the second name and the value (order: by the second name's id over a
+    /// transaction, unordered in memory). One range of the stored table is read.
+    func forEach(first: String, _ body: (String, V) throws -> Void) throws {
+        guard case let .pair(a, b) = shape else { return }
+        guard let reader, let db else {
+            let prefix = first + "\u{0}"
+            for (k, v) in cache {
+                if let v, k.hasPrefix(prefix) { try body(String(k.dropFirst(prefix.count)), v) }
+            }
+            return
+        }
+        guard let ids, let firstID = try ids.id(a, first) else { return }
+        let prefix = StableIDs.bytes(firstID)
+        var current: UInt32?
+        var latest: V?? = nil
+        func emit() throws {
+            guard let id = current, case let .some(.some(value)) = latest, let name = try ids.name(b, id) else { return }
+            try body(name, value)
+        }
+        try reader.scan(db, from: prefix) { key, value in
+            guard key.count == 16, key.prefix(4).elementsEqual(prefix) else { return false }
+            guard let second = StableIDs.readID(UnsafeRawBufferPointer(rebasing: key[4 ..< 8])),
+                  let seq = BigEndianKey.value(UnsafeRawBufferPointer(rebasing: key[8...])) else { return true }
+            if second != current {
+                try emit()
+                current = second
+                latest = nil
+            }
+            if seq <= asOf { latest = .some(try Self.decodeVersion(value)) }
+            return true
+        }
+        try emit()
+    }
+
+    /// The stored versions of `key` with `after < seq ≤ through` (and ≤ this table's point),
+    /// in seq order, until `body` returns false: each version's seq and value (nil: removed).
+    /// Only that range of the stored table is read; nothing for a memory table.
+    func versions(of key: String, after: UInt64, through: UInt64, _ body: (UInt64, V?) throws -> Bool) throws {
+        guard let reader, let db, let ids, after < through, let prefix = try ids.storedKey(key, shape) else { return }
+        let last = min(through, asOf)
+        let length = prefix.count
+        try reader.scan(db, from: prefix + BigEndianKey.bytes(after + 1)) { k, value in
+            guard k.count == length + 8, k.prefix(length).elementsEqual(prefix),
+                  let seq = BigEndianKey.value(UnsafeRawBufferPointer(rebasing: k[length...])), seq <= last else { return false }
+            return try body(seq, try Self.decodeVersion(value))
+        }
+    }
+
     /// Reads the whole table into the hot cache when it is completable, small enough and
     /// due (see `HotCache.claimWholeLoad`); returns what it read (valid at this
     /// transaction's commit), or nil when it did not load. Read-only transactions at the

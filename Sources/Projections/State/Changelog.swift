@@ -1,0 +1,227 @@
+import Ledger
+
+// The changelog (DOMAIN.md §4.1): every effective change of every (email, Licensing ID)
+// pair, worked out when its event is folded and stored three ways — by pair (`p.effective`:
+// the effective permissions of each pair, versioned, so the value at any seq is one seek,
+// and the Licensing ID first, so an access review reads one prefix), by email
+// (`p.emailChanges`: a history reads one range) and by seq (`p.changes`: a diff or a feed
+// reads one range).
+
+/// The effective permissions of one pair as two bit sets: roles (bit = canonical order) and
+/// SA benefits (bit = canonical order). Stored in `p.effective`; absent means no role.
+struct EffectiveBits: StateRecord, Hashable, Sendable {
+    var roles: UInt8
+    var benefits: UInt8
+
+    static let none = EffectiveBits(roles: 0, benefits: 0)
+
+    var isEmpty: Bool { roles == 0 && benefits == 0 }
+
+    init(roles: UInt8, benefits: UInt8) {
+        self.roles = roles
+        self.benefits = benefits
+    }
+
+    /// What `report` holds.
+    init(_ report: RoleReport) {
+        var r: UInt8 = 0
+        for role in report.roles { r |= 1 << UInt8(role.order) }
+        var b: UInt8 = 0
+        for benefit in report.saBenefits { b |= 1 << UInt8(benefit.order) }
+        self.init(roles: r, benefits: b)
+    }
+
+    /// The roles, in canonical order.
+    var roleList: [Role] { Role.canonical.filter { roles & (1 << UInt8($0.order)) != 0 } }
+
+    /// The SA benefits, in canonical order.
+    var benefitList: [SABenefit] { SABenefit.allCases.filter { benefits & (1 << UInt8($0.order)) != 0 } }
+
+    /// The public form.
+    var permissions: EffectivePermissions { EffectivePermissions(roles: roleList, saBenefits: benefitList) }
+
+    func encode(to w: inout BinaryWriter) {
+        w.write(roles)
+        w.write(benefits)
+    }
+
+    static func decode(from r: inout BinaryReader) throws -> EffectiveBits {
+        let roles = try r.readUInt8(), benefits = try r.readUInt8()
+        guard roles < 1 << 7 else { throw DecodingError("role bits \(roles)", offset: r.offset) }
+        return EffectiveBits(roles: roles, benefits: benefits)
+    }
+}
+
+/// One effective change inside an event: the pair by stable ids, before and after.
+struct PairChange: Equatable, Sendable {
+    var email: UInt32
+    var lid: UInt32
+    var before: EffectiveBits
+    var after: EffectiveBits
+}
+
+/// The changes one event made (`p.changes`, keyed by its seq), sorted by email id, then
+/// Licensing ID id.
+struct EventChanges: StateRecord, Sendable {
+    var entries: [PairChange]
+
+    func encode(to w: inout BinaryWriter) {
+        w.writeVarint(UInt64(entries.count))
+        for e in entries {
+            w.writeVarint(UInt64(e.email)); w.writeVarint(UInt64(e.lid))
+            e.before.encode(to: &w); e.after.encode(to: &w)
+        }
+    }
+
+    static func decode(from r: inout BinaryReader) throws -> EventChanges {
+        let n = try r.readLength("changes")
+        var entries: [PairChange] = []
+        entries.reserveCapacity(n)
+        for _ in 0 ..< n {
+            let email = try r.readID(), lid = try r.readID()
+            entries.append(PairChange(email: email, lid: lid, before: try .decode(from: &r), after: try .decode(from: &r)))
+        }
+        return EventChanges(entries: entries)
+    }
+}
+
+/// The changes one event made to one email's pairs (`p.emailChanges`, keyed by email and
+/// seq), sorted by Licensing ID id; `email` is the key's and is not stored again.
+struct EmailChanges: StateRecord, Sendable {
+    var entries: [PairChange]
+
+    func encode(to w: inout BinaryWriter) {
+        w.writeVarint(UInt64(entries.count))
+        for e in entries {
+            w.writeVarint(UInt64(e.lid))
+            e.before.encode(to: &w); e.after.encode(to: &w)
+        }
+    }
+
+    static func decode(from r: inout BinaryReader) throws -> EmailChanges {
+        let n = try r.readLength("changes")
+        var entries: [PairChange] = []
+        entries.reserveCapacity(n)
+        for _ in 0 ..< n {
+            let lid = try r.readID()
+            entries.append(PairChange(email: 0, lid: lid, before: try .decode(from: &r), after: try .decode(from: &r)))
+        }
+        return EmailChanges(entries: entries)
+    }
+}
+
+extension BinaryReader {
+    /// A stable id written as a varint.
+    mutating func readID() throws -> UInt32 {
+        let v = try readVarint()
+        guard v > 0, v <= UInt64(UInt32.max) else { throw DecodingError("stable id \(v)", offset: offset) }
+        return UInt32(v)
+    }
+}
+
+/// The pairs an event may change, with their effective permissions just before it: taken
+/// before the event is folded, then compared with the state after (`record`). The pairs
+/// are derived from the projections — the event's own pair, the descendants an
+/// administrator change or an opt-out reaches, the people a new Licensing ID gives a role —
+/// never from a scan of every email.
+struct ChangeTracker {
+    private var pairs: [(email: String, lid: String, before: EffectiveBits)] = []
+
+    /// The candidates of `event` on `state` (before it is folded).
+    init(_ event: DomainEvent, _ state: DomainState) throws {
+        var candidates: [(String, String)] = []
+        func addingAdmin(_ email: String, _ lid: String, _ roles: [Role]) throws {
+            candidates.append((email, lid))
+            if roles.contains(.administrator), !(try state.cell(email, lid)?.hasAdministrator ?? false) {
+                for d in try state.descendants(of: lid) { candidates.append((email, d)) }
+            }
+        }
+        func removing(_ email: String, _ lid: String, where drop: (GrantEntry) -> Bool) throws {
+            candidates.append((email, lid))
+            if try state.cell(email, lid)?.entries.contains(where: { $0.role == .administrator && drop($0) }) == true {
+                for d in try state.descendants(of: lid) { candidates.append((email, d)) }
+            }
+        }
+        switch event {
+        case let .agreementRecorded(r):
+            // a new ID (no children yet): its contacts, the administrators of its parent,
+            // and the legal contacts of its ancestors
+            var emails = Set(r.contacts.map(\.email))
+            if let parent = r.parent {
+                for admin in try state.effectiveAdministrators(parent) { emails.insert(admin.email) }
+                for ancestor in [parent] + (try state.ancestors(of: parent)) {
+                    for c in try state.agreement(ancestor)?.contacts ?? [] where c.type.isLegalContact { emails.insert(c.email) }
+                }
+            }
+            candidates = emails.map { ($0, r.licensingId) }
+        case let .resellerAutoGranted(email, lid, roles), let .rolesGranted(_, email, lid, roles, _),
+             let .openLicenseAdded(_, email, lid, roles, _), let .legacyPermissionMigrated(_, _, email, lid, roles, _),
+             let .permissionRequestApproved(_, _, email, lid, roles, _):
+            try addingAdmin(email, lid, roles)
+        case let .rolesRevoked(_, email, lid, roles):
+            try removing(email, lid) { roles.contains($0.role) }
+        case let .licensingIdRemovedByUser(_, email, lid):
+            try removing(email, lid) { _ in true }
+        case let .resellerAccessDenied(_, _, email, lid, _):
+            try removing(email, lid) { $0.source == .reseller }
+        case let .openLicenseAccessDenied(_, email, lid):
+            try removing(email, lid) { $0.source == .openLicense }
+        case let .adminInheritanceOptedOut(_, email, parent), let .adminInheritanceOptedIn(_, email, parent):
+            candidates = try state.descendants(of: parent).map { (email, $0) }
+        case .userRegistered, .businessEmailValidated, .profileCompleted, .licensingIdStatusChanged, .permissionsRequested,
+             .permissionRequestDenied, .openLicenseAttemptFailed:
+            break
+        }
+        var seen = Set<String>()
+        for (email, lid) in candidates where seen.insert(DomainState.pairKey(email, lid)).inserted {
+            pairs.append((email, lid, try state.effectiveBits(email, lid)))
+        }
+    }
+
+    /// Stores the changes the event at `seq` made (`state` is after it): in `p.effective`,
+    /// `p.emailChanges` and `p.changes`, in the same transaction as the event.
+    func record(_ state: DomainState, seq: UInt64) throws {
+        guard !pairs.isEmpty else { return }
+        var changed: [(email: String, change: PairChange)] = []
+        for p in pairs {
+            let after = try state.effectiveBits(p.email, p.lid)
+            guard after != p.before else { continue }
+            guard let e = try state.ids.id(.email, p.email), let l = try state.ids.id(.licensingId, p.lid) else {
+                throw StateError.unnamedKey(table: ProjectionTable.changes.rawValue, key: DomainState.pairKey(p.email, p.lid))
+            }
+            changed.append((p.email, PairChange(email: e, lid: l, before: p.before, after: after)))
+            try state.effective.set(DomainState.pairKey(p.lid, p.email), after.isEmpty ? nil : after, seq: seq)
+        }
+        guard !changed.isEmpty else { return }
+        state.changeObserver?(seq, changed.map(\.change))
+        changed.sort { ($0.change.email, $0.change.lid) < ($1.change.email, $1.change.lid) }
+        try state.changes.set("", EventChanges(entries: changed.map(\.change)), seq: seq)
+        var i = 0
+        while i < changed.count {
+            var j = i
+            while j < changed.count, changed[j].change.email == changed[i].change.email { j += 1 }
+            try state.emailChanges.set(changed[i].email, EmailChanges(entries: changed[i ..< j].map(\.change)), seq: seq)
+            i = j
+        }
+    }
+}
+
+extension DomainState {
+    /// The effective permissions of `email` on `lid`, computed from the sources (§2).
+    func effectiveBits(_ email: String, _ lid: String) throws -> EffectiveBits {
+        EffectiveBits(try roleReport(email, lid))
+    }
+
+    /// Every descendant of `lid` (children, their children, …), in depth-first order.
+    func descendants(of lid: String) throws -> [String] {
+        var out: [String] = []
+        var stack = try agreement(lid)?.children.reversed() ?? []
+        var visited: Set<String> = [lid]
+        while let next = stack.popLast() {
+            guard visited.insert(next).inserted, visited.count < 1_000_000 else { continue }
+            out.append(next)
+            stack.append(contentsOf: (try agreement(next)?.children ?? []).reversed())
+        }
+        return out
+    }
+}
