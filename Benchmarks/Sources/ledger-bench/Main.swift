@@ -1,7 +1,8 @@
 import Foundation
 import GRDB
 import Ledger
-import Projections
+@_spi(Benchmarks) import Projections
+import Synchronization
 
 /// ledger-bench: one workload (the Fixtures generator's histories), three implementations of
 /// the same work, measured in one process, interleaved batch by batch.
@@ -369,6 +370,15 @@ final class Bench {
             record("asof_p50_us_small", percentile(smallAsOf.all, 0.5))
         }
 
+        // 5b. The auditor's questions on the large ledger (issue 14).
+        log("audit questions")
+        let audit = try auditQuestions(ledger, emails: emails, lids: lids, seed: seed)
+        for (name, v) in audit { record(name, v) }
+        log("watch latency")
+        record("watch_p50_ms", try await watchLatency(ledger))
+        log("append with and without the changelog")
+        record("append_changelog_ratio", try changelogAppendRatio(commands: min(commands, 60_000), batch: batch, seed: seed))
+
         // 6. Bytes per event.
         try ledger.environment.sync()
         let fm = FileManager.default
@@ -463,6 +473,12 @@ struct Results {
             ("asof_growth", value("asof_p50_us") / value("asof_p50_us_small"), 2, false),
             ("asof_check_vs_check", value("asof_check_p50_ns") / value("check_p50_ns"), 10, false),
             ("rebuild_rss_mb", value("rebuild_rss_mb"), 400, false),
+            ("history_p50_us", value("history_p50_us"), 5_000, false),
+            ("access_p50_us", value("access_p50_us"), 5_000, false),
+            ("diff_us", value("diff_us"), 100_000, false),
+            ("append_changelog_ratio", value("append_changelog_ratio"), 0.8, true),
+            ("watch_p50_ms", value("watch_p50_ms"), 5, false),
+            ("bytes_vs_sqlite_bytes_with_changelog", value("bytes_per_event") / value("sqlite_bytes_per_event"), 2, false),
         ]
     }
 
@@ -496,4 +512,97 @@ struct Results {
         }
         return out
     }
+}
+
+/// The auditor's questions: the whole history of 300 random emails, the access review of
+/// 300 random Licensing IDs at random past points, and diffs between points 10,000 and
+/// 1,000 events apart (all emails), after unmeasured warm-up rounds.
+func auditQuestions(_ ledger: PermissionLedger, emails: [String], lids: [String], seed: UInt64) throws -> [(String, Double)] {
+    var rng = SeededRandom(seed: seed ^ 0x14)
+    let head = try ledger.log.head().seq
+    var history: [Double] = [], access: [Double] = [], historyChanges = 0
+    for round in 0 ..< 350 {
+        guard let email = emails.randomElement(using: &rng), let lid = lids.randomElement(using: &rng), head > 2 else { break }
+        let point = AsOf.seq(UInt64(1 + rng.below(Int(head) - 1)))
+        var n = 0
+        let h = try seconds { n = try ledger.history(email: email).get().changes.count }
+        let a = try seconds { _ = try ledger.access(licensingId: lid, asOf: point) }
+        if round < 50 { continue }
+        history.append(h * 1e6)
+        access.append(a * 1e6)
+        historyChanges += n
+    }
+    var out: [(String, Double)] = [("history_p50_us", percentile(history, 0.5)), ("history_changes_avg", Double(historyChanges) / Double(max(history.count, 1))),
+                                   ("access_p50_us", percentile(access, 0.5))]
+    for (name, span) in [("diff", UInt64(10_000)), ("diff_1k", UInt64(1_000))] {
+        var times: [Double] = [], changes = 0
+        for round in 0 ..< 12 {
+            guard head > span + 1 else { break }
+            let from = UInt64(rng.below(Int(head - span)))
+            var n = 0
+            let t = try seconds { n = try ledger.diff(from: .seq(from), to: .seq(from + span)).get().changes.count }
+            if round < 2 { continue }
+            times.append(t * 1e6)
+            changes += n
+        }
+        out.append(("\(name)_us", percentile(times, 0.5)))
+        out.append(("\(name)_changes", Double(changes) / Double(max(times.count, 1))))
+    }
+    return out
+}
+
+/// Commit to delivery through `permissionChanges`: 60 durable commits, each recording a new
+/// enrollment with a primary contact (one effective change each), 5 ms apart; the p50 of the
+/// time from the commit's return to the feed's delivery (0 when the feed saw it first).
+func watchLatency(_ ledger: PermissionLedger) async throws -> Double {
+    let head = try ledger.log.head()
+    let at = head.at ?? Timestamp(seconds: 0)
+    let n = 60
+    let delivered = Mutex<[UInt64]>([])
+    let follower = Task {
+        for try await _ in ledger.permissionChanges(after: head.seq) {
+            let count = delivered.withLock { d in
+                d.append(DispatchTime.now().uptimeNanoseconds)
+                return d.count
+            }
+            if count >= n { break }
+        }
+    }
+    var committed: [UInt64] = []
+    for i in 0 ..< n {
+        let command = TimedCommand(at: at, .recordAgreement(.init(licensingId: "WATCH-\(i)-\(head.seq)", program: .enterpriseEnrollment,
+                                                                   contacts: [(.primaryContact, "watch-\(i)@bench.example")])))
+        _ = try ledger.executeBatch([command])
+        committed.append(DispatchTime.now().uptimeNanoseconds)
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    try await follower.value
+    let times = delivered.withLock { $0 }
+    return percentile(zip(times, committed).map { Double($0 > $1 ? $0 - $1 : 0) / 1e6 }, 0.5)
+}
+
+/// Appends of the same generated commands into two fresh ledgers, interleaved batch by
+/// batch, one folding the changelog and one not: events/s with it over events/s without.
+func changelogAppendRatio(commands: Int, batch: Int, seed: UInt64) throws -> Double {
+    let key = try AuthorizationKey(bytes: Array("benchmark-authorization-key-32by".utf8))
+    var dirs: [String] = []
+    defer { for d in dirs { try? FileManager.default.removeItem(atPath: d) } }
+    func make(_ changelog: Bool) throws -> PermissionLedger {
+        let dir = NSTemporaryDirectory() + "ledger-bench-changelog-\(changelog)-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        dirs.append(dir)
+        var options = PermissionLedger.Options(authorizationKey: key, durability: .noSync)
+        options.foldsChangelog = changelog
+        return try PermissionLedger(directory: dir, options: options)
+    }
+    let with = try make(true), without = try make(false)
+    var g = HistoryGenerator(seed: seed &+ 3, organisations: max(50, commands / 150))
+    var tWith = 0.0, tWithout = 0.0, done = 0
+    while done < commands {
+        let chunk = g.commands(min(batch, commands - done))
+        done += chunk.count
+        tWithout += try seconds { _ = try without.executeBatch(chunk) }
+        tWith += try seconds { _ = try with.executeBatch(chunk) }
+    }
+    return tWithout / tWith
 }

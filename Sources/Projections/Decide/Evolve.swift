@@ -27,8 +27,16 @@ public struct Evolver: Sendable {
     /// The policy (lockout and contact tables) events are folded with.
     public var policy: Policy
 
+    /// Whether the changelog is folded (always, but for the benchmark that measures its cost).
+    let foldsChangelog: Bool
+
     /// Creates an evolver.
-    public init(policy: Policy = .default) { self.policy = policy }
+    public init(policy: Policy = .default) { self.init(policy: policy, foldsChangelog: true) }
+
+    init(policy: Policy, foldsChangelog: Bool) {
+        self.policy = policy
+        self.foldsChangelog = foldsChangelog
+    }
 
     /// Applies `event`, stored at `seq` with time `at`, to `state`.
     public func evolve(_ state: DomainState, _ event: DomainEvent, seq: UInt64, at: Timestamp) throws {
@@ -42,7 +50,7 @@ public struct Evolver: Sendable {
         if parts.contains(.position) { try state.ids.register(event) }
         let kind = event.kind
         // the pairs the event may change, with their permissions before it
-        let tracker = parts.contains(.changelog) ? try ChangeTracker(event, state) : nil
+        let tracker = parts.contains(.changelog) && foldsChangelog ? try ChangeTracker(event, state) : nil
         let people = parts.contains(.people), grants = parts.contains(.grants), agreements = parts.contains(.agreements)
         func add(_ email: String, _ lid: String, _ roles: [Role], _ source: RoleSource, benefits: [SABenefit] = []) throws {
             guard grants else { return }

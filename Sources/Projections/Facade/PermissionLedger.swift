@@ -112,6 +112,10 @@ public final class PermissionLedger: Sendable {
         /// unanswered questions before one (tests set them low).
         var hotWholeLoadInterval: UInt64 = 1_000_000_000
         var hotWholeLoadAfterMisses = 256
+        /// Benchmarks only: `false` folds events without the changelog, to measure what it
+        /// costs. Such a ledger's projections are incomplete (`verify` reports it, `rebuild`
+        /// makes them whole again); never set it on a ledger anyone reads.
+        @_spi(Benchmarks) public var foldsChangelog = true
 
         /// Creates options with DOMAIN.md's policy, durable commits and a 64 MiB initial map.
         public init(policy: Policy? = nil, authorizationKey: AuthorizationKey? = nil,
@@ -170,7 +174,7 @@ public final class PermissionLedger: Sendable {
         let (policy, rebuildNeeded) = try Self.storedPolicy(options, environment: environment, log: log)
         decider = Decider(policy: policy, authorizationKey: options.authorizationKey,
                           previousAuthorizationKeys: options.previousAuthorizationKeys)
-        evolver = Evolver(policy: policy)
+        evolver = Evolver(policy: policy, foldsChangelog: options.foldsChangelog)
         logger = options.logger
         hot = options.hotCacheEntries > 0
             ? HotCache(limitPerTable: options.hotCacheEntries, wholeLoadInterval: options.hotWholeLoadInterval,

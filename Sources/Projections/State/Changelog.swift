@@ -144,12 +144,14 @@ struct ChangeTracker {
         }
         switch event {
         case let .agreementRecorded(r):
-            // a new ID (no children yet): its contacts, the administrators of its parent,
-            // and the legal contacts of its ancestors
+            // a new ID (no children yet): its contacts, the administrators of its
+            // ancestors, and the legal contacts of its ancestors
             var emails = Set(r.contacts.map(\.email))
             if let parent = r.parent {
-                for admin in try state.effectiveAdministrators(parent) { emails.insert(admin.email) }
+                // an inherited administrator administers some ancestor directly; opt-outs
+                // are applied when the candidates' permissions are computed
                 for ancestor in [parent] + (try state.ancestors(of: parent)) {
+                    for admin in try state.directAdmins(ancestor) { emails.insert(admin) }
                     for c in try state.agreement(ancestor)?.contacts ?? [] where c.type.isLegalContact { emails.insert(c.email) }
                 }
             }
@@ -174,7 +176,9 @@ struct ChangeTracker {
         }
         var seen = Set<String>()
         for (email, lid) in candidates where seen.insert(DomainState.pairKey(email, lid)).inserted {
-            pairs.append((email, lid, try state.effectiveBits(email, lid)))
+            // the stored value (what `record` compares and overwrites): one lookup, not a
+            // recomputation from the sources
+            pairs.append((email, lid, try state.effective.get(DomainState.pairKey(lid, email)) ?? .none))
         }
     }
 
@@ -195,12 +199,12 @@ struct ChangeTracker {
         guard !changed.isEmpty else { return }
         state.changeObserver?(seq, changed.map(\.change))
         changed.sort { ($0.change.email, $0.change.lid) < ($1.change.email, $1.change.lid) }
-        try state.changes.set("", EventChanges(entries: changed.map(\.change)), seq: seq)
+        try state.changes.setChanged("", EventChanges(entries: changed.map(\.change)), seq: seq)
         var i = 0
         while i < changed.count {
             var j = i
             while j < changed.count, changed[j].change.email == changed[i].change.email { j += 1 }
-            try state.emailChanges.set(changed[i].email, EmailChanges(entries: changed[i ..< j].map(\.change)), seq: seq)
+            try state.emailChanges.setChanged(changed[i].email, EmailChanges(entries: changed[i ..< j].map(\.change)), seq: seq)
             i = j
         }
     }

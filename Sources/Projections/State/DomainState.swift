@@ -64,7 +64,7 @@ public final class DomainState {
         let t: Table<V>
         if let reader, let db = databases?[spec.table] {
             t = Table(db: db, shape: spec.key, reader: reader, ids: ids, asOf: asOf,
-                      hot: hot.flatMap { $0[keyPath: spec.hot] }, hotCache: hot, hotVersion: snapshotVersion,
+                      hot: spec.cached ? hot.flatMap { $0[keyPath: spec.hot] } : nil, hotCache: spec.cached ? hot : nil, hotVersion: snapshotVersion,
                       overlay: overlay ? ids : nil)
         } else {
             t = Table(memory: spec.key, recording: recording ? ids : nil)

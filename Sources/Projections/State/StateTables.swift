@@ -52,6 +52,9 @@ struct TableSpec<V: StateRecord>: AnyTableSpec {
     /// How its keys are stored (and whether it is versioned: all but `meta`).
     let key: KeyShape
     let hot: KeyPath<HotCache, HotTable<V>> & Sendable
+    /// Whether the table's records are kept in the hot cache (not the changelog's: the head
+    /// path never reads them, and publishing them after every commit costs).
+    var cached = true
 
     func open(in state: DomainState) -> any AnyTable { state.table(self) }
     func hotTable(in cache: HotCache) -> any ClearableHotTable { cache[keyPath: hot] }
@@ -85,11 +88,11 @@ enum StateTables {
     static let requests = TableSpec<RequestRecord>(table: .requests, key: .one(.request), hot: \.requests)
     static let lockouts = TableSpec<LockoutRecord>(table: .lockouts, key: .one(.account), hot: \.lockouts)
     /// "lid␀email" → the pair's effective permissions (absent: none); a version per change
-    static let effective = TableSpec<EffectiveBits>(table: .effective, key: .pair(.licensingId, .email), hot: \.effective)
+    static let effective = TableSpec<EffectiveBits>(table: .effective, key: .pair(.licensingId, .email), hot: \.effective, cached: false)
     /// email → the changes one event made to its pairs (a version per event that changed any)
-    static let emailChanges = TableSpec<EmailChanges>(table: .emailChanges, key: .one(.email), hot: \.emailChanges)
+    static let emailChanges = TableSpec<EmailChanges>(table: .emailChanges, key: .one(.email), hot: \.emailChanges, cached: false)
     /// one entry whose versions are the changes of each event that changed any pair
-    static let changes = TableSpec<EventChanges>(table: .changes, key: .single, hot: \.changes)
+    static let changes = TableSpec<EventChanges>(table: .changes, key: .single, hot: \.changes, cached: false)
     /// "checkpoint" → the position the projections reflect
     static let meta = TableSpec<MetaRecord>(table: .meta, key: .plain, hot: \.meta)
 

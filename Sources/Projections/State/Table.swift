@@ -247,8 +247,14 @@ final class Table<V: StateRecord> {
     /// Sets `key` to `value` (nil removes it) by the event at `seq`. Setting what the key
     /// already holds changes nothing (no version is made).
     func set(_ key: String, _ value: V?, seq: UInt64) throws {
-        if reader != nil, writer == nil, recordingIDs == nil { throw StateError.readOnly }
         if try get(key) == value { return }
+        try setChanged(key, value, seq: seq)
+    }
+
+    /// `set` for a value known to differ from what the key holds (a changelog entry: each
+    /// version differs from the one before by construction), without reading the key first.
+    func setChanged(_ key: String, _ value: V?, seq: UInt64) throws {
+        if reader != nil, writer == nil, recordingIDs == nil { throw StateError.readOnly }
         cache[key] = .some(value)
         if writer != nil {
             versions.append((key, seq, value))
