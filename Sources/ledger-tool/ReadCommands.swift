@@ -269,13 +269,24 @@ struct Explain: ParsableCommand {
             out.line("  \(role.rawValue)")
             for r in reasons {
                 if let via = r.via {
-                    out.line("    inherited via \(via)")
+                    var line = "    inherited via \(via)"
+                    if let o = r.origin, o.licensingId != via || !o.sources.isEmpty {
+                        line += ", from \(o.licensingId)" + (o.sources.isEmpty ? "" : " (" + o.sources.map(Self.describe).joined(separator: "; ") + ")")
+                    }
+                    out.line(line)
                 } else {
-                    out.line("    \(r.source.rawValue): seq \(r.seq ?? 0) \(r.type ?? "")")
+                    out.line("    " + Self.describe(r))
                 }
             }
         }
         out.flush()
+    }
+}
+
+extension Explain {
+    /// "grant: seq 6 rolesGranted at 2026-08-03T11:00:00Z by ida-msa"
+    static func describe(_ r: RoleReason) -> String {
+        "\(r.source.rawValue): seq \(r.seq ?? 0) \(r.type ?? "")" + (r.at.map { " at \($0.iso8601)" } ?? "") + (r.by.map { " by \(safe($0))" } ?? "")
     }
 }
 

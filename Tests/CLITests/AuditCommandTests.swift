@@ -111,3 +111,25 @@ struct AuditCommandTests {
         #expect(resumed.count == 507)  // seqs 501 … 1,007
     }
 }
+
+extension AuditCommandTests {
+    @Test("explain gives each direct source's time and actor, where an inheritance starts, and the actions the roles allow")
+    func explainForAuditors() throws {
+        let d = Dir()
+        #expect(try Self.run(["init", d.path]).status == 0)
+        let story = """
+        {"command":"recordAgreement","at":"2026-08-01T00:00:00Z","licensingId":"EA-1","program":"enterpriseAgreement","contacts":[{"type":"primaryContact","email":"ida@contoso.com"}]}
+        {"command":"recordAgreement","at":"2026-08-01T00:00:00Z","licensingId":"EN-1","program":"enterpriseEnrollment","parent":"EA-1","contacts":[]}
+        {"command":"registerUser","at":"2026-08-01T00:00:00Z","account":"ida-msa","businessEmail":"ida@contoso.com"}
+        {"command":"validateEmail","at":"2026-08-01T00:00:00Z","account":"ida-msa"}
+        {"command":"grantRoles","at":"2026-08-02T09:30:00Z","by":"ida-msa","email":"max@contoso.com","licensingId":"EA-1","roles":["administrator"]}
+        """
+        #expect(try Self.run(["exec", d.path], stdin: story).status == 0)
+        let r = try Self.run(["explain", d.path, "--email", "max@contoso.com", "--licensing-id", "EN-1", "--json"])
+        #expect(r.out == #"{"email":"max@contoso.com","licensingId":"EN-1","asOfSeq":5,"roles":[{"role":"administrator","sources":[{"source":"inherited","via":"EA-1","origin":{"licensingId":"EA-1","sources":[{"source":"grant","seq":5,"type":"rolesGranted","at":"2026-08-02T09:30:00Z","by":"ida-msa"}]}}]}],"saBenefits":[],"actions":["manageUsers","viewLicensingInfo","viewSoftwareAssuranceSummary","downloadSoftware","viewProductKeys","manageSoftwareAssurance","manageOnlineServices","manageSubscriptions"]}"# + "\n")
+        let info = try Self.run(["explain", d.path, "--email", "ida@contoso.com", "--licensing-id", "EN-1", "--json"])
+        #expect(info.out.contains(#"{"source":"inherited","via":"EA-1","origin":{"licensingId":"EA-1","sources":[{"source":"contact","seq":1,"type":"agreementRecorded","at":"2026-08-01T00:00:00Z"}]}}"#))
+        let human = try Self.run(["explain", d.path, "--email", "max@contoso.com", "--licensing-id", "EN-1"])
+        #expect(human.out.contains("inherited via EA-1, from EA-1 (grant: seq 5 rolesGranted at 2026-08-02T09:30:00Z by ida-msa)"))
+    }
+}

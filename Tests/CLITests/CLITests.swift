@@ -339,7 +339,7 @@ struct CLITests {
         #expect(rebuild.status == 0)
         #expect(rebuild.out.hasPrefix("rebuilt projections from 7 events in "))
         let explain = try Self.run(["explain", d.path, "--email", "joe@contoso.com", "--licensing-id", "E-800", "--json"])
-        #expect(explain.out == #"{"email":"joe@contoso.com","licensingId":"E-800","asOfSeq":7,"roles":[{"role":"download","sources":[{"source":"grant","seq":6,"type":"rolesGranted"}]}],"saBenefits":[]}"# + "\n")
+        #expect(explain.out == #"{"email":"joe@contoso.com","licensingId":"E-800","asOfSeq":7,"roles":[{"role":"download","sources":[{"source":"grant","seq":6,"type":"rolesGranted","at":"2026-08-03T11:00:00Z","by":"ida-msa"}]}],"saBenefits":[],"actions":["downloadSoftware"]}"# + "\n")
         let admins = try Self.run(["admins", d.path, "--licensing-id", "E-800", "--json"])
         #expect(admins.out == #"{"licensingId":"E-800","administrators":[{"email":"ida@contoso.com","sources":[{"source":"contact"}]}]}"# + "\n")
         let lockout = try Self.run(["lockout", d.path, "--account", "joe-msa", "--at", "2026-08-05T00:00:00Z", "--json"])

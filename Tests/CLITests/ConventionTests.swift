@@ -36,7 +36,7 @@ struct ConventionTests {
             #expect(p.status == 0, "\(p.err)")
             #expect(p.out == #"{"email":"joe@contoso.com","asOfSeq":5,"licensingIds":[]}"# + "\n")
             let e = try Self.run(["explain", d.path, "--email", "joe@contoso.com", "--licensing-id", "E-800", "--json"] + point)
-            #expect(e.out == #"{"email":"joe@contoso.com","licensingId":"E-800","asOfSeq":5,"roles":[],"saBenefits":[]}"# + "\n")
+            #expect(e.out == #"{"email":"joe@contoso.com","licensingId":"E-800","asOfSeq":5,"roles":[],"saBenefits":[],"actions":[]}"# + "\n")
             let c = try Self.run(["check", d.path, "--account", "joe-msa", "--licensing-id", "E-800", "--action", "downloadSoftware", "--json"] + point)
             #expect(c.status == 1)
             #expect(try Self.json(c.out)["reason"] as? String == "noRole")

@@ -101,7 +101,56 @@ extension PermissionLedger {
     func explain(in state: DomainState, email: String, licensingId: String) throws -> Result<Explanation, DomainError> {
         let e = Normalize.email(email) ?? email.lowercased()
         guard try state.agreement(licensingId) != nil else { return .failure(Self.unknown(licensingId, state)) }
-        return .success(try state.explain(email: e, licensingId: licensingId))
+        var explanation = try state.explain(email: e, licensingId: licensingId)
+        // what an auditor asks next: when and by whom, and where an inheritance starts
+        for i in explanation.roles.indices {
+            let role = explanation.roles[i].role
+            for j in explanation.roles[i].reasons.indices {
+                var reason = explanation.roles[i].reasons[j]
+                if let via = reason.via {
+                    reason.origin = try inheritanceOrigin(of: role, email: e, from: via, state)
+                } else {
+                    try describeSource(&reason, state)
+                }
+                explanation.roles[i].reasons[j] = reason
+            }
+        }
+        return .success(explanation)
+    }
+
+    /// Fills a direct source's time and actor from its event.
+    private func describeSource(_ reason: inout RoleReason, _ state: DomainState) throws {
+        guard let seq = reason.seq else { return }
+        let stored = try state.transactionReader.map { try log.event(seq, reader: $0) } ?? log.event(seq)
+        guard let stored else { return }
+        reason.at = stored.at
+        switch try DomainEvent.decode(kind: stored.kind, payload: stored.payload) {
+        case let .rolesGranted(by, _, _, _, _), let .permissionRequestApproved(by, _, _, _, _, _): reason.by = by
+        case let .openLicenseAdded(account, _, _, _, _): reason.by = account
+        default: break
+        }
+    }
+
+    /// Where `email`'s inherited `role` starts, looking up from `via`: for administrator the
+    /// first ancestor where it is held directly, for licensingInfo `via` itself (E is its
+    /// primary contact or notices correspondent).
+    private func inheritanceOrigin(of role: Role, email: String, from via: String, _ state: DomainState) throws -> InheritanceOrigin? {
+        var current: String? = via
+        var steps = 0
+        while let lid = current, steps < 64 {
+            let entries = try state.cell(email, lid)?.entries ?? []
+            let wanted = role == .administrator ? entries.filter { $0.role == .administrator }
+                : entries.filter { $0.source == .contact }
+            if !wanted.isEmpty || role != .administrator {
+                var sources = wanted.sorted { $0.seq < $1.seq }
+                    .map { RoleReason(source: $0.source, seq: $0.seq, type: DomainEvent.typeName(kind: $0.kind), via: nil) }
+                for k in sources.indices { try describeSource(&sources[k], state) }
+                return InheritanceOrigin(licensingId: lid, sources: sources)
+            }
+            current = try state.agreement(lid)?.parent
+            steps += 1
+        }
+        return nil
     }
 
     /// The refusal for a Licensing ID not recorded in `state`.

@@ -51,21 +51,33 @@ extension AdminSource {
 }
 
 extension Explanation {
-    /// `{"email","licensingId","asOfSeq","roles":[{"role","sources":[{"source","seq","type"} | {"source":"inherited","via"}]}],"saBenefits"}`
+    /// `{"email","licensingId","asOfSeq","roles":[{"role","sources":[{"source","seq","type","at"?,"by"?} | {"source":"inherited","via","origin"?}]}],"saBenefits","actions"}`
     public var json: JSONValue {
         .object([
             ("email", .string(email)), ("licensingId", .string(licensingId)), ("asOfSeq", .uint(asOfSeq)),
             ("roles", .array(roles.map { entry in
-                .object([("role", .string(entry.role.rawValue)), ("sources", .array(entry.reasons.map { r in
-                    var f: [(key: String, value: JSONValue)] = [("source", .string(r.source.rawValue))]
-                    if let seq = r.seq { f.append(("seq", .uint(seq))) }
-                    if let type = r.type { f.append(("type", .string(type))) }
-                    if let via = r.via { f.append(("via", .string(via))) }
-                    return .object(f)
-                }))])
+                .object([("role", .string(entry.role.rawValue)), ("sources", .array(entry.reasons.map(\.json)))])
             })),
             ("saBenefits", .strings(saBenefits.map(\.rawValue))),
+            ("actions", .strings(actions.map(\.rawValue))),
         ])
+    }
+}
+
+extension RoleReason {
+    /// `{"source","seq","type","at"?,"by"?}` for a direct source,
+    /// `{"source":"inherited","via","origin"?:{"licensingId","sources":[…]}}` for inheritance.
+    public var json: JSONValue {
+        var f: [(key: String, value: JSONValue)] = [("source", .string(source.rawValue))]
+        if let seq { f.append(("seq", .uint(seq))) }
+        if let type { f.append(("type", .string(type))) }
+        if let at { f.append(("at", .string(at.iso8601))) }
+        if let by { f.append(("by", .string(by))) }
+        if let via { f.append(("via", .string(via))) }
+        if let origin {
+            f.append(("origin", .object([("licensingId", .string(origin.licensingId)), ("sources", .array(origin.sources.map(\.json)))])))
+        }
+        return .object(f)
     }
 }
 

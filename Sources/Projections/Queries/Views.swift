@@ -93,9 +93,11 @@ public struct Explanation: Sendable, Equatable {
     public var roles: [(role: Role, reasons: [RoleReason])]
     /// The SA benefits held.
     public var saBenefits: [SABenefit]
+    /// The actions these roles allow, in `Action` order.
+    public var actions: [Action] = []
 
     public static func == (a: Explanation, b: Explanation) -> Bool {
-        a.email == b.email && a.licensingId == b.licensingId && a.asOfSeq == b.asOfSeq && a.saBenefits == b.saBenefits
+        a.email == b.email && a.licensingId == b.licensingId && a.asOfSeq == b.asOfSeq && a.saBenefits == b.saBenefits && a.actions == b.actions
             && a.roles.map(\.role) == b.roles.map(\.role) && a.roles.map(\.reasons) == b.roles.map(\.reasons)
     }
 }
@@ -144,7 +146,8 @@ extension DomainState {
     public func explain(email: String, licensingId lid: String) throws -> Explanation {
         let report = try roleReport(email, lid)
         return Explanation(email: email, licensingId: lid, asOfSeq: lastSeq,
-                           roles: report.roles.map { ($0, report.reasons(for: $0)) }, saBenefits: report.saBenefits)
+                           roles: report.roles.map { ($0, report.reasons(for: $0)) }, saBenefits: report.saBenefits,
+                           actions: Action.allCases.filter { report.allows($0) })
     }
 
     /// The effective administrators of `lid`, sorted by email.

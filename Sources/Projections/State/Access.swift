@@ -19,6 +19,25 @@ public struct RoleReason: Sendable, Equatable {
     /// For `inherited`: the ancestor it comes through (the parent for administrator, the
     /// ancestor whose primary contact or notices correspondent E is for licensingInfo).
     public var via: String?
+    /// For a direct source, filled by `PermissionLedger.explain`: the event's time.
+    public var at: Timestamp?
+    /// For a direct source, filled by `PermissionLedger.explain`: the account that made the
+    /// event (the granting or approving administrator, the account that added an Open
+    /// License); nil for a legal form, a reseller grant or a migration.
+    public var by: String?
+    /// For `inherited`, filled by `PermissionLedger.explain`: where the inheritance starts —
+    /// the ancestor holding the role directly (administrator) or naming E as primary contact
+    /// or notices correspondent (licensingInfo), and the direct sources there.
+    public var origin: InheritanceOrigin?
+}
+
+/// Where an inherited role starts: an ancestor and the direct sources there.
+public struct InheritanceOrigin: Sendable, Equatable {
+    /// The ancestor.
+    public var licensingId: String
+    /// Its direct sources of the role (administrator), or of E's contact there (licensingInfo),
+    /// with seq, type, time and actor.
+    public var sources: [RoleReason]
 }
 
 /// The roles of an email on a Licensing ID, with their sources (DOMAIN.md §2).
