@@ -74,17 +74,16 @@ extension PermissionLedger {
         return try withPointState(high) { state in
             if let licensingId, try state.agreement(licensingId) == nil { return .failure(Self.unknown(licensingId, state)) }
             let wantedLid = try licensingId.map { try state.ids.id(.licensingId, $0) ?? 0 }
-            // per pair (by ids): the value at `low` and at `high`
-            var span: [UInt64: (first: EffectiveBits, last: EffectiveBits)] = [:]
+            // per pair: the value at `low` and at `high`
+            var spans = PairSpans()
             func note(_ c: PairChange, email: UInt32) {
                 guard wantedLid == nil || c.lid == wantedLid else { return }
-                let key = UInt64(email) << 32 | UInt64(c.lid)
-                if let s = span[key] { span[key] = (s.first, c.after) } else { span[key] = (c.before, c.after) }
+                var change = c
+                change.email = email
+                spans.note(change)
             }
-            var emailID: UInt32?
             if let e {
-                emailID = try state.ids.id(.email, e)
-                if let id = emailID {
+                if let id = try state.ids.id(.email, e) {
                     try state.emailChanges.versions(of: e, after: low, through: high) { _, record in
                         for c in record?.entries ?? [] { note(c, email: id) }
                         return true
@@ -96,14 +95,7 @@ extension PermissionLedger {
                     return true
                 }
             }
-            var out: [PermissionDifference] = []
-            for (key, s) in span where s.first != s.last {
-                let c = PairChange(email: UInt32(key >> 32), lid: UInt32(key & 0xFFFF_FFFF), before: s.first, after: s.last)
-                guard let email = try state.ids.name(.email, c.email), let lid = try state.ids.name(.licensingId, c.lid) else { throw Self.unnamed(c) }
-                let (before, after) = fromSeq <= toSeq ? (s.first, s.last) : (s.last, s.first)
-                out.append(PermissionDifference(email: email, licensingId: lid, before: before.permissions, after: after.permissions))
-            }
-            out.sort { bytesPrecede([$0.email, $0.licensingId], [$1.email, $1.licensingId]) }
+            let out = try spans.differences(named: state.ids, reversed: fromSeq > toSeq)
             return .success(PermissionDiff(fromSeq: fromSeq, toSeq: toSeq, changes: out))
         }
     }
@@ -169,13 +161,8 @@ extension PermissionLedger {
                 let ids = StableIDs(db: projectionDatabases[.ids], reader: reader, shared: idCache)
                 let state = try DomainState(databases: projectionDatabases, reader: reader, overlayAsOf: head.seq, at: head.at, replay: ids)
                 guard state.lastSeq == head.seq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
-                var span: [UInt64: (first: EffectiveBits, last: EffectiveBits)] = [:]
-                state.changeObserver = { _, changes in
-                    for c in changes {
-                        let key = UInt64(c.email) << 32 | UInt64(c.lid)
-                        if let s = span[key] { span[key] = (s.first, c.after) } else { span[key] = (c.before, c.after) }
-                    }
-                }
+                var spans = PairSpans()
+                state.changeObserver = { _, changes in for c in changes { spans.note(c) } }
                 var next = head.seq
                 var results: [ExecutionResult] = []
                 for command in commands {
@@ -192,13 +179,7 @@ extension PermissionLedger {
                     }
                     results.append(ExecutionResult(seqs: seqs, refusal: refusal, wasDuplicate: false))
                 }
-                var out: [PermissionDifference] = []
-                for (key, s) in span where s.first != s.last {
-                    let c = PairChange(email: UInt32(key >> 32), lid: UInt32(key & 0xFFFF_FFFF), before: s.first, after: s.last)
-                    guard let email = try ids.name(.email, c.email), let lid = try ids.name(.licensingId, c.lid) else { throw Self.unnamed(c) }
-                    out.append(PermissionDifference(email: email, licensingId: lid, before: s.first.permissions, after: s.last.permissions))
-                }
-                out.sort { bytesPrecede([$0.email, $0.licensingId], [$1.email, $1.licensingId]) }
+                let out = try spans.differences(named: ids)
                 return WhatIfResult(results: results, fromSeq: head.seq, toSeq: next, changes: out)
             }
         }
@@ -237,9 +218,7 @@ extension PermissionLedger {
         return (stored.at, DomainEvent.typeName(kind: stored.kind) ?? "kind\(stored.kind)")
     }
 
-    private static func unnamed(_ c: PairChange) -> StateError {
-        .unnamedKey(table: ProjectionTable.changes.rawValue, key: "email id \(c.email), Licensing ID id \(c.lid)")
-    }
+    private static func unnamed(_ c: PairChange) -> StateError { c.unnamed }
 }
 
 /// The feed of effective changes `PermissionLedger.permissionChanges(after:)` returns: an

@@ -60,6 +60,37 @@ struct PairChange: Equatable, Sendable {
     var after: EffectiveBits
 }
 
+extension PairChange {
+    /// The error for a change whose ids name nothing in the dictionary (a damaged store).
+    var unnamed: StateError {
+        .unnamedKey(table: ProjectionTable.changes.rawValue, key: "email id \(email), Licensing ID id \(lid)")
+    }
+}
+
+/// The values of each pair at the two ends of a run of changes given in seq order: its first
+/// change's `before` and its last change's `after` (what `diff` and `whatIf` compare).
+struct PairSpans {
+    private var spans: [UInt64: (first: EffectiveBits, last: EffectiveBits)] = [:]
+
+    mutating func note(_ c: PairChange) {
+        let key = UInt64(c.email) << 32 | UInt64(c.lid)
+        if let s = spans[key] { spans[key] = (s.first, c.after) } else { spans[key] = (c.before, c.after) }
+    }
+
+    /// The pairs whose two values differ, named through `ids`, sorted by email then
+    /// Licensing ID; `reversed`: `before` is the run's end and `after` its start.
+    func differences(named ids: StableIDs, reversed: Bool = false) throws -> [PermissionDifference] {
+        var out: [PermissionDifference] = []
+        for (key, s) in spans where s.first != s.last {
+            let c = PairChange(email: UInt32(key >> 32), lid: UInt32(key & 0xFFFF_FFFF), before: s.first, after: s.last)
+            guard let email = try ids.name(.email, c.email), let lid = try ids.name(.licensingId, c.lid) else { throw c.unnamed }
+            let (before, after) = reversed ? (s.last, s.first) : (s.first, s.last)
+            out.append(PermissionDifference(email: email, licensingId: lid, before: before.permissions, after: after.permissions))
+        }
+        return out.sorted { bytesPrecede([$0.email, $0.licensingId], [$1.email, $1.licensingId]) }
+    }
+}
+
 /// The changes one event made (`p.changes`, keyed by its seq), sorted by email id, then
 /// Licensing ID id.
 struct EventChanges: StateRecord, Sendable {
