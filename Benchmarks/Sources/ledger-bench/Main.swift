@@ -52,11 +52,19 @@ struct Main {
             print(percentile(times, 0.5))
             return
         }
+        if let count = argument("--changelog-ratio").flatMap(Int.init) {
+            // append with the changelog / without it, alone (for profiling that figure)
+            print(String(format: "append_changelog_ratio %.3f", try changelogAppendRatio(commands: count, batch: 1_000, seed: 7)))
+            return
+        }
         if let dir = argument("--make-ledger") {
-            // a ledger of `--commands N` generated commands in DIR (for profiling a rebuild)
+            // a ledger of `--commands N` generated commands in DIR (for profiling a rebuild or
+            // appending; `--without-changelog`: folded without the changelog)
             let count = Int(argument("--commands") ?? "") ?? 200_000
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            let ledger = try PermissionLedger(directory: dir, options: .init(durability: .noSync))
+            var options = PermissionLedger.Options(durability: .noSync)
+            options.foldsChangelog = !CommandLine.arguments.contains("--without-changelog")
+            let ledger = try PermissionLedger(directory: dir, options: options)
             var g = HistoryGenerator(seed: 7, organisations: max(50, count / 150))
             for _ in 0 ..< count / 1_000 { _ = try ledger.executeBatch(g.commands(1_000)) }
             try ledger.environment.sync()

@@ -217,16 +217,13 @@ func readRoleReport(facts: some PermissionFacts, _ email: String, _ lid: String,
         chain.append((p, r?.isLegalContact(email) ?? false))
         current = r?.parent
     }
-    // admin(E, L) = directAdmin(E, L) ∨ (¬optedOut(E, P) ∧ admin(E, P)), up the chain
+    // admin(E, L) = directAdmin(E, L) ∨ (¬optedOut(E, P) ∧ admin(E, P)), up the chain: the
+    // nearest ancestor the email administers directly, reached when no ID from the parent
+    // up to it is opted out of (opt-outs are read only when there is such an ancestor)
     var via: String?
-    if let parent = chain.first?.lid, !(try facts.optedOut(email, from: parent)) {
-        for i in chain.indices {
-            if try cell(email, chain[i].lid)?.hasAdministrator == true {
-                via = parent
-                break
-            }
-            guard i + 1 < chain.count, !(try facts.optedOut(email, from: chain[i + 1].lid)) else { break }
-        }
+    if let parent = chain.first?.lid, let nearest = try chain.firstIndex(where: { try cell(email, $0.lid)?.hasAdministrator == true }),
+       try !chain[...nearest].contains(where: { try facts.optedOut(email, from: $0.lid) }) {
+        via = parent
     }
     let info = chain.filter(\.legalContact).map(\.lid)
     return RoleReport(direct: direct, inheritedAdminVia: via, inheritedInfoVia: info)

@@ -156,7 +156,7 @@ extension BinaryReader {
 /// administrator change or an opt-out reaches, the people a new Licensing ID gives a role —
 /// never from a scan of every email.
 struct ChangeTracker {
-    private var pairs: [(email: String, lid: String, before: EffectiveBits)] = []
+    private var pairs: [(email: String, lid: String, ids: IDKey?, before: EffectiveBits)] = []
 
     /// The candidates of `event` on `state` (before it is folded).
     init(_ event: DomainEvent, _ state: DomainState) throws {
@@ -206,10 +206,15 @@ struct ChangeTracker {
             break
         }
         var seen = Set<String>()
-        for (email, lid) in candidates where seen.insert(DomainState.pairKey(email, lid)).inserted {
-            // the stored value (what `record` compares and overwrites): one lookup, not a
-            // recomputation from the sources
-            pairs.append((email, lid, try state.effective.get(DomainState.pairKey(lid, email)) ?? .none))
+        for (email, lid) in candidates where candidates.count == 1 || seen.insert(DomainState.pairKey(email, lid)).inserted {
+            // the stored value (what `record` compares and overwrites): one lookup by ids,
+            // not a recomputation from the sources; a name without an id has no entry yet
+            guard let e = try state.ids.id(.email, email), let l = try state.ids.id(.licensingId, lid) else {
+                pairs.append((email, lid, nil, .none))
+                continue
+            }
+            let key = IDKey(first: l, second: e)
+            pairs.append((email, lid, key, try state.effective.get(DomainState.pairKey(lid, email), ids: key) ?? .none))
         }
     }
 
@@ -221,21 +226,23 @@ struct ChangeTracker {
         for p in pairs {
             let after = try state.effectiveBits(p.email, p.lid)
             guard after != p.before else { continue }
-            guard let e = try state.ids.id(.email, p.email), let l = try state.ids.id(.licensingId, p.lid) else {
+            // a pair named for the first time by this event has its ids now
+            guard let key = try p.ids ?? state.ids.id(.licensingId, p.lid).flatMap({ l in try state.ids.id(.email, p.email).map { IDKey(first: l, second: $0) } }) else {
                 throw StateError.unnamedKey(table: ProjectionTable.changes.rawValue, key: DomainState.pairKey(p.email, p.lid))
             }
-            changed.append((p.email, PairChange(email: e, lid: l, before: p.before, after: after)))
-            try state.effective.set(DomainState.pairKey(p.lid, p.email), after.isEmpty ? nil : after, seq: seq)
+            changed.append((p.email, PairChange(email: key.second, lid: key.first, before: p.before, after: after)))
+            try state.effective.setChanged(DomainState.pairKey(p.lid, p.email), ids: key, after.isEmpty ? nil : after, seq: seq)
         }
         guard !changed.isEmpty else { return }
         state.changeObserver?(seq, changed.map(\.change))
-        changed.sort { ($0.change.email, $0.change.lid) < ($1.change.email, $1.change.lid) }
-        try state.changes.setChanged("", EventChanges(entries: changed.map(\.change)), seq: seq)
+        if changed.count > 1 { changed.sort { ($0.change.email, $0.change.lid) < ($1.change.email, $1.change.lid) } }
+        try state.changes.setChanged("", ids: .single, EventChanges(entries: changed.map(\.change)), seq: seq)
         var i = 0
         while i < changed.count {
             var j = i
             while j < changed.count, changed[j].change.email == changed[i].change.email { j += 1 }
-            try state.emailChanges.setChanged(changed[i].email, EmailChanges(entries: changed[i ..< j].map(\.change)), seq: seq)
+            try state.emailChanges.setChanged(changed[i].email, ids: IDKey(first: changed[i].change.email, second: 0),
+                                              EmailChanges(entries: changed[i ..< j].map(\.change)), seq: seq)
             i = j
         }
     }

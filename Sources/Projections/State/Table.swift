@@ -15,6 +15,10 @@ final class Table<V: StateRecord> {
     let db: Database?
     let shape: KeyShape
     private var cache: [String: V?] = [:]
+    /// Entries read or written by their ids (`get(_:ids:)`), over a transaction.
+    private var idCache: [IDKey: V?] = [:]
+    /// Versions made by ids (`setChanged(_:ids:_:seq:)`) not yet written, as stored.
+    private var idVersions = RowBuffer()
     /// Changes not yet written (write transactions), in the order made.
     private var versions: [(key: String, seq: UInt64, value: V?)] = []
     /// Every version made, as stored (recording memory tables), in the order made: the
@@ -270,9 +274,46 @@ final class Table<V: StateRecord> {
         if reader == nil, value == nil { cache.removeValue(forKey: key) }
     }
 
+    // MARK: Keys given by their ids
+
+    /// `get(key)` for a caller that also knows the key's ids (the changelog, whose pairs
+    /// are ids already): over a transaction the stored prefix is made from `ids` directly,
+    /// with no look-up of names; a memory table uses `key`. A table is read and written
+    /// either by ids or by names within one transaction, never both.
+    func get(_ key: @autoclosure () -> String, ids: IDKey) throws -> V? {
+        guard let reader, let db else { return try get(key()) }
+        if let hit = idCache[ids] { return hit }
+        let value = try reader.withLatest(db, prefix: ids.stored(shape), atOrBefore: asOf) { _, bytes in try Self.decodeVersion(bytes) } ?? nil
+        idCache[ids] = .some(value)
+        return value
+    }
+
+    /// `setChanged(key, value, seq:)` by ids (see `get(_:ids:)`).
+    func setChanged(_ key: @autoclosure () -> String, ids: IDKey, _ value: V?, seq: UInt64) throws {
+        guard reader != nil else { return try setChanged(key(), value, seq: seq) }
+        if writer == nil, recordingIDs == nil { throw StateError.readOnly }
+        idCache[ids] = .some(value)
+        if writer != nil {
+            Self.appendVersion(value, prefix: ids.stored(shape), seq: seq, to: &idVersions)
+        } else {
+            // an overlay's ids are its replay's dictionary (`recordingIDs`)
+            Self.appendVersion(value, prefix: ids.stored(shape), seq: seq, to: &recorded)
+        }
+    }
+
     /// Writes every change through the transaction, in key order (neighbouring keys share
     /// pages, so fewer pages are dirtied): for a versioned table every version made.
     func flush() throws {
+        if let writer, let db, idVersions.count > 0 {
+            let sorted = idVersions.sortedLastOfEachKey()
+            try sorted.withRows { row in
+                for i in 0 ..< sorted.count {
+                    let r = row(i)
+                    try writer.put(db, key: r.key, value: r.value)
+                }
+            }
+            idVersions = RowBuffer()
+        }
         guard let writer, let db, !versions.isEmpty else { return }
         if versioned {
             guard let ids else { return }
@@ -330,6 +371,24 @@ final class Table<V: StateRecord> {
         cache[key] = value
     }
 
+}
+
+/// A key of a versioned table by its stable ids: `first` and `second` for a `pair`, `first`
+/// for `one`, neither for `single` (0 where unused).
+struct IDKey: Hashable, Sendable {
+    var first: UInt32
+    var second: UInt32
+
+    static let single = IDKey(first: 0, second: 0)
+
+    /// The stored prefix in a table of `shape` (a `plain` table has no ids: empty).
+    func stored(_ shape: KeyShape) -> [UInt8] {
+        switch shape {
+        case .plain, .single: []
+        case .one: StableIDs.bytes(first)
+        case .pair: StableIDs.bytes(first) + StableIDs.bytes(second)
+        }
+    }
 }
 
 /// What makes a stored projection database equal what a replay produces.
