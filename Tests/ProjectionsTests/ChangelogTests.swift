@@ -156,6 +156,41 @@ struct ChangelogTests {
         #expect(try ledger.verify().ok)
     }
 
+    @Test("an administrator grant on an ancestor reaches exactly the descendants no opt-out cuts off; a revocation of a role held both ways keeps the inherited one")
+    func grantCascadesStopAtOptOuts() throws {
+        let h = try Harness(.disk)
+        guard let ledger = h.ledger else { return }
+        // MB-1 → EA-1 → EN-1, EN-2 and MB-1 → EA-2 → EN-3
+        try h.agreement("MB-1", .mbsa, contacts: [(.primaryContact, "pc@t.com")])
+        try h.agreement("EA-1", .enterpriseAgreement, parent: "MB-1")
+        try h.agreement("EN-1", .enterpriseEnrollment, parent: "EA-1")
+        try h.agreement("EN-2", .enterpriseEnrollment, parent: "EA-1")
+        try h.agreement("EA-2", .enterpriseAgreement, parent: "MB-1")
+        try h.agreement("EN-3", .enterpriseEnrollment, parent: "EA-2")
+        try h.user("pc", "pc@t.com")
+        try h.user("u", "u@t.com")
+        try h.ok(.grantRoles(by: "pc", email: "u@t.com", licensingId: "EA-1", roles: [.administrator], saBenefits: []))
+        // u keeps EN-1 and EN-2 out of what EA-1's administration reaches
+        try h.ok(.optOutAdminInheritance(account: "u", parentId: "EA-1"))
+        // administrator on MB-1 reaches EA-2 and EN-3, and EA-1 (held already), but not
+        // EN-1 or EN-2: the opt-out on EA-1 stands between
+        let grant = try h.ok(.grantRoles(by: "pc", email: "u@t.com", licensingId: "MB-1", roles: [.administrator], saBenefits: []))
+        #expect(try h.roles("u@t.com", "EN-1").isEmpty && h.roles("u@t.com", "EN-2").isEmpty)
+        #expect(try h.roles("u@t.com", "EN-3") == [.administrator])
+        // a role u holds directly and by inheritance on EN-3: revoking the direct one keeps it
+        try h.ok(.grantRoles(by: "pc", email: "u@t.com", licensingId: "EN-3", roles: [.administrator, .download], saBenefits: []))
+        let revoke = try h.ok(.revokeRoles(by: "pc", email: "u@t.com", licensingId: "EN-3", roles: [.administrator, .download]))
+        #expect(try h.roles("u@t.com", "EN-3") == [.administrator])
+        // a grant on the ID itself, below the opt-out
+        try h.ok(.grantRoles(by: "pc", email: "u@t.com", licensingId: "EN-1", roles: [.administrator], saBenefits: []))
+
+        let reference = try Reference(try ledger.events(), evolver: ledger.evolver, sampleAt: [])
+        let stored = try Self.storedChanges(ledger)
+        #expect(stored == reference.changes)
+        #expect(stored.filter { $0.seq == grant.first }.map(\.licensingId) == ["EA-2", "EN-3", "MB-1"])
+        #expect(stored.filter { $0.seq == revoke.first }.map(\.after.roles) == [[.administrator]])
+    }
+
     @Test("a damaged changelog is found by verify and repaired by rebuild")
     func damagedChangelogIsFound() throws {
         let (dir, ledger) = try Self.history(seed: 5, commands: 300)

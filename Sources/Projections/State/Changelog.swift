@@ -22,6 +22,19 @@ struct EffectiveBits: StateRecord, Hashable, Sendable {
         self.benefits = benefits
     }
 
+    /// What the direct sources `entries` give (a cell's part of a pair's permissions).
+    init(direct entries: [GrantEntry]) {
+        var r: UInt8 = 0, b: UInt8 = 0
+        for e in entries {
+            r |= 1 << UInt8(e.role.order)
+            if e.role == .softwareAssuranceManager { for benefit in e.benefits { b |= 1 << UInt8(benefit.order) } }
+        }
+        self.init(roles: r, benefits: b)
+    }
+
+    /// The roles a pair can hold by inheritance (administrator, licensing info).
+    static let inheritable = UInt8(1 << Role.administrator.order | 1 << Role.licensingInfo.order)
+
     /// What `report` holds.
     init(_ report: RoleReport) {
         var r: UInt8 = 0
@@ -156,21 +169,37 @@ extension BinaryReader {
 /// administrator change or an opt-out reaches, the people a new Licensing ID gives a role —
 /// never from a scan of every email.
 struct ChangeTracker {
-    private var pairs: [(email: String, lid: String, ids: IDKey?, before: EffectiveBits)] = []
+    /// How a candidate's permissions after the event are found.
+    enum After {
+        /// From its sources (`DomainState.effectiveBits`).
+        case recomputed
+        /// The event changed only the pair's cell, which gave `directBefore` before it.
+        case cellChanged(directBefore: EffectiveBits)
+        /// The event gave administrator directly on an ancestor, which reaches the pair by
+        /// inheritance (no opt-out on the way) or not.
+        case ancestorAdministrator(reaches: Bool)
+    }
+
+    private var pairs: [(email: String, lid: String, ids: IDKey?, before: EffectiveBits, after: After)] = []
 
     /// The candidates of `event` on `state` (before it is folded).
     init(_ event: DomainEvent, _ state: DomainState) throws {
-        var candidates: [(String, String)] = []
-        func addingAdmin(_ email: String, _ lid: String, _ roles: [Role]) throws {
-            candidates.append((email, lid))
-            if roles.contains(.administrator), !(try state.cell(email, lid)?.hasAdministrator ?? false) {
-                for d in try state.descendants(of: lid) { candidates.append((email, d)) }
+        var candidates: [(String, String, After)] = []
+        // the event's own pair first: the event changes only its cell
+        func adding(_ email: String, _ lid: String, _ roles: [Role]) throws {
+            let cell = try state.cell(email, lid)
+            candidates.append((email, lid, .cellChanged(directBefore: EffectiveBits(direct: cell?.entries ?? []))))
+            if roles.contains(.administrator), !(cell?.hasAdministrator ?? false) {
+                for (d, reaches) in try state.descendants(of: lid, inheritingFrom: email) {
+                    candidates.append((email, d, reaches.map { .ancestorAdministrator(reaches: $0) } ?? .recomputed))
+                }
             }
         }
         func removing(_ email: String, _ lid: String, where drop: (GrantEntry) -> Bool) throws {
-            candidates.append((email, lid))
-            if try state.cell(email, lid)?.entries.contains(where: { $0.role == .administrator && drop($0) }) == true {
-                for d in try state.descendants(of: lid) { candidates.append((email, d)) }
+            let entries = try state.cell(email, lid)?.entries ?? []
+            candidates.append((email, lid, .cellChanged(directBefore: EffectiveBits(direct: entries))))
+            if entries.contains(where: { $0.role == .administrator && drop($0) }) {
+                for d in try state.descendants(of: lid) { candidates.append((email, d, .recomputed)) }
             }
         }
         switch event {
@@ -186,11 +215,11 @@ struct ChangeTracker {
                     for c in try state.agreement(ancestor)?.contacts ?? [] where c.type.isLegalContact { emails.insert(c.email) }
                 }
             }
-            candidates = emails.map { ($0, r.licensingId) }
+            candidates = emails.map { ($0, r.licensingId, .recomputed) }
         case let .resellerAutoGranted(email, lid, roles), let .rolesGranted(_, email, lid, roles, _),
              let .openLicenseAdded(_, email, lid, roles, _), let .legacyPermissionMigrated(_, _, email, lid, roles, _),
              let .permissionRequestApproved(_, _, email, lid, roles, _):
-            try addingAdmin(email, lid, roles)
+            try adding(email, lid, roles)
         case let .rolesRevoked(_, email, lid, roles):
             try removing(email, lid) { roles.contains($0.role) }
         case let .licensingIdRemovedByUser(_, email, lid):
@@ -200,21 +229,22 @@ struct ChangeTracker {
         case let .openLicenseAccessDenied(_, email, lid):
             try removing(email, lid) { $0.source == .openLicense }
         case let .adminInheritanceOptedOut(_, email, parent), let .adminInheritanceOptedIn(_, email, parent):
-            candidates = try state.descendants(of: parent).map { (email, $0) }
+            candidates = try state.descendants(of: parent).map { (email, $0, .recomputed) }
         case .userRegistered, .businessEmailValidated, .profileCompleted, .licensingIdStatusChanged, .permissionsRequested,
              .permissionRequestDenied, .openLicenseAttemptFailed:
             break
         }
-        var seen = Set<String>()
-        for (email, lid) in candidates where candidates.count == 1 || seen.insert(DomainState.pairKey(email, lid)).inserted {
+        // the candidates are distinct: one pair and its descendants, or one ID's emails,
+        // or one email's descendants
+        for (email, lid, after) in candidates {
             // the stored value (what `record` compares and overwrites): one lookup by ids,
             // not a recomputation from the sources; a name without an id has no entry yet
             guard let e = try state.ids.id(.email, email), let l = try state.ids.id(.licensingId, lid) else {
-                pairs.append((email, lid, nil, .none))
+                pairs.append((email, lid, nil, .none, after))
                 continue
             }
             let key = IDKey(first: l, second: e)
-            pairs.append((email, lid, key, try state.effective.get(DomainState.pairKey(lid, email), ids: key) ?? .none))
+            pairs.append((email, lid, key, try state.effective.get(DomainState.pairKey(lid, email), ids: key) ?? .none, after))
         }
     }
 
@@ -224,7 +254,7 @@ struct ChangeTracker {
         guard !pairs.isEmpty else { return }
         var changed: [(email: String, change: PairChange)] = []
         for p in pairs {
-            let after = try state.effectiveBits(p.email, p.lid)
+            let after = try Self.after(p, state)
             guard after != p.before else { continue }
             // a pair named for the first time by this event has its ids now
             guard let key = try p.ids ?? state.ids.id(.licensingId, p.lid).flatMap({ l in try state.ids.id(.email, p.email).map { IDKey(first: l, second: $0) } }) else {
@@ -248,10 +278,52 @@ struct ChangeTracker {
     }
 }
 
+extension ChangeTracker {
+    /// A candidate's permissions after the event (`state` is after it).
+    private static func after(_ p: (email: String, lid: String, ids: IDKey?, before: EffectiveBits, after: After),
+                              _ state: DomainState) throws -> EffectiveBits {
+        switch p.after {
+        case .recomputed:
+            return try state.effectiveBits(p.email, p.lid)
+        case let .cellChanged(directBefore):
+            // the inherited roles are the same: what `before` has beyond its cell's part is
+            // inherited; a role that was both direct and perhaps inherited, and is direct no
+            // more, needs the walk up the ancestors
+            let direct = EffectiveBits(direct: try state.cell(p.email, p.lid)?.entries ?? [])
+            guard p.before.roles & directBefore.roles & EffectiveBits.inheritable & ~direct.roles == 0 else {
+                return try state.effectiveBits(p.email, p.lid)
+            }
+            return EffectiveBits(roles: direct.roles | p.before.roles & ~directBefore.roles & EffectiveBits.inheritable,
+                                 benefits: direct.benefits)
+        case let .ancestorAdministrator(reaches):
+            // one more direct administrator up the chain: administrator is held if it was or
+            // if this one reaches; nothing else changes
+            let admin = UInt8(1 << Role.administrator.order)
+            return reaches ? EffectiveBits(roles: p.before.roles | admin, benefits: p.before.benefits) : p.before
+        }
+    }
+}
+
 extension DomainState {
     /// The effective permissions of `email` on `lid`, computed from the sources (§2).
     func effectiveBits(_ email: String, _ lid: String) throws -> EffectiveBits {
         EffectiveBits(try roleReport(email, lid))
+    }
+
+    /// Every descendant of `lid`, in depth-first order, and whether administrator held by
+    /// `email` on `lid` reaches it by inheritance: no ID from its parent up to `lid` is opted
+    /// out of by `email` (nil past the depth the role walk looks up, `readRoleReport`).
+    func descendants(of lid: String, inheritingFrom email: String) throws -> [(String, Bool?)] {
+        var out: [(String, Bool?)] = []
+        var stack = (try agreement(lid)?.children.reversed() ?? []).map { ($0, lid, true, 1) }
+        var visited: Set<String> = [lid]
+        while let (next, parent, parentReached, depth) = stack.popLast() {
+            guard visited.insert(next).inserted, visited.count < 1_000_000 else { continue }
+            let reaches = try parentReached && !optedOut(email, from: parent)
+            out.append((next, depth <= 32 ? reaches : nil))
+            stack.append(contentsOf: (try agreement(next)?.children ?? []).reversed().map { ($0, next, reaches, depth + 1) })
+        }
+        return out
     }
 
     /// Every descendant of `lid` (children, their children, …), in depth-first order.
