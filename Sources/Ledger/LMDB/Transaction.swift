@@ -144,6 +144,25 @@ public struct WriteTransaction: ~Copyable, TransactionReading {
         }
     }
 
+    /// Stores `count` rows, `row(i)`, given in ascending key order, through one cursor: LMDB
+    /// then finds each key's leaf from the previous one's when it is on the same page,
+    /// instead of searching from the root. `appending`: every key is greater than any
+    /// stored (`MDB_APPEND`: no search at all; a key out of order fails with `MDB_KEYEXIST`).
+    public mutating func putSorted(_ db: Database, count: Int, appending: Bool = false,
+                                   _ row: (Int) -> (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)) throws {
+        guard count > 0 else { return }
+        var cursor: OpaquePointer?
+        try LMDBError.check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open(\(db.name))")
+        defer { mdb_cursor_close(cursor) }
+        let flags = appending ? UInt32(MDB_APPEND) : 0
+        for i in 0 ..< count {
+            let (key, value) = row(i)
+            var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+            var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+            try LMDBError.check(mdb_cursor_put(cursor, &k, &v, flags), "mdb_cursor_put(\(db.name))")
+        }
+    }
+
     /// Removes `key`; returns false when it was not there.
     @discardableResult
     public mutating func delete(_ db: Database, key: some ContiguousBytes) throws -> Bool {
@@ -226,6 +245,14 @@ public final class TransactionWriter: TransactionReader {
     public func put(_ db: Database, key: some ContiguousBytes, value: some ContiguousBytes, flags: PutFlags = []) throws {
         var txn = WriteTransaction(handle: try open())
         try txn.put(db, key: key, value: value, flags: flags)
+    }
+
+    /// Stores rows given in ascending key order through one cursor (see
+    /// `WriteTransaction.putSorted`).
+    public func putSorted(_ db: Database, count: Int, appending: Bool = false,
+                          _ row: (Int) -> (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)) throws {
+        var txn = WriteTransaction(handle: try open())
+        try txn.putSorted(db, count: count, appending: appending, row)
     }
 
     /// Removes `key`; returns false when it was not there.

@@ -49,22 +49,27 @@ public struct Evolver: Sendable {
         // part that folds the position does it, so two threads folding parts don't race)
         if parts.contains(.position) { try state.ids.register(event) }
         let kind = event.kind
-        // the pairs the event may change, with their permissions before it
-        let tracker = parts.contains(.changelog) && foldsChangelog ? try ChangeTracker(event, state) : nil
         let people = parts.contains(.people), grants = parts.contains(.grants), agreements = parts.contains(.agreements)
+        // the cell last written, before and after (the event's own pair's, for an event
+        // that changes one cell: what the changelog starts from)
+        var written: (before: CellRecord?, after: CellRecord?) = (nil, nil)
         func add(_ email: String, _ lid: String, _ roles: [Role], _ source: RoleSource, benefits: [SABenefit] = []) throws {
             guard grants else { return }
-            var cell = try state.cell(email, lid) ?? CellRecord(entries: [])
+            let before = try state.cell(email, lid)
+            var cell = before ?? CellRecord(entries: [])
             for role in roles {
                 cell.entries.append(GrantEntry(role: role, source: source, seq: seq, kind: kind,
                                                benefits: role == .softwareAssuranceManager ? benefits : []))
             }
             try state.setCell(email, lid, cell, seq: seq)
+            written = (before, cell)
         }
         func remove(_ email: String, _ lid: String, where drop: (GrantEntry) -> Bool) throws {
-            guard grants, var cell = try state.cell(email, lid) else { return }
+            guard grants, let before = try state.cell(email, lid) else { return }
+            var cell = before
             cell.entries.removeAll(where: drop)
             try state.setCell(email, lid, cell, seq: seq)
+            written = (before, cell)
         }
 
         switch event {
@@ -153,7 +158,9 @@ public struct Evolver: Sendable {
              .openLicenseAttemptFailed, .adminInheritanceOptedOut, .adminInheritanceOptedIn:
             break  // in a part not asked for
         }
-        try tracker?.record(state, seq: seq)
+        // the effective changes, worked out from the state after the event and the stored
+        // permissions before it
+        if parts.contains(.changelog) && foldsChangelog { try ChangeTracker(event, state, cell: written).record(state, seq: seq) }
         if parts.contains(.position) { try state.setPosition(seq: seq, at: at) }
     }
 }

@@ -32,8 +32,10 @@ struct EffectiveBits: StateRecord, Hashable, Sendable {
         self.init(roles: r, benefits: b)
     }
 
-    /// The roles a pair can hold by inheritance (administrator, licensing info).
-    static let inheritable = UInt8(1 << Role.administrator.order | 1 << Role.licensingInfo.order)
+    /// The administrator bit, the licensing-info bit, and both (what a pair can inherit).
+    static let administrator = UInt8(1 << Role.administrator.order)
+    static let licensingInfo = UInt8(1 << Role.licensingInfo.order)
+    static let inheritable = administrator | licensingInfo
 
     /// What `report` holds.
     init(_ report: RoleReport) {
@@ -163,59 +165,66 @@ extension BinaryReader {
     }
 }
 
-/// The pairs an event may change, with their effective permissions just before it: taken
-/// before the event is folded, then compared with the state after (`record`). The pairs
-/// are derived from the projections — the event's own pair, the descendants an
-/// administrator change or an opt-out reaches, the people a new Licensing ID gives a role —
-/// never from a scan of every email.
+/// The pairs an event may change, with their effective permissions just before it, then
+/// compared with the state after (`record`). Made once the event is folded: the pairs are
+/// derived from projections the event does not change — the event's own pair, the
+/// descendants an administrator change or an opt-out reaches, the people a new Licensing ID
+/// gives a role — never from a scan of every email; their permissions before are the
+/// stored ones (`p.effective`, written only by `record`), and the own pair's cell before
+/// and after is handed over by the fold.
 struct ChangeTracker {
-    /// How a candidate's permissions after the event are found.
+    /// How a candidate's permissions after the event are found, from what the event can
+    /// change of them (its other sources stay as they were).
     enum After {
-        /// From its sources (`DomainState.effectiveBits`).
-        case recomputed
         /// The event changed only the pair's cell, which gave `directBefore` before it.
         case cellChanged(directBefore: EffectiveBits)
-        /// The event gave administrator directly on an ancestor, which reaches the pair by
-        /// inheritance (no opt-out on the way) or not.
-        case ancestorAdministrator(reaches: Bool)
+        /// A cascade: only the administrator role can change, held directly or through
+        /// `parent` (`admin(E, L) = directAdmin(E, L) ∨ (¬optedOut(E, P) ∧ admin(E, P))`,
+        /// the parent's after the event: the candidates come parents first).
+        case administratorThrough(parent: String)
+        /// A new Licensing ID under `parent`: its cell, administrator through the parent,
+        /// and licensing info when the email is a legal contact of an ancestor.
+        case recorded(parent: String?, legalContactAbove: Bool)
     }
 
     private var pairs: [(email: String, lid: String, ids: IDKey?, before: EffectiveBits, after: After)] = []
+    /// The own pair's cell after the event.
+    private let cellAfter: CellRecord?
 
-    /// The candidates of `event` on `state` (before it is folded).
-    init(_ event: DomainEvent, _ state: DomainState) throws {
+    /// The candidates of `event` on `state` (after it is folded); `cell`: the cell the event
+    /// changed, before and after (nil, nil: none).
+    init(_ event: DomainEvent, _ state: DomainState, cell: (before: CellRecord?, after: CellRecord?)) throws {
+        cellAfter = cell.after
         var candidates: [(String, String, After)] = []
-        // the event's own pair first: the event changes only its cell
-        func adding(_ email: String, _ lid: String, _ roles: [Role]) throws {
-            let cell = try state.cell(email, lid)
-            candidates.append((email, lid, .cellChanged(directBefore: EffectiveBits(direct: cell?.entries ?? []))))
-            if roles.contains(.administrator), !(cell?.hasAdministrator ?? false) {
-                for (d, reaches) in try state.descendants(of: lid, inheritingFrom: email) {
-                    candidates.append((email, d, reaches.map { .ancestorAdministrator(reaches: $0) } ?? .recomputed))
-                }
+        // the event's own pair first, then the descendants an administrator change reaches
+        func changing(_ email: String, _ lid: String, administrator: (CellRecord?) -> Bool) throws {
+            candidates.append((email, lid, .cellChanged(directBefore: EffectiveBits(direct: cell.before?.entries ?? []))))
+            if administrator(cell.before) {
+                for (d, parent) in try state.descendants(of: lid) { candidates.append((email, d, .administratorThrough(parent: parent))) }
             }
         }
-        func removing(_ email: String, _ lid: String, where drop: (GrantEntry) -> Bool) throws {
-            let entries = try state.cell(email, lid)?.entries ?? []
-            candidates.append((email, lid, .cellChanged(directBefore: EffectiveBits(direct: entries))))
-            if entries.contains(where: { $0.role == .administrator && drop($0) }) {
-                for d in try state.descendants(of: lid) { candidates.append((email, d, .recomputed)) }
-            }
+        func adding(_ email: String, _ lid: String, _ roles: [Role]) throws {
+            try changing(email, lid) { roles.contains(.administrator) && !($0?.hasAdministrator ?? false) }
+        }
+        func removing(_ email: String, _ lid: String, where drop: @escaping (GrantEntry) -> Bool) throws {
+            try changing(email, lid) { $0?.entries.contains { $0.role == .administrator && drop($0) } ?? false }
         }
         switch event {
         case let .agreementRecorded(r):
             // a new ID (no children yet): its contacts, the administrators of its
             // ancestors, and the legal contacts of its ancestors
-            var emails = Set(r.contacts.map(\.email))
+            var emails = Set(r.contacts.map(\.email)), legalContacts = Set<String>()
             if let parent = r.parent {
                 // an inherited administrator administers some ancestor directly; opt-outs
                 // are applied when the candidates' permissions are computed
                 for ancestor in [parent] + (try state.ancestors(of: parent)) {
                     for admin in try state.directAdmins(ancestor) { emails.insert(admin) }
-                    for c in try state.agreement(ancestor)?.contacts ?? [] where c.type.isLegalContact { emails.insert(c.email) }
+                    for c in try state.agreement(ancestor)?.contacts ?? [] where c.type.isLegalContact { legalContacts.insert(c.email) }
                 }
             }
-            candidates = emails.map { ($0, r.licensingId, .recomputed) }
+            candidates = emails.union(legalContacts).map {
+                ($0, r.licensingId, .recorded(parent: r.parent, legalContactAbove: legalContacts.contains($0)))
+            }
         case let .resellerAutoGranted(email, lid, roles), let .rolesGranted(_, email, lid, roles, _),
              let .openLicenseAdded(_, email, lid, roles, _), let .legacyPermissionMigrated(_, _, email, lid, roles, _),
              let .permissionRequestApproved(_, _, email, lid, roles, _):
@@ -229,17 +238,19 @@ struct ChangeTracker {
         case let .openLicenseAccessDenied(_, email, lid):
             try removing(email, lid) { $0.source == .openLicense }
         case let .adminInheritanceOptedOut(_, email, parent), let .adminInheritanceOptedIn(_, email, parent):
-            candidates = try state.descendants(of: parent).map { (email, $0, .recomputed) }
+            candidates = try state.descendants(of: parent).map { (email, $0.lid, .administratorThrough(parent: $0.parent)) }
         case .userRegistered, .businessEmailValidated, .profileCompleted, .licensingIdStatusChanged, .permissionsRequested,
              .permissionRequestDenied, .openLicenseAttemptFailed:
             break
         }
-        // the candidates are distinct: one pair and its descendants, or one ID's emails,
-        // or one email's descendants
+        // the candidates are distinct: one pair and its descendants, one ID's emails, or
+        // one email's descendants
+        var emailID: (email: String, id: UInt32?)?
         for (email, lid, after) in candidates {
             // the stored value (what `record` compares and overwrites): one lookup by ids,
             // not a recomputation from the sources; a name without an id has no entry yet
-            guard let e = try state.ids.id(.email, email), let l = try state.ids.id(.licensingId, lid) else {
+            if emailID?.email != email { emailID = (email, try state.ids.id(.email, email)) }
+            guard let e = emailID?.id, let l = try state.ids.id(.licensingId, lid) else {
                 pairs.append((email, lid, nil, .none, after))
                 continue
             }
@@ -253,8 +264,11 @@ struct ChangeTracker {
     func record(_ state: DomainState, seq: UInt64) throws {
         guard !pairs.isEmpty else { return }
         var changed: [(email: String, change: PairChange)] = []
+        // administrator after the event on each candidate ID so far (cascades name one email)
+        var administers: [String: Bool] = [:]
         for p in pairs {
-            let after = try Self.after(p, state)
+            let after = try Self.after(p, state, administers, cell: cellAfter)
+            if pairs.count > 1 { administers[p.lid] = after.roles & EffectiveBits.administrator != 0 }
             guard after != p.before else { continue }
             // a pair named for the first time by this event has its ids now
             guard let key = try p.ids ?? state.ids.id(.licensingId, p.lid).flatMap({ l in try state.ids.id(.email, p.email).map { IDKey(first: l, second: $0) } }) else {
@@ -279,27 +293,45 @@ struct ChangeTracker {
 }
 
 extension ChangeTracker {
-    /// A candidate's permissions after the event (`state` is after it).
+    /// A candidate's permissions after the event (`state` is after it); `administers`: the
+    /// administrator role after it on the candidates before this one; `cell`: the own pair's
+    /// cell after it.
     private static func after(_ p: (email: String, lid: String, ids: IDKey?, before: EffectiveBits, after: After),
-                              _ state: DomainState) throws -> EffectiveBits {
+                              _ state: DomainState, _ administers: [String: Bool], cell: CellRecord?) throws -> EffectiveBits {
+        let admin = EffectiveBits.administrator
+        /// Whether the email administers `lid` after the event: a candidate's value, or the
+        /// stored one (an ID the event does not change for the email).
+        func administrator(_ lid: String) throws -> Bool {
+            if let known = administers[lid] { return known }
+            guard let e = try state.ids.id(.email, p.email), let l = try state.ids.id(.licensingId, lid) else { return false }
+            let stored = try state.effective.get(DomainState.pairKey(lid, p.email), ids: IDKey(first: l, second: e))
+            return (stored?.roles ?? 0) & admin != 0
+        }
+        func inherits(through parent: String?) throws -> Bool {
+            guard let parent else { return false }
+            return try !state.optedOut(p.email, from: parent) && administrator(parent)
+        }
         switch p.after {
-        case .recomputed:
-            return try state.effectiveBits(p.email, p.lid)
         case let .cellChanged(directBefore):
             // the inherited roles are the same: what `before` has beyond its cell's part is
             // inherited; a role that was both direct and perhaps inherited, and is direct no
             // more, needs the walk up the ancestors
-            let direct = EffectiveBits(direct: try state.cell(p.email, p.lid)?.entries ?? [])
+            let direct = EffectiveBits(direct: cell?.entries ?? [])
             guard p.before.roles & directBefore.roles & EffectiveBits.inheritable & ~direct.roles == 0 else {
                 return try state.effectiveBits(p.email, p.lid)
             }
             return EffectiveBits(roles: direct.roles | p.before.roles & ~directBefore.roles & EffectiveBits.inheritable,
                                  benefits: direct.benefits)
-        case let .ancestorAdministrator(reaches):
-            // one more direct administrator up the chain: administrator is held if it was or
-            // if this one reaches; nothing else changes
-            let admin = UInt8(1 << Role.administrator.order)
-            return reaches ? EffectiveBits(roles: p.before.roles | admin, benefits: p.before.benefits) : p.before
+        case let .administratorThrough(parent):
+            // a cell exists exactly when its ID is in the email's `emailLids` entry (one read
+            // for the whole cascade), so most descendants need no cell lookup
+            let direct = try state.lidsWithCells(of: p.email)?.contains(p.lid) == true && state.cell(p.email, p.lid)?.hasAdministrator == true
+            let holds = try direct || inherits(through: parent)
+            return EffectiveBits(roles: holds ? p.before.roles | admin : p.before.roles & ~admin, benefits: p.before.benefits)
+        case let .recorded(parent, legalContactAbove):
+            let direct = EffectiveBits(direct: try state.cell(p.email, p.lid)?.entries ?? [])
+            let inherited = (try inherits(through: parent) ? admin : 0) | (legalContactAbove ? EffectiveBits.licensingInfo : 0)
+            return EffectiveBits(roles: direct.roles | inherited, benefits: direct.benefits)
         }
     }
 }
@@ -310,31 +342,16 @@ extension DomainState {
         EffectiveBits(try roleReport(email, lid))
     }
 
-    /// Every descendant of `lid`, in depth-first order, and whether administrator held by
-    /// `email` on `lid` reaches it by inheritance: no ID from its parent up to `lid` is opted
-    /// out of by `email` (nil past the depth the role walk looks up, `readRoleReport`).
-    func descendants(of lid: String, inheritingFrom email: String) throws -> [(String, Bool?)] {
-        var out: [(String, Bool?)] = []
-        var stack = (try agreement(lid)?.children.reversed() ?? []).map { ($0, lid, true, 1) }
+    /// Every descendant of `lid` (children, their children, …) with its parent, in
+    /// depth-first order (a parent before its children).
+    func descendants(of lid: String) throws -> [(lid: String, parent: String)] {
+        var out: [(lid: String, parent: String)] = []
+        var stack = (try agreement(lid)?.children.reversed() ?? []).map { ($0, lid) }
         var visited: Set<String> = [lid]
-        while let (next, parent, parentReached, depth) = stack.popLast() {
+        while let (next, parent) = stack.popLast() {
             guard visited.insert(next).inserted, visited.count < 1_000_000 else { continue }
-            let reaches = try parentReached && !optedOut(email, from: parent)
-            out.append((next, depth <= 32 ? reaches : nil))
-            stack.append(contentsOf: (try agreement(next)?.children ?? []).reversed().map { ($0, next, reaches, depth + 1) })
-        }
-        return out
-    }
-
-    /// Every descendant of `lid` (children, their children, …), in depth-first order.
-    func descendants(of lid: String) throws -> [String] {
-        var out: [String] = []
-        var stack = try agreement(lid)?.children.reversed() ?? []
-        var visited: Set<String> = [lid]
-        while let next = stack.popLast() {
-            guard visited.insert(next).inserted, visited.count < 1_000_000 else { continue }
-            out.append(next)
-            stack.append(contentsOf: (try agreement(next)?.children ?? []).reversed())
+            out.append((next, parent))
+            stack.append(contentsOf: (try agreement(next)?.children ?? []).reversed().map { ($0, next) })
         }
         return out
     }

@@ -18,6 +18,24 @@ struct RowBuffer {
         writer.writeRaw(key)
     }
 
+    /// Starts a row whose key is `ids` as stored in a table of `shape`, then `seq` (a
+    /// version's key, written without building it apart).
+    mutating func begin(ids: IDKey, _ shape: KeyShape, seq: UInt64) {
+        offsets.append(writer.bytes.count)
+        switch shape {
+        case .plain, .single:
+            writer.write(UInt16(8))
+        case .one:
+            writer.write(UInt16(12))
+            writer.write(ids.first)
+        case .pair:
+            writer.write(UInt16(16))
+            writer.write(ids.first)
+            writer.write(ids.second)
+        }
+        writer.write(seq)
+    }
+
     /// Appends a whole row.
     mutating func append(key: some Collection<UInt8>, value: some Collection<UInt8>) {
         begin(key: key)

@@ -122,11 +122,16 @@ final class Table<V: StateRecord> {
     /// Appends the stored version `prefix ‖ seq` → tombstone or `1 ‖ record` to `rows`.
     private static func appendVersion(_ value: V?, prefix: [UInt8], seq: UInt64, to rows: inout RowBuffer) {
         rows.begin(key: prefix + BigEndianKey.bytes(seq))
+        encodeVersion(value, to: &rows.writer)
+    }
+
+    /// A stored version's value: a tombstone (one 0 byte) or 1 and the record.
+    private static func encodeVersion(_ value: V?, to writer: inout BinaryWriter) {
         if let value {
-            rows.writer.write(UInt8(1))
-            value.encode(to: &rows.writer)
+            writer.write(UInt8(1))
+            value.encode(to: &writer)
         } else {
-            rows.writer.write(UInt8(0))
+            writer.write(UInt8(0))
         }
     }
 
@@ -294,24 +299,28 @@ final class Table<V: StateRecord> {
         if writer == nil, recordingIDs == nil { throw StateError.readOnly }
         idCache[ids] = .some(value)
         if writer != nil {
-            Self.appendVersion(value, prefix: ids.stored(shape), seq: seq, to: &idVersions)
+            Self.appendVersion(value, ids: ids, shape, seq: seq, to: &idVersions)
         } else {
             // an overlay's ids are its replay's dictionary (`recordingIDs`)
-            Self.appendVersion(value, prefix: ids.stored(shape), seq: seq, to: &recorded)
+            Self.appendVersion(value, ids: ids, shape, seq: seq, to: &recorded)
         }
     }
 
+    /// Appends the stored version `ids ‖ seq` → tombstone or `1 ‖ record` to `rows`.
+    private static func appendVersion(_ value: V?, ids: IDKey, _ shape: KeyShape, seq: UInt64, to rows: inout RowBuffer) {
+        rows.begin(ids: ids, shape, seq: seq)
+        encodeVersion(value, to: &rows.writer)
+    }
+
     /// Writes every change through the transaction, in key order (neighbouring keys share
-    /// pages, so fewer pages are dirtied): for a versioned table every version made.
+    /// pages, so fewer pages are dirtied): for a versioned table every version made. A
+    /// table of one key (`.single`) only ever gains versions at seqs past its last one, so
+    /// they are appended.
     func flush() throws {
         if let writer, let db, idVersions.count > 0 {
             let sorted = idVersions.sortedLastOfEachKey()
-            try sorted.withRows { row in
-                for i in 0 ..< sorted.count {
-                    let r = row(i)
-                    try writer.put(db, key: r.key, value: r.value)
-                }
-            }
+            let appending = if case .single = shape { true } else { false }
+            try sorted.withRows { row in try writer.putSorted(db, count: sorted.count, appending: appending, row) }
             idVersions = RowBuffer()
         }
         guard let writer, let db, !versions.isEmpty else { return }
@@ -324,12 +333,7 @@ final class Table<V: StateRecord> {
             }
             // one version per key per seq (the last value the event gave it), in key order
             let sorted = buffer.sortedLastOfEachKey()
-            try sorted.withRows { row in
-                for i in 0 ..< sorted.count {
-                    let r = row(i)
-                    try writer.put(db, key: r.key, value: r.value)
-                }
-            }
+            try sorted.withRows { row in try writer.putSorted(db, count: sorted.count, row) }
         } else {
             for (bytes, key) in Set(versions.map(\.key)).map({ (Array($0.utf8), $0) }).sorted(by: { KeyOrder.precedes($0.0, $1.0) }) {
                 if let value = cache[key] ?? nil {
