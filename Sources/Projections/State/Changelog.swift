@@ -280,13 +280,13 @@ struct ChangeTracker {
         guard !changed.isEmpty else { return }
         state.changeObserver?(seq, changed.map(\.change))
         if changed.count > 1 { changed.sort { ($0.change.email, $0.change.lid) < ($1.change.email, $1.change.lid) } }
-        try state.changes.setChanged("", ids: .single, EventChanges(entries: changed.map(\.change)), seq: seq)
+        try state.changes.setChanged("", ids: .single, EventChanges(entries: changed.map(\.change)), seq: seq, readBack: false)
         var i = 0
         while i < changed.count {
             var j = i
             while j < changed.count, changed[j].change.email == changed[i].change.email { j += 1 }
             try state.emailChanges.setChanged(changed[i].email, ids: IDKey(first: changed[i].change.email, second: 0),
-                                              EmailChanges(entries: changed[i ..< j].map(\.change)), seq: seq)
+                                              EmailChanges(entries: changed[i ..< j].map(\.change)), seq: seq, readBack: false)
             i = j
         }
     }
@@ -309,6 +309,8 @@ extension ChangeTracker {
         }
         func inherits(through parent: String?) throws -> Bool {
             guard let parent else { return false }
+            // the cheaper question first: a candidate's value is at hand, a stored one is a seek
+            if let known = administers[parent] { return try known && !state.optedOut(p.email, from: parent) }
             return try !state.optedOut(p.email, from: parent) && administrator(parent)
         }
         switch p.after {

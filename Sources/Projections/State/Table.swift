@@ -293,11 +293,13 @@ final class Table<V: StateRecord> {
         return value
     }
 
-    /// `setChanged(key, value, seq:)` by ids (see `get(_:ids:)`).
-    func setChanged(_ key: @autoclosure () -> String, ids: IDKey, _ value: V?, seq: UInt64) throws {
+    /// `setChanged(key, value, seq:)` by ids (see `get(_:ids:)`); `readBack: false`: the
+    /// entry is not read again in this transaction (a record of changes), so it is not
+    /// cached for `get`, which would then not see it.
+    func setChanged(_ key: @autoclosure () -> String, ids: IDKey, _ value: V?, seq: UInt64, readBack: Bool = true) throws {
         guard reader != nil else { return try setChanged(key(), value, seq: seq) }
         if writer == nil, recordingIDs == nil { throw StateError.readOnly }
-        idCache[ids] = .some(value)
+        if readBack { idCache[ids] = .some(value) }
         if writer != nil {
             Self.appendVersion(value, ids: ids, shape, seq: seq, to: &idVersions)
         } else {
