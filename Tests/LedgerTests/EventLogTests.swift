@@ -30,6 +30,54 @@ struct EventLogTests {
         #expect(n == 1)
     }
 
+    #if os(Linux)
+    @Test("releasing the mapped pages gives back what a scan mapped; the data reads the same after")
+    func releasedPagesReadBack() throws {
+        let dir = TempDir()
+        let env = try Environment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 64 << 20, durability: .noSync))
+        guard let db = try env.openDatabases(["rows"]).first else { Issue.record("no database"); return }
+        // 24 MiB in 1,536 rows of 16 KiB
+        let rows = 1_536
+        try env.write { txn in
+            try txn.withWriter { w in
+                for i in 0 ..< rows { try w.put(db, key: BigEndianKey.bytes(UInt64(i)), value: [UInt8](repeating: UInt8(i & 0xFF), count: 16 << 10)) }
+            }
+        }
+        // the resident size of this file's mapping, from the kernel's own account of it
+        guard let resolved = realpath(dir.path + "/data.mdb", nil) else { Issue.record("no data file"); return }
+        let file = String(cString: resolved)
+        free(resolved)
+        func mappedKiB() -> Int {
+            let smaps = procText("/proc/self/smaps") ?? ""
+            var total = 0, inFile = false
+            for line in smaps.split(separator: "\n") {
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                if fields.first?.contains("-") == true, fields.count >= 5 { inFile = line.hasSuffix(" " + file) }
+                else if inFile, fields.first == "Rss:", fields.count > 1 { total += Int(fields[1]) ?? 0 }
+            }
+            return total
+        }
+        try env.read { txn in
+            try txn.withReader { reader in
+                var sum = 0
+                try reader.scan(db) { _, value in sum += Int(value[0]); return true }
+                let scanned = mappedKiB()
+                #expect(scanned >= 20 << 10, "a scan of 24 MiB mapped \(scanned) KiB")
+                // under a budget larger than what is mapped: nothing given back
+                try reader.releaseMappedPages(above: 1 << 40)
+                #expect(mappedKiB() >= 20 << 10)
+                try reader.releaseMappedPages()
+                let released = mappedKiB()
+                #expect(released < 1 << 10, "\(released) KiB still mapped")
+                // the same bytes read again, from the page cache
+                var again = 0
+                try reader.scan(db) { _, value in again += Int(value[0]); return true }
+                #expect(again == sum && sum == (0 ..< rows).reduce(0) { $0 + $1 & 0xFF })
+            }
+        }
+    }
+    #endif
+
     @Test("round trip: what is appended reads back, chained from 32 zero bytes")
     func roundTrip() throws {
         let dir = TempDir()

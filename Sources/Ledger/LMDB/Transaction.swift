@@ -225,6 +225,47 @@ public class TransactionReader {
     /// LMDB's transaction id (see `TransactionReading.id`).
     public func id() throws -> UInt64 { UInt64(mdb_txn_id(try open())) }
 
+    /// Gives back this process's mapping of the data file's pages (`madvise(MADV_DONTNEED)`
+    /// over the map, Linux): they stay in the kernel's page cache and are mapped
+    /// again, from it, on the next read. Only the process's resident set changes — LMDB maps
+    /// the file read-only here (no `MDB_WRITEMAP`), so nothing written is at stake, and the
+    /// map can't move while a transaction is open. A scan that reads every page of a large
+    /// file once (a rebuild's comparison) calls it between steps, so its resident set does
+    /// not grow with the file.
+    public func releaseMappedPages() throws {
+        try releaseMappedPages(above: 0)
+    }
+
+    /// `releaseMappedPages()` when this process's file-backed resident pages (all its
+    /// mappings, `/proc/self/statm`) exceed `budget` bytes: cheap enough to ask every few
+    /// hundred reads of a long scan, whose resident set then stays near `budget`.
+    public func releaseMappedPages(above budget: Int) throws {
+        #if os(Linux)
+        if budget > 0 {
+            // "size resident shared …" in pages; shared = file-backed (and shared memory)
+            guard let statm = procText("/proc/self/statm") else { return }
+            let fields = statm.split(separator: " ")
+            guard fields.count > 2, let shared = Int(fields[2]), shared > budget / max(1, Int(sysconf(Int32(_SC_PAGESIZE)))) else { return }
+        }
+        // LMDB does not say where it mapped the file (`me_mapaddr` is only a fixed map's):
+        // the kernel's list of this process's mappings does
+        var dir: UnsafePointer<CChar>?
+        try LMDBError.check(mdb_env_get_path(mdb_txn_env(try open()), &dir), "mdb_env_get_path")
+        guard let dir, let file = realpath(String(cString: dir) + "/data.mdb", nil) else { return }
+        let path = String(cString: file)
+        free(file)
+        guard let maps = procText("/proc/self/maps") else { return }
+        for line in maps.split(separator: "\n") where line.hasSuffix(" " + path) {
+            // "start-end perms offset dev inode path", addresses in hex
+            let range = line.prefix { $0 != " " }.split(separator: "-")
+            guard range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16), end > start,
+                  let base = UnsafeMutableRawPointer(bitPattern: start) else { continue }
+            // advice only: a failure leaves the pages mapped, which is what not calling it does
+            _ = madvise(base, Int(end - start), MADV_DONTNEED)
+        }
+        #endif
+    }
+
     /// The number of entries in `db`.
     public func count(_ db: Database) throws -> Int {
         let view = BorrowedTransaction(handle: try open())
@@ -306,4 +347,13 @@ public enum BigEndianKey {
         guard bytes.count >= 8 else { return nil }
         return UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self))
     }
+}
+
+/// The whole text of a `/proc` file, read to its end (such files report a size of 0, so
+/// nothing may trust the size to read them).
+func procText(_ path: String) -> String? {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    defer { try? handle.close() }
+    guard let data = try? handle.readToEnd() else { return nil }
+    return String(decoding: data, as: UTF8.self)
 }

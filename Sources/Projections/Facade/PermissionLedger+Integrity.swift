@@ -52,6 +52,10 @@ extension PermissionLedger {
     /// Events folded per step of a streaming comparison.
     static let streamChunk: UInt64 = 32_768
 
+    /// The file-backed resident memory past which a streaming comparison gives back the
+    /// data file's mapped pages (`TransactionReader.releaseMappedPages(above:)`).
+    static let mappedBudget = 192 << 20
+
     /// Whether the stored projections equal a replay of the log, found without holding the
     /// history's versions in memory: in one read transaction, each chunk of events is folded
     /// into the stored projections as of the chunk's start (an overlay: what the chunk
@@ -77,6 +81,10 @@ extension PermissionLedger {
                     try log.forEach(from: start, reader: reader) { view in
                         if view.seq > end { return false }
                         try evolver.evolve(state, try DomainEvent.decode(kind: view.kind, payload: view.payload), seq: view.seq, at: view.at)
+                        // a chunk reads pages all over the projections: what it read is
+                        // decoded in memory, so the mapped pages are given back when they
+                        // pass the budget (the resident set does not grow with the file)
+                        if view.seq % 4_096 == 0 { try reader.releaseMappedPages(above: Self.mappedBudget) }
                         return true
                     }
                     lastAt = state.lastAt
@@ -91,6 +99,7 @@ extension PermissionLedger {
                             return true
                         }
                         if !equal { return nil }
+                        try reader.releaseMappedPages(above: Self.mappedBudget)
                     }
                     progress?(end)
                     start = end + 1
@@ -99,7 +108,8 @@ extension PermissionLedger {
                     if try reader.count(projectionDatabases[spec.table]) != made[spec.table, default: 0] { return nil }
                 }
                 // the dictionary, and the position (beside the format)
-                let dictionary = try TableDifferences.between(SortedRows(sorted: replay.sortedEntries()), stored: projectionDatabases[.ids], reader: reader)
+                let dictionary = try TableDifferences.between(SortedRows(sorted: replay.sortedEntries()), stored: projectionDatabases[.ids], reader: reader,
+                                                              mappedBudget: Self.mappedBudget)
                 guard dictionary.isEmpty else { return nil }
                 let position = SortedRows(sorted: [(Array("checkpoint".utf8), MetaRecord(lastSeq: head.seq, lastAt: head.at).encoded)])
                 let formatKey = Self.formatKey
