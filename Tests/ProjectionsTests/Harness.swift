@@ -96,8 +96,8 @@ final class Harness {
             var seqs: [UInt64] = []
             for e in events {
                 let seq = memoryState.lastSeq + 1
-                try evolver.evolve(memoryState, e, seq: seq, at: timed.at)
-                memoryEvents.append((seq, timed.at, e))
+                try evolver.evolve(memoryState, e, seq: seq, at: at ?? now)
+                memoryEvents.append((seq, at ?? now, e))
                 seqs.append(seq)
             }
             return ExecutionResult(seqs: seqs, refusal: refusal, wasDuplicate: false)

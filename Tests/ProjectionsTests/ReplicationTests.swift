@@ -16,7 +16,7 @@ struct ReplicationTests {
     func history(_ n: Int, seed: UInt64 = 5) -> [TimedCommand] {
         var g = HistoryGenerator(seed: seed, organisations: 15)
         return g.commands(n).enumerated().map { i, c in
-            TimedCommand(at: c.at, c.command, id: UUID())
+            var t = c; t.id = UUID(); return t
         }
     }
 

@@ -92,8 +92,8 @@ func profileFloor(commands: Int) async throws {
             var decision: Decision?
             tDecide += try seconds { decision = try decider.decide(c, state: memory) }
             switch decision {
-            case let .accepted(es)?: for e in es { try evolver.evolve(memory, e, seq: memory.lastSeq + 1, at: c.at) }
-            case let .refused(_, recorded)?: for e in recorded { try evolver.evolve(memory, e, seq: memory.lastSeq + 1, at: c.at) }
+            case let .accepted(es)?: for e in es { try evolver.evolve(memory, e, seq: memory.lastSeq + 1, at: c.time(after: memory.lastAt)) }
+            case let .refused(_, recorded)?: for e in recorded { try evolver.evolve(memory, e, seq: memory.lastSeq + 1, at: c.time(after: memory.lastAt)) }
             case nil: break
             }
         }

@@ -143,9 +143,9 @@ struct Main {
                     var decision: Decision?
                     decideTotal[name, default: 0] += try seconds { decision = try decider.decide(c, state: memory) }
                     if case let .accepted(events)? = decision {
-                        for e in events { try Evolver().evolve(memory, e, seq: memory.lastSeq + 1, at: c.at) }
+                        for e in events { try Evolver().evolve(memory, e, seq: memory.lastSeq + 1, at: c.time(after: memory.lastAt)) }
                     } else if case let .refused(_, recorded)? = decision {
-                        for e in recorded { try Evolver().evolve(memory, e, seq: memory.lastSeq + 1, at: c.at) }
+                        for e in recorded { try Evolver().evolve(memory, e, seq: memory.lastSeq + 1, at: c.time(after: memory.lastAt)) }
                     }
                 }
             }

@@ -171,9 +171,10 @@ public final class SharedLedger: Sendable {
         let head = try await catchUp()
         var commands = commands
         if options.clampTimeToHead, var floor = head.at {
+            // (a command without a time is stamped at the head's time or later anyway)
             for i in commands.indices {
-                if commands[i].at < floor { commands[i].at = floor }
-                floor = commands[i].at
+                guard let at = commands[i].at else { continue }
+                if at < floor { commands[i].at = floor } else { floor = at }
             }
         }
         let prepared: PreparedBatch

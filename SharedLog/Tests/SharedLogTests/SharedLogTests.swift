@@ -18,7 +18,7 @@ struct SharedLogTests {
         try await b.start()
         var generator = HistoryGenerator(seed: 3, organisations: 20)
         let commands = generator.commands(400).enumerated().map { i, c in
-            TimedCommand(at: c.at, c.command, id: HostWorkload.commandID(seed: 3, index: i))
+            TimedCommand(at: c.time(after: nil), c.command, id: HostWorkload.commandID(seed: 3, index: i))
         }
         let results = try await withThrowingTaskGroup(of: [(Int, ExecutionResult)].self) { group in
             for (k, h) in [a, b].enumerated() {

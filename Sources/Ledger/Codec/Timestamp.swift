@@ -1,3 +1,4 @@
+import Foundation
 /// A UTC instant with one-second precision, as seconds since 1970-01-01T00:00:00Z.
 ///
 /// Its text form is exactly `YYYY-MM-DDTHH:MM:SSZ` (ISO-8601, UTC); anything else is
@@ -15,6 +16,9 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     public static let earliest = Timestamp(seconds: -62_135_596_800)
     /// The latest time the ledger accepts: 9999-12-31T23:59:59Z.
     public static let latest = Timestamp(seconds: 253_402_300_799)
+
+    /// The current time, to the second (the system clock).
+    public static var now: Timestamp { Timestamp(seconds: Int64(Date().timeIntervalSince1970.rounded(.down))) }
 
     /// Whether this instant is one the ledger accepts (`earliest` … `latest`, the times the
     /// text form can write); commands and imported events outside are refused as bad input.

@@ -35,11 +35,13 @@ public struct Decider: Sendable {
         return previousAuthorizationKeys.first { $0.keyId == id }
     }
 
-    /// Decides `command` against `state`. Throws only when the state can't be read.
+    /// Decides `command` against `state`, at its time (a command without one: the later of
+    /// now and the state's last time). Throws only when the state can't be read.
     public func decide(_ command: TimedCommand, state: DomainState) throws -> Decision {
         do {
-            if let last = state.lastAt, command.at < last {
-                throw DomainError(.timeWentBackwards, "the command's time \(command.at) is before the last event's time \(last)")
+            let at = command.time(after: state.lastAt)
+            if let last = state.lastAt, at < last {
+                throw DomainError(.timeWentBackwards, "the command's time \(at) is before the last event's time \(last)")
             }
             guard let normalized = command.command.normalizingAccounts() else {
                 throw DomainError(.invalidAccount, "an account must be 1–254 characters after trimming")
@@ -47,7 +49,7 @@ public struct Decider: Sendable {
             if case let .recordAgreement(form) = normalized, !Normalize.isLicensingID(form.licensingId) {
                 throw DomainError(.invalidLicensingId, "'\(form.licensingId)' is not a Licensing ID ([A-Za-z0-9-]{1,32})")
             }
-            return try decideRule(normalized, at: command.at, state: state)
+            return try decideRule(normalized, at: at, state: state)
         } catch let refusal as DomainError {
             return .refused(refusal, recorded: [])
         }

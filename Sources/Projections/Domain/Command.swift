@@ -99,19 +99,44 @@ public enum Command: Sendable, Equatable {
 
 /// A command with its time and an optional idempotency id.
 public struct TimedCommand: Sendable, Equatable {
-    /// When the command happens (ISO-8601 UTC, never before the log head's time).
-    public var at: Timestamp
+    /// When the command happens (never before the log head's time: else `timeWentBackwards`).
+    /// nil: the ledger stamps it when it decides it, with the later of the current time and
+    /// the head's time — so callers that don't control the order of commits never see
+    /// `timeWentBackwards`.
+    public var at: Timestamp?
     /// The command.
     public var command: Command
     /// When set, the ids of the events the command appends are derived from it, so
     /// executing the same command again (a retry) appends nothing twice.
     public var id: UUID?
 
-    /// Creates a timed command.
+    /// Creates a command that happens at `at`.
     public init(at: Timestamp, _ command: Command, id: UUID? = nil) {
         self.at = at
         self.command = command
         self.id = id
+    }
+
+    /// Creates a command the ledger stamps with its time when it decides it (`at` is nil).
+    public init(_ command: Command, id: UUID? = nil) {
+        at = nil
+        self.command = command
+        self.id = id
+    }
+
+    /// The time the command is decided at after an event at `last` (nil: none): its own, or
+    /// for a command without one the later of `now` and `last`.
+    public func time(after last: Timestamp?, now: Timestamp = .now) -> Timestamp {
+        if let at { return at }
+        guard let last else { return now }
+        return max(now, last)
+    }
+
+    /// This command with its time: its own, or the one `time(after:now:)` gives.
+    public func stamped(after last: Timestamp?, now: Timestamp = .now) -> TimedCommand {
+        var c = self
+        c.at = time(after: last, now: now)
+        return c
     }
 
     /// Parses one `exec` line object `{"command": NAME, "at": TIME, …fields}`; throws

@@ -170,11 +170,12 @@ extension PermissionLedger {
                         results.append(ExecutionResult(seqs: seqs, refusal: try originalRefusal(firstSeq: seqs[0], reader: reader), wasDuplicate: true))
                         continue
                     }
-                    let (events, refusal) = try decision(command, state: state)
+                    let at = command.time(after: state.lastAt)
+                    let (events, refusal) = try decision(command.stamped(after: state.lastAt), state: state)
                     var seqs: [UInt64] = []
                     for event in events {
                         next += 1
-                        try evolver.evolve(state, event, seq: next, at: command.at)
+                        try evolver.evolve(state, event, seq: next, at: at)
                         seqs.append(next)
                     }
                     results.append(ExecutionResult(seqs: seqs, refusal: refusal, wasDuplicate: false))

@@ -46,8 +46,11 @@ extension PermissionLedger {
         if let id = command.id, let seqs = try knownSeqs(ofCommand: id, reader: writer) {
             return ExecutionResult(seqs: seqs, refusal: try originalRefusal(firstSeq: seqs[0], reader: writer), wasDuplicate: true)
         }
+        // a command without a time gets the ledger's: the later of now and the head's
+        let command = command.stamped(after: head.at)
+        let at = command.time(after: head.at)
         let (events, refusal) = try decision(command, state: state)
-        let seqs = try append(events, at: command.at, commandID: command.id, state: state, head: &head, writer: writer)
+        let seqs = try append(events, at: at, commandID: command.id, state: state, head: &head, writer: writer)
         if let refusal {
             logger.debug("command refused", metadata: ["code": "\(refusal.code.rawValue)", "recorded": "\(seqs)"])
         } else {
@@ -81,7 +84,8 @@ extension PermissionLedger {
     /// record events: R9's failed attempt).
     func decision(_ command: TimedCommand, state: DomainState) throws -> (events: [DomainEvent], refusal: DomainError?) {
         // bad input, not a refusal: the transaction is abandoned, nothing of the batch is appended
-        guard command.at.isInLedgerRange else { throw InputError.outOfRange(command.at) }
+        let at = command.time(after: state.lastAt)
+        guard at.isInLedgerRange else { throw InputError.outOfRange(at) }
         switch try decider.decide(command, state: state) {
         case let .accepted(events): return (events, nil)
         case let .refused(error, recorded): return (recorded, error)

@@ -157,11 +157,14 @@ public final class PermissionLedger: Sendable {
     /// Committed stable ids, shared by this ledger's transactions (nil with the hot cache off).
     let idCache: IDCache?
 
-    /// Opens the ledger in `directory` (which must exist), creating its databases when new.
-    /// Opening never replays history: the projections are stored.
-    /// Throws `InputError` naming the field when `options` or its policy is unsound.
+    /// Opens the ledger in `directory`, creating the directory (and its parents, owner-only)
+    /// and the ledger's databases when new. Opening never replays history: the projections
+    /// are stored. Throws `InputError` naming the field when `options` or its policy is
+    /// unsound, and `LMDBError` naming the path and the cause when the directory can't be
+    /// made or the ledger can't be opened there.
     public init(directory: String, options: Options = .init()) throws {
         try options.validate()
+        try Self.makeDirectory(directory)
         environment = try Environment.open(path: directory, options: EnvironmentOptions(
             initialMapSize: options.initialMapSize, durability: options.durability), logger: options.logger)
         log = try EventLog(environment: environment)
@@ -334,4 +337,27 @@ final class ConcurrentResults<T>: @unchecked Sendable {
 
     func set(_ i: Int, _ value: T) { if i >= 0 && i < count { slots[i] = value } }
     func get(_ i: Int) -> T? { i >= 0 && i < count ? slots[i] : nil }
+}
+
+extension PermissionLedger {
+    /// Creates `path` and its missing parents (mode 0700) unless it is a directory already;
+    /// the error names the path, the part of it at fault and the cause (`errno`).
+    static func makeDirectory(_ path: String) throws {
+        func make(_ part: String) throws {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: part, isDirectory: &isDirectory) {
+                guard isDirectory.boolValue else {
+                    throw LMDBError(code: ENOTDIR, operation: "open the ledger at \(path): \(part) is a file, not a directory")
+                }
+                return
+            }
+            let parent = (part as NSString).deletingLastPathComponent
+            if !parent.isEmpty, parent != part { try make(parent) }
+            guard mkdir(part, 0o700) == 0 || errno == EEXIST else {
+                let code = errno
+                throw LMDBError(code: code, operation: "open the ledger at \(path): creating the directory \(part)")
+            }
+        }
+        try make(path)
+    }
 }

@@ -92,20 +92,23 @@ extension PermissionLedger {
     /// the last of them); with `fold`, also folds them into `state` (a write view). Shared by
     /// `prepare` and `prepareBatch`.
     func decideAndChain(_ command: TimedCommand, state: DomainState, after last: inout Head, fold: Bool) throws -> (ExecutionResult, [StoredEvent]) {
+        // a command without a time gets the later of now and the shared log's head's
+        let command = command.stamped(after: last.at)
+        let at = command.time(after: last.at)
         let (events, refusal) = try decision(command, state: state)
-        if !events.isEmpty, let previous = last.at, command.at < previous {
-            throw LogError.timeWentBackwards(at: command.at, previous: previous)
+        if !events.isEmpty, let previous = last.at, at < previous {
+            throw LogError.timeWentBackwards(at: at, previous: previous)
         }
         var chained: [StoredEvent] = []
         for (i, e) in events.enumerated() {
             let seq = last.seq + 1
             let id = command.id.map { Self.eventID($0, i) } ?? ids.next()
             let payload = e.encodedPayload()
-            let canonical = Envelope.canonicalBytes(seq: seq, id: id, kind: e.kind, at: command.at, payload: payload)
+            let canonical = Envelope.canonicalBytes(seq: seq, id: id, kind: e.kind, at: at, payload: payload)
             let hash = Envelope.chainHash(previous: last.hash, canonical: canonical)
-            chained.append(StoredEvent(seq: seq, id: id, kind: e.kind, at: command.at, payload: payload, hash: hash))
-            last = Head(seq: seq, hash: hash, at: command.at)
-            if fold { try evolver.evolve(state, e, seq: seq, at: command.at) }
+            chained.append(StoredEvent(seq: seq, id: id, kind: e.kind, at: at, payload: payload, hash: hash))
+            last = Head(seq: seq, hash: hash, at: at)
+            if fold { try evolver.evolve(state, e, seq: seq, at: at) }
         }
         return (ExecutionResult(seqs: chained.map(\.seq), refusal: refusal, wasDuplicate: false), chained)
     }

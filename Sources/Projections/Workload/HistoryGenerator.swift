@@ -226,7 +226,8 @@ public struct HistoryGenerator: Sendable {
 
 /// The JSON Lines form of a command, as `ledger-tool exec` reads it.
 extension TimedCommand {
-    /// `{"command": NAME, "at": TIME, …fields}`.
+    /// `{"command": NAME, "at": TIME, …fields}` (no `at` for a command the ledger stamps:
+    /// `exec` requires one).
     public var json: JSONValue {
         var f: [(key: String, value: JSONValue)] = []
         func s(_ k: String, _ v: String?) { if let v { f.append((k, .string(v))) } }
@@ -266,7 +267,8 @@ extension TimedCommand {
         case let .migrateLegacyPermission(src, lr, e, l):
             name = "migrateLegacyPermission"; s("source", src); s("legacyRole", lr); s("email", e); s("licensingId", l)
         }
-        var out: [(key: String, value: JSONValue)] = [("command", .string(name)), ("at", .string(at.iso8601))]
+        // (a command the ledger stamps has no time to write)
+        var out: [(key: String, value: JSONValue)] = [("command", .string(name))] + (at.map { [("at", .string($0.iso8601))] } ?? [])
         if let id { out.append(("id", .string(id.uuidString.lowercased()))) }
         return .object(out + f)
     }
