@@ -249,7 +249,7 @@ struct ChangelogTests {
         let more = g.commands(300)
         let writer = Task.detached {
             for chunk in stride(from: 0, to: more.count, by: 25) {
-                _ = try ledger.executeBatch(Array(more[chunk ..< min(chunk + 25, more.count)]))
+                _ = try await ledger.executeBatch(Array(more[chunk ..< min(chunk + 25, more.count)]))
                 try await Task.sleep(for: .milliseconds(2))
             }
         }

@@ -41,11 +41,11 @@ struct LedgerTimeTests {
 
         // a head in the future: the next unstamped command takes the head's time, not now
         let future = Timestamp(seconds: Timestamp.now.seconds + 86_400 * 365)
-        #expect(try ledger.execute(TimedCommand(at: future, .registerUser(account: "f", businessEmail: "f@t.com"))).refusal == nil)
-        #expect(try ledger.execute(TimedCommand(.validateEmail(account: "f"))).refusal == nil)
+        #expect(try await ledger.execute(TimedCommand(at: future, .registerUser(account: "f", businessEmail: "f@t.com"))).refusal == nil)
+        #expect(try await ledger.execute(TimedCommand(.validateEmail(account: "f"))).refusal == nil)
         #expect(try ledger.events().last?.at == future)
         // a given time before the head's is still refused
-        let back = try ledger.execute(TimedCommand(at: before, .validateEmail(account: "u1")))
+        let back = try await ledger.execute(TimedCommand(at: before, .validateEmail(account: "u1")))
         #expect(back.refusal?.code == .timeWentBackwards)
     }
 

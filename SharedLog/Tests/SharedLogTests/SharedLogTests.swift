@@ -111,7 +111,7 @@ struct SharedLogTests {
         options.authorizationKey = try AuthorizationKey(bytes: Env.keyBytes)
         let rogue = try PermissionLedger(directory: dir.sub("replica"), options: options)
         var h = HistoryGenerator(seed: 23, organisations: 5, start: Timestamp(seconds: 1_900_000_000), namespace: "x")
-        _ = try rogue.executeBatch(h.commands(20))
+        _ = try await rogue.executeBatch(h.commands(20))
         let bad = try Child(["verify", dir.sub("replica"), "--postgres", try Env.url(), "--name", name],
                             dir: dir, label: "tool-verify-bad", executable: tool)
         #expect(bad.wait() == 1)
@@ -128,7 +128,7 @@ struct SharedLogTests {
         #expect(try await a.execute(register).accepted)
         let rogue = try host(dir.sub("rogue"), name: name)
         let other = try TimedCommand(json: JSONParser.parse(#"{"command":"registerUser","at":"2026-03-01T10:00:00Z","account":"bob-msa","businessEmail":"bob@contoso.com"}"#))
-        _ = try rogue.local.execute(other)  // written locally, not through the shared log
+        _ = try await rogue.local.execute(other)  // written locally, not through the shared log
         await #expect(throws: SharedLogError.self) { try await rogue.start() }
         let comparison = try await rogue.compare()
         #expect(comparison.firstMismatch == 1)
@@ -157,7 +157,7 @@ struct SharedLogTests {
             #expect(error.code == "sharedLogUnavailable")
         }
         // reads are local: the projections answer (ada registered, not yet validated)
-        let before = try down.local.permissions(account: "ada-msa")
+        let before = try await down.local.permissions(account: "ada-msa")
         guard case let .failure(refusal) = before else {
             Issue.record("expected emailNotValidated, got \(before)")
             await a.close()
@@ -167,7 +167,7 @@ struct SharedLogTests {
         #expect(try down.local.log.head().seq == 1)
         // and the write goes through once PostgreSQL is back (here: the right URL)
         #expect(try await a.execute(validate).accepted)
-        #expect(try a.local.permissions(account: "ada-msa").get().email == "ada@contoso.com")
+        #expect(try await a.local.permissions(account: "ada-msa").get().email == "ada@contoso.com")
         await a.close()
     }
 
@@ -218,15 +218,15 @@ struct SharedLogTests {
         var options = PermissionLedger.Options()
         options.authorizationKey = try AuthorizationKey(bytes: Env.keyBytes)
         let one = try PermissionLedger(directory: single.path, options: options)
-        for c in setup { _ = try one.execute(c) }
+        for c in setup { _ = try await one.execute(c) }
         let baseline = try failures(one)
-        for _ in 0..<12 { _ = try one.execute(try TimedCommand(json: JSONParser.parse(attempt))) }
+        for _ in 0..<12 { _ = try await one.execute(try TimedCommand(json: JSONParser.parse(attempt))) }
         #expect(try failures(one) - baseline == 3)
         let oneHost = try failures(one)
         #expect(shared == oneHost)
         let at = Timestamp(iso8601: "2026-01-12T14:25:00Z") ?? Timestamp(seconds: 0)
-        let sharedLockout = try a.local.lockout(account: "nico-msa", at: at)
-        let oneLockout = try one.lockout(account: "nico-msa", at: at)
+        let sharedLockout = try await a.local.lockout(account: "nico-msa", at: at)
+        let oneLockout = try await one.lockout(account: "nico-msa", at: at)
         #expect(sharedLockout == oneLockout)
         #expect(sharedLockout.locked)
         await a.close()
