@@ -3,40 +3,6 @@ import Foundation
 import Ledger
 import Projections
 
-/// Checkpoint JSON: `{"seq","headHash","at"?,"signature"?}`.
-extension Checkpoint {
-    var json: JSONValue {
-        var f: [(key: String, value: JSONValue)] = [("seq", .uint(seq)), ("headHash", .string(Hex.encode(headHash)))]
-        if let at { f.append(("at", .string(at.iso8601))) }
-        if let signature {
-            f.append(("signature", .string(Hex.encode(signature))))
-            if let scheme { f.append(("scheme", .string(scheme.rawValue))) }
-        }
-        if let keyId { f.append(("keyId", .string(keyId))) }
-        return .object(f)
-    }
-
-    init(json: JSONValue) throws {
-        guard case let .number(_, seqValue?)? = json["seq"], seqValue >= 0,
-              case let .string(hashText)? = json["headHash"], let hash = Hex.decode(hashText), hash.count == 32 else {
-            throw ValidationError("a checkpoint needs \"seq\" (an integer) and \"headHash\" (64 hex digits)")
-        }
-        var signature: [UInt8]?
-        var keyId: String?
-        if case let .string(k)? = json["keyId"] { keyId = k }
-        if case let .string(s)? = json["signature"] {
-            let length = keyId == nil ? 32 : 64
-            guard let bytes = Hex.decode(s), bytes.count == length else {
-                throw ValidationError("\"signature\" must be \(length * 2) hex digits\(keyId == nil ? " (HMAC)" : " (Ed25519, with \"keyId\")")")
-            }
-            signature = bytes
-        }
-        var at: Timestamp?
-        if case let .string(s)? = json["at"] { at = Timestamp(iso8601: s) }
-        self.init(seq: UInt64(seqValue), headHash: hash, at: at, signature: signature, keyId: keyId)
-    }
-}
-
 /// Reads a key file (raw bytes, at least 16).
 func readKey(_ path: String, flag: String) throws -> [UInt8] {
     if let problem = fileProblem(path) {

@@ -151,7 +151,7 @@ struct LedgerLocation: ParsableArguments {
     @Argument(help: "The ledger directory (made by `ledger-tool init`).")
     var db: String
 
-    static let keyFile = "authorization.key"
+    static let keyFile = AuthorizationKey.fileName
 
     /// The location of a ledger directory given by a command's own argument.
     static func at(_ path: String) -> LedgerLocation {
@@ -185,16 +185,16 @@ struct LedgerLocation: ParsableArguments {
         let path = try validated()
         var options = PermissionLedger.Options()
         if withKey {
-            let keyPath = path + "/" + Self.keyFile
-            guard let data = FileManager.default.contents(atPath: keyPath) else {
-                printError("error: the ledger's authorization key \(keyPath) is missing; Open License numbers can't be checked without it")
+            // the current key and those `rotate-key` retired (authorization.key.KEYID)
+            do {
+                try options.useKeys(ofLedger: path)
+            } catch let error as KeyFileError {
+                if error.reason == "missing", error.path == path + "/" + Self.keyFile {
+                    printError("error: the ledger's authorization key \(error.path) is missing; Open License numbers can't be checked without it")
+                } else {
+                    printError("error: \(error)")
+                }
                 throw Failure(code: Exit.badInput)
-            }
-            options.authorizationKey = try AuthorizationKey(bytes: Array(data))
-            // keys retired by `rotate-key`, kept as authorization.key.KEYID
-            let retired = (try? FileManager.default.contentsOfDirectory(atPath: path))?.filter { $0.hasPrefix(Self.keyFile + ".") } ?? []
-            options.previousAuthorizationKeys = retired.sorted().compactMap { name in
-                FileManager.default.contents(atPath: path + "/" + name).flatMap { try? AuthorizationKey(bytes: Array($0)) }
             }
         }
         do {

@@ -31,13 +31,11 @@ struct Init: ParsableCommand {
             printError("error: can't create a ledger at '\(db)': \(problem)")
             throw Failure(code: Exit.badInput)
         }
-        let keyPath = db + "/" + LedgerLocation.keyFile
-        if !fm.fileExists(atPath: keyPath) {
-            let (_, bytes) = AuthorizationKey.generate()
-            guard fm.createFile(atPath: keyPath, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
-                printError("error: can't write the key file \(keyPath): \(describeErrno(errno))")
-                throw Failure(code: Exit.badInput)
-            }
+        do {
+            _ = try AuthorizationKey.readOrCreate(inLedger: db)
+        } catch let error as KeyFileError {
+            printError("error: can't create a ledger at '\(db)': \(error)")
+            throw Failure(code: Exit.badInput)
         }
         do {
             _ = try PermissionLedger(directory: db)
