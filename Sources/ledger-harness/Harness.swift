@@ -117,7 +117,7 @@ struct HoldRead: ParsableCommand {
     @Argument var db: String
 
     func run() throws {
-        let env = try Environment.open(path: db)
+        let env = try LMDBEnvironment.open(path: db)
         let log = try EventLog(environment: env)
         try env.read { txn in
             let head = try log.head(in: txn)

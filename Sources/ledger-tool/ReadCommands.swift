@@ -18,7 +18,7 @@ struct Export: ParsableCommand {
         let ledger = try location.open()
         let handle = try outputHandle(to: to)
         let out = Output(handle: handle)
-        let progress = Progress("export", total: try ledger.log.head().seq)
+        let progress = ProgressLine("export", total: try ledger.log.head().seq)
         var n: UInt64 = 0
         try ledger.forEachEvent { e in
             out.line(e.json.text)
@@ -359,7 +359,7 @@ struct Verify: ParsableCommand {
         }
         guard let db else { return }
         let ledger = try LedgerLocation.at(db).open()
-        let progress = Progress("verify", total: try ledger.log.head().seq)
+        let progress = ProgressLine("verify", total: try ledger.log.head().seq)
         var report = try ledger.verify { progress.advance(to: $0) }
         progress.finish()
         if let checkpoint {

@@ -123,7 +123,7 @@ struct InputFile {
 
 /// Progress on stderr for long work — only when stderr is a terminal: done, rate and ETA,
 /// redrawn at most twice a second.
-final class Progress {
+final class ProgressLine {
     private let total: UInt64?
     private let what: String
     private let start = DispatchTime.now().uptimeNanoseconds

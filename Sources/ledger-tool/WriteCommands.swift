@@ -104,7 +104,7 @@ struct Exec: ParsableCommand {
         // Pass 2: decide and commit.
         let ledger = try location.open(withKey: true)
         let out = Output()
-        let progress = Progress("exec", total: UInt64(count))
+        let progress = ProgressLine("exec", total: UInt64(count))
         var accepted = 0, refused = 0
         let reader = try input.reader()
         var pending: [(Int, TimedCommand)] = []
@@ -164,7 +164,7 @@ struct Append: ParsableCommand {
         let count = try input.parseAll(what: "events") { _ = try ImportedEvent(json: try JSONParser.parse($0)) }
         if count == 0 { return }
         let ledger = try location.open(withKey: true)
-        let progress = Progress("append", total: UInt64(count))
+        let progress = ProgressLine("append", total: UInt64(count))
         var first: UInt64?, last: UInt64 = 0, currentLine = 0, added = 0
         do {
             try ledger.importEvents(from: {
@@ -214,7 +214,7 @@ struct Rebuild: ParsableCommand {
 
     func run() throws {
         let ledger = try location.open()
-        let progress = Progress("rebuild", total: try ledger.log.head().seq)
+        let progress = ProgressLine("rebuild", total: try ledger.log.head().seq)
         let report = try ledger.rebuild { progress.advance(to: $0) }
         progress.finish()
         if json {

@@ -90,17 +90,17 @@ struct BinaryCodecTests {
             #expect(try r.readOptionalString() == nil)
             #expect(try r.readUUID().uuidString == "6BA7B810-9DAD-11D1-80B4-00C04FD430C8")
             #expect(r.isAtEnd)
-            #expect(throws: DecodingError.self) { try r.readUInt8() }
+            #expect(throws: LedgerDecodingError.self) { try r.readUInt8() }
         }
         // a length claiming more than is left is refused
         [UInt8(0x05), 0x61].withUnsafeBytes { buffer in
             var r = BinaryReader(buffer)
-            #expect(throws: DecodingError.self) { try r.readString() }
+            #expect(throws: LedgerDecodingError.self) { try r.readString() }
         }
         // an overlong varint is refused
         [UInt8](repeating: 0xFF, count: 11).withUnsafeBytes { buffer in
             var r = BinaryReader(buffer)
-            #expect(throws: DecodingError.self) { try r.readVarint() }
+            #expect(throws: LedgerDecodingError.self) { try r.readVarint() }
         }
     }
 }

@@ -9,7 +9,7 @@ struct EventLogTests {
     @Test("a write begun inside a read or write closure is refused, not a self-deadlock when the map must grow (issue 16, item 5)")
     func nestedWriteIsRefused() throws {
         let dir = TempDir()
-        let env = try Environment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .noSync))
+        let env = try LMDBEnvironment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .noSync))
         guard let db = try env.openDatabases(["blobs"]).first else { Issue.record("no database"); return }
         // 4 MiB into a 1 MiB map: the write must grow the map, which waits for every open
         // transaction of this process, the enclosing read included (before: it hung here)
@@ -34,7 +34,7 @@ struct EventLogTests {
     @Test("releasing the mapped pages gives back what a scan mapped; the data reads the same after")
     func releasedPagesReadBack() throws {
         let dir = TempDir()
-        let env = try Environment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 64 << 20, durability: .noSync))
+        let env = try LMDBEnvironment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 64 << 20, durability: .noSync))
         guard let db = try env.openDatabases(["rows"]).first else { Issue.record("no database"); return }
         // 24 MiB in 1,536 rows of 16 KiB
         let rows = 1_536
@@ -81,7 +81,7 @@ struct EventLogTests {
     @Test("round trip: what is appended reads back, chained from 32 zero bytes")
     func roundTrip() throws {
         let dir = TempDir()
-        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        let log = try EventLog(environment: try LMDBEnvironment.open(path: dir.path))
         let input = (0 ..< 10).map { event($0) }
         let seqs = try log.append(input)
         #expect(seqs == Array(1 ... 10))
@@ -102,19 +102,19 @@ struct EventLogTests {
     @Test("a second open of a path already open in the process shares it only with the same options")
     func conflictingOpen() throws {
         let dir = TempDir()
-        let first = try Environment.open(path: dir.path, options: EnvironmentOptions(durability: .noSync))
+        let first = try LMDBEnvironment.open(path: dir.path, options: EnvironmentOptions(durability: .noSync))
         // a durable open after a noSync one would silently stay noSync: refused, naming the option
         do {
-            _ = try Environment.open(path: dir.path, options: EnvironmentOptions(durability: .durable))
+            _ = try LMDBEnvironment.open(path: dir.path, options: EnvironmentOptions(durability: .durable))
             Issue.record("a durable open of a noSync environment was accepted")
         } catch let e as LMDBError {
             #expect(e.code == EINVAL)
             #expect(e.operation.contains("durability noSync, not durable"))
         }
-        #expect(throws: LMDBError.self) { try Environment.open(path: dir.path, options: EnvironmentOptions(durability: .noSync, readOnly: true)) }
-        #expect(throws: LMDBError.self) { try Environment.open(path: dir.path, options: EnvironmentOptions(maxDatabases: 64, durability: .noSync)) }
+        #expect(throws: LMDBError.self) { try LMDBEnvironment.open(path: dir.path, options: EnvironmentOptions(durability: .noSync, readOnly: true)) }
+        #expect(throws: LMDBError.self) { try LMDBEnvironment.open(path: dir.path, options: EnvironmentOptions(maxDatabases: 64, durability: .noSync)) }
         // the same options (a different initial map size is no conflict: the map grows anyway)
-        let again = try Environment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .noSync))
+        let again = try LMDBEnvironment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .noSync))
         #expect(again === first)
     }
 
@@ -122,10 +122,10 @@ struct EventLogTests {
     func reopen() throws {
         let dir = TempDir()
         do {
-            let log = try EventLog(environment: try Environment.open(path: dir.path))
+            let log = try EventLog(environment: try LMDBEnvironment.open(path: dir.path))
             try log.append((0 ..< 5).map { event($0) })
         }
-        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        let log = try EventLog(environment: try LMDBEnvironment.open(path: dir.path))
         #expect(try log.head().seq == 5)
         #expect(try log.append([event(6)]) == [6])
         #expect(try log.verify() == VerifyReport(ok: true, events: 6, headHash: try log.head().hash, firstBadSeq: nil, problem: nil))
@@ -134,7 +134,7 @@ struct EventLogTests {
     @Test("a failing batch leaves nothing")
     func atomicBatch() throws {
         let dir = TempDir()
-        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        let log = try EventLog(environment: try LMDBEnvironment.open(path: dir.path))
         try log.append([event(0)])
         let batch = [event(1, at: t0), event(2, at: t0.adding(seconds: 5)), event(3, at: t0.adding(seconds: 4))]
         #expect(throws: LogError.timeWentBackwards(at: t0.adding(seconds: 4), previous: t0.adding(seconds: 5))) { try log.append(batch) }
@@ -154,7 +154,7 @@ struct EventLogTests {
     @Test("re-appending a known id is a no-op returning the original seq")
     func idempotent() throws {
         let dir = TempDir()
-        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        let log = try EventLog(environment: try LMDBEnvironment.open(path: dir.path))
         let e = event(0)
         #expect(try log.append([e]) == [1])
         #expect(try log.append([e], expectedHead: 0) == [1])  // known: no conflict check, nothing written
@@ -168,7 +168,7 @@ struct EventLogTests {
     @Test("an expected head that moved is a conflict")
     func conflict() throws {
         let dir = TempDir()
-        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        let log = try EventLog(environment: try LMDBEnvironment.open(path: dir.path))
         try log.append([event(0)], expectedHead: 0)
         #expect(throws: LogError.conflict(expected: 0, actual: 1)) { try log.append([event(1)], expectedHead: 0) }
         #expect(try log.append([event(1)], expectedHead: 1) == [2])
@@ -177,7 +177,7 @@ struct EventLogTests {
     @Test("time going backwards is refused; equal times are fine")
     func timeBackwards() throws {
         let dir = TempDir()
-        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        let log = try EventLog(environment: try LMDBEnvironment.open(path: dir.path))
         try log.append([event(0, at: t0), event(1, at: t0)])
         #expect(throws: LogError.self) { try log.append([event(2, at: t0.adding(seconds: -1))]) }
         #expect(try log.head().seq == 2)
@@ -186,7 +186,7 @@ struct EventLogTests {
     @Test("a ledger opened with a 1 MiB map accepts 100,000 events (the map grows on its own)")
     func mapGrowth() throws {
         let dir = TempDir()
-        let env = try Environment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .noSync))
+        let env = try LMDBEnvironment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .noSync))
         let log = try EventLog(environment: env)
         #expect(env.mapSize == 1 << 20)
         var n = 0
@@ -202,7 +202,7 @@ struct EventLogTests {
     @Test("8 threads appending while 8 threads read consistent snapshots")
     func concurrentReadersAndWriters() throws {
         let dir = TempDir()
-        let env = try Environment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .noSync))
+        let env = try LMDBEnvironment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .noSync))
         let log = try EventLog(environment: env)
         let failures = Counter()
         DispatchQueue.concurrentPerform(iterations: 16) { worker in
@@ -237,7 +237,7 @@ struct EventLogTests {
     @Test("a flipped byte in one stored event is found by verify, which names that seq")
     func tamper() throws {
         let dir = TempDir()
-        let env = try Environment.open(path: dir.path)
+        let env = try LMDBEnvironment.open(path: dir.path)
         let log = try EventLog(environment: env)
         try log.append((0 ..< 20).map { event($0) })
         #expect(try log.verify().ok)
@@ -265,7 +265,7 @@ struct EventLogTests {
     @Test("follow delivers stored events, then new ones as they commit")
     func follow() async throws {
         let dir = TempDir()
-        let log = try EventLog(environment: try Environment.open(path: dir.path))
+        let log = try EventLog(environment: try LMDBEnvironment.open(path: dir.path))
         try log.append((0 ..< 3).map { event($0) })
         var seen: [UInt64] = []
         let writer = Task {
@@ -283,8 +283,8 @@ struct EventLogTests {
     @Test("one environment per path per process")
     func registry() throws {
         let dir = TempDir()
-        let a = try Environment.open(path: dir.path)
-        let b = try Environment.open(path: dir.path + "/.")
+        let a = try LMDBEnvironment.open(path: dir.path)
+        let b = try LMDBEnvironment.open(path: dir.path + "/.")
         #expect(a === b)
     }
 
@@ -311,7 +311,7 @@ struct TypedDatabaseTests {
     @Test("codecs round-trip through LMDB and refuse malformed bytes")
     func typed() throws {
         let dir = TempDir()
-        let env = try Environment.open(path: dir.path)
+        let env = try LMDBEnvironment.open(path: dir.path)
         let db = TypedDatabase<UTF8StringCodec, BigEndianUInt64Codec>(try env.openDatabases(["typed"])[0])
         try env.write { txn in
             try db.put("b", 2, in: &txn)
@@ -327,8 +327,8 @@ struct TypedDatabaseTests {
         }
         // a value of the wrong width is refused, not misread
         try env.write { txn in try txn.put(db.database, key: Array("bad".utf8), value: [1, 2, 3]) }
-        #expect(throws: DecodingError.self) { try env.read { txn in try db.get("bad", in: txn) } }
-        #expect(throws: DecodingError.self) { try [UInt8](repeating: 0, count: 15).withUnsafeBytes { try UUIDCodec.decode($0) } }
+        #expect(throws: LedgerDecodingError.self) { try env.read { txn in try db.get("bad", in: txn) } }
+        #expect(throws: LedgerDecodingError.self) { try [UInt8](repeating: 0, count: 15).withUnsafeBytes { try UUIDCodec.decode($0) } }
     }
 }
 
@@ -337,7 +337,7 @@ struct DurableCommitTests {
     @Test("write returns durable; writeDeferringSync leaves the flush to makeDurable")
     func deferredFlush() throws {
         let dir = TempDir()
-        let env = try Environment.open(path: dir.path)
+        let env = try LMDBEnvironment.open(path: dir.path)
         let db = try env.openDatabases(["d"])[0]
         try env.write { txn in try txn.put(db, key: [1], value: [1]) }
         #expect(env.durableThrough == env.lastCommitID)
@@ -365,7 +365,7 @@ struct DurableCommitTests {
     @Test("a no-sync environment never flushes on its own")
     func noSync() throws {
         let dir = TempDir()
-        let env = try Environment.open(path: dir.path, options: .init(durability: .noSync))
+        let env = try LMDBEnvironment.open(path: dir.path, options: .init(durability: .noSync))
         let db = try env.openDatabases(["d"])[0]
         try env.write { txn in try txn.put(db, key: [1], value: [1]) }
         #expect(env.durableThrough == 0)
@@ -375,7 +375,7 @@ struct DurableCommitTests {
     @Test("writers on several threads: each returns durable, and flushes are shared")
     func concurrentWriters() throws {
         let dir = TempDir()
-        let env = try Environment.open(path: dir.path)
+        let env = try LMDBEnvironment.open(path: dir.path)
         let db = try env.openDatabases(["d"])[0]
         let threads = 4, perThread = 50
         let failures = Mutex<[String]>([])
@@ -404,12 +404,12 @@ struct DurableCommitTests {
     }
 }
 
-@Suite("Environment facts while the map grows")
+@Suite("LMDB environment facts while the map grows")
 struct MapGrowthTests {
     @Test("lastCommitID, mapSize and usedBytes read on other threads while the map doubles ten times")
     func factsDuringGrowth() throws {
         let dir = TempDir()
-        let env = try Environment.open(path: dir.path, options: .init(initialMapSize: 1 << 16, durability: .noSync))
+        let env = try LMDBEnvironment.open(path: dir.path, options: .init(initialMapSize: 1 << 16, durability: .noSync))
         let db = try env.openDatabases(["big"])[0]
         let writing = Atomic<Bool>(true)
         let reads = Atomic<Int>(0)

@@ -443,7 +443,7 @@ struct VersionedStoreTests {
                 return true
             }
         }
-        let damages: [(String, Database, (inout WriteTransaction) throws -> Void)] = [
+        let damages: [(String, LMDBDatabase, (inout WriteTransaction) throws -> Void)] = [
             ("a changed version", cells, { txn in
                 guard let version, var value = try txn.get(cells, key: version) else { return }
                 value[value.count - 1] ^= 1

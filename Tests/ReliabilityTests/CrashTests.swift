@@ -93,7 +93,7 @@ struct CrashTests {
         var killedMidway = 0, leftOld = 0, leftNew = 0
         for cycle in 0 ..< cycles {
             // what format 1 left: no format key, a string-keyed entry, a snapshot
-            let env = try Environment.open(path: dir.path, options: .init(durability: .noSync))
+            let env = try LMDBEnvironment.open(path: dir.path, options: .init(durability: .noSync))
             let dbs = try env.openDatabases(["p.meta", "p.cells", "p.snapshots"])
             try env.write { txn in
                 _ = try txn.delete(dbs[0], key: Array("format".utf8))
@@ -152,7 +152,7 @@ struct CrashTests {
         #expect(binariesBuilt(), "build first: swift build")
         let dir = TempDir()
         // The first opener sizes the reader table: 8 slots.
-        let env = try Environment.open(path: dir.path, options: EnvironmentOptions(maxReaders: 8))
+        let env = try LMDBEnvironment.open(path: dir.path, options: EnvironmentOptions(maxReaders: 8))
         let log = try EventLog(environment: env)
         try log.append([NewEvent(kind: 1, at: Timestamp(seconds: 0), payload: [1])])
         for round in 0 ..< 3 {

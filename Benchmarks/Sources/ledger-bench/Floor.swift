@@ -21,15 +21,15 @@ func profileFloor(commands: Int) async throws {
     for d in ["ours", "floor", "floor-nosync", "raw", "sqlite"] { try FileManager.default.createDirectory(atPath: base + "/" + d, withIntermediateDirectories: true) }
     let key = try AuthorizationKey(bytes: Array("benchmark-authorization-key-32by".utf8))
     let ledger = try PermissionLedger(directory: base + "/ours", options: .init(authorizationKey: key))
-    let floorEnv = try Environment.open(path: base + "/floor")
-    let rawEnv = try Environment.open(path: base + "/raw")
+    let floorEnv = try LMDBEnvironment.open(path: base + "/floor")
+    let rawEnv = try LMDBEnvironment.open(path: base + "/raw")
     let raw = try rawEnv.openDatabases(["events"])[0]
     let sqlite = try SQLiteAlternative(path: base + "/sqlite/ledger.sqlite")
     let names = ["events", "eventIds", "p.accounts", "p.agreements", "p.cells", "p.emailLids", "p.emailOwners", "p.legalContactLids",
                  "p.lidAdmins", "p.lockouts", "p.meta", "p.optOuts", "p.requests"]
     let ours = try ledger.environment.openDatabases(names)
     let floor = try floorEnv.openDatabases(names)
-    let noSyncEnv = try Environment.open(path: base + "/floor-nosync", options: .init(durability: .noSync))
+    let noSyncEnv = try LMDBEnvironment.open(path: base + "/floor-nosync", options: .init(durability: .noSync))
     let noSync = try noSyncEnv.openDatabases(names)
     var previous = [[[UInt8]: [UInt8]]](repeating: [:], count: names.count)
     let memory = DomainState()
@@ -66,7 +66,7 @@ func profileFloor(commands: Int) async throws {
         writes += changes.count
         // storage floor: the same puts, one durable commit (and, to split CPU from flushing,
         // the same into an environment that does not flush)
-        func store(_ env: Environment, _ dbs: [Database]) throws {
+        func store(_ env: LMDBEnvironment, _ dbs: [LMDBDatabase]) throws {
             try env.write { txn in
                 for (i, e) in zip(stored.indices, decoded) {
                     try txn.put(dbs[0], key: BigEndianKey.bytes(e.seq), value: stored[i].1, flags: .append)

@@ -199,7 +199,7 @@ func scratchLedger(_ name: String, hotEntries: Int = 1_000_000) throws -> (Strin
 }
 
 /// The stored bytes of the events `results` appended, in seq order.
-func storedEvents(of results: [ExecutionResult], in ledger: PermissionLedger, events: Ledger.Database) throws -> [(UInt64, [UInt8])] {
+func storedEvents(of results: [ExecutionResult], in ledger: PermissionLedger, events: Ledger.LMDBDatabase) throws -> [(UInt64, [UInt8])] {
     let seqs = results.flatMap(\.seqs)
     guard let first = seqs.min(), let last = seqs.max() else { return [] }
     return try ledger.environment.read { txn in
@@ -256,7 +256,7 @@ final class Bench {
         let key = try AuthorizationKey(bytes: Array("benchmark-authorization-key-32by".utf8))
         var ours: PermissionLedger? = try PermissionLedger(directory: base + "/ours", options: .init(authorizationKey: key))
         guard let ledger = ours else { throw StateError.readOnly }
-        let rawEnv = try Environment.open(path: base + "/raw")
+        let rawEnv = try LMDBEnvironment.open(path: base + "/raw")
         let rawDB = try rawEnv.openDatabases(["events"])[0]
         let sqlite = try SQLiteAlternative(path: base + "/sqlite/ledger.sqlite")
         var generator = HistoryGenerator(seed: seed, organisations: max(50, commands / 150))

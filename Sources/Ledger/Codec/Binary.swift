@@ -1,7 +1,7 @@
 import Foundation
 
 /// An error decoding bytes: what was expected and at which offset.
-public struct DecodingError: Error, Equatable, Sendable, CustomStringConvertible {
+public struct LedgerDecodingError: Error, Equatable, Sendable, CustomStringConvertible {
     /// What the decoder was reading when it failed.
     public let reason: String
     /// The byte offset where it failed.
@@ -97,7 +97,7 @@ public struct BinaryWriter: Sendable {
 }
 
 /// Reads the form `BinaryWriter` writes, with bounds checks: malformed input throws a
-/// `DecodingError`, never traps. A reader must not outlive the buffer it reads.
+/// `LedgerDecodingError`, never traps. A reader must not outlive the buffer it reads.
 public struct BinaryReader {
     private let base: UnsafeRawBufferPointer
     /// The current read offset.
@@ -116,7 +116,7 @@ public struct BinaryReader {
     public var remaining: Int { base.count - offset }
 
     @inline(__always) private mutating func need(_ n: Int, _ what: @autoclosure () -> String) throws {
-        if n < 0 || base.count - offset < n { throw DecodingError("truncated \(what())", offset: offset) }
+        if n < 0 || base.count - offset < n { throw LedgerDecodingError("truncated \(what())", offset: offset) }
     }
 
     /// Reads one byte.
@@ -156,22 +156,22 @@ public struct BinaryReader {
         var shift: UInt64 = 0
         while true {
             let byte = try readUInt8()
-            if shift == 63 && byte > 1 { throw DecodingError("varint overflow", offset: offset) }
+            if shift == 63 && byte > 1 { throw LedgerDecodingError("varint overflow", offset: offset) }
             result |= UInt64(byte & 0x7F) << shift
             if byte & 0x80 == 0 {
                 // Only the shortest form is canonical: a final zero byte after others is not.
-                if byte == 0 && shift > 0 { throw DecodingError("non-minimal varint", offset: offset - 1) }
+                if byte == 0 && shift > 0 { throw LedgerDecodingError("non-minimal varint", offset: offset - 1) }
                 return result
             }
             shift += 7
-            if shift > 63 { throw DecodingError("varint too long", offset: offset) }
+            if shift > 63 { throw LedgerDecodingError("varint too long", offset: offset) }
         }
     }
 
     /// Reads a length that must fit in the bytes left.
     @inline(__always) public mutating func readLength(_ what: String = "length") throws -> Int {
         let n = try readVarint()
-        guard n <= UInt64(remaining) else { throw DecodingError("\(what) \(n) exceeds the \(remaining) bytes left", offset: offset) }
+        guard n <= UInt64(remaining) else { throw LedgerDecodingError("\(what) \(n) exceeds the \(remaining) bytes left", offset: offset) }
         return Int(n)
     }
 
@@ -180,7 +180,7 @@ public struct BinaryReader {
         let n = try readLength("string length")
         let slice = UnsafeRawBufferPointer(rebasing: base[offset ..< offset + n])
         guard let s = String(validating: slice.bindMemory(to: UInt8.self), as: UTF8.self) else {
-            throw DecodingError("invalid UTF-8", offset: offset)
+            throw LedgerDecodingError("invalid UTF-8", offset: offset)
         }
         offset += n
         return s
@@ -191,7 +191,7 @@ public struct BinaryReader {
         switch try readUInt8() {
         case 0: return false
         case 1: return true
-        case let b: throw DecodingError("presence byte \(b)", offset: offset - 1)
+        case let b: throw LedgerDecodingError("presence byte \(b)", offset: offset - 1)
         }
     }
 
@@ -200,7 +200,7 @@ public struct BinaryReader {
         switch try readUInt8() {
         case 0: return nil
         case 1: return try readString()
-        case let b: throw DecodingError("presence byte \(b)", offset: offset - 1)
+        case let b: throw LedgerDecodingError("presence byte \(b)", offset: offset - 1)
         }
     }
 
@@ -245,7 +245,7 @@ public struct BinaryReader {
 
     /// Throws unless every byte was read.
     public func expectEnd() throws {
-        if !isAtEnd { throw DecodingError("\(remaining) trailing bytes", offset: offset) }
+        if !isAtEnd { throw LedgerDecodingError("\(remaining) trailing bytes", offset: offset) }
     }
 }
 

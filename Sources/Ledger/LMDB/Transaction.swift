@@ -12,7 +12,7 @@ public protocol TransactionReading: ~Copyable {
 
 extension TransactionReading where Self: ~Copyable {
     /// Calls `body` with the value stored under `key`, or returns nil when there is none.
-    public func withValue<R>(_ db: Database, key: some ContiguousBytes,
+    public func withValue<R>(_ db: LMDBDatabase, key: some ContiguousBytes,
                              _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
         try key.withUnsafeBytes { keyBytes in
             var k = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
@@ -25,13 +25,13 @@ extension TransactionReading where Self: ~Copyable {
     }
 
     /// A copy of the value stored under `key`, or nil.
-    public func get(_ db: Database, key: some ContiguousBytes) throws -> [UInt8]? {
+    public func get(_ db: LMDBDatabase, key: some ContiguousBytes) throws -> [UInt8]? {
         try withValue(db, key: key) { Array($0) }
     }
 
     /// Visits entries in key order starting at the first key ≥ `start` (or the first key),
     /// until `body` returns false. Keys and values are valid only inside `body`.
-    public func scan(_ db: Database, from start: [UInt8]? = nil,
+    public func scan(_ db: LMDBDatabase, from start: [UInt8]? = nil,
                      _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
         var cursor: OpaquePointer?
         try LMDBError.check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open(\(db.name))")
@@ -57,7 +57,7 @@ extension TransactionReading where Self: ~Copyable {
     }
 
     /// Calls `body` with the last entry (largest key), or returns nil when the database is empty.
-    public func withLast<R>(_ db: Database,
+    public func withLast<R>(_ db: LMDBDatabase,
                             _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> R) throws -> R? {
         var cursor: OpaquePointer?
         try LMDBError.check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open(\(db.name))")
@@ -76,7 +76,7 @@ extension TransactionReading where Self: ~Copyable {
     /// cursor seek to `prefix ‖ (version + 1)` and a step back. Calls `body` with that
     /// entry's version and value (valid only inside `body`); nil when `prefix` has no
     /// version at or before `version`.
-    public func withLatest<R>(_ db: Database, prefix: [UInt8], atOrBefore version: UInt64,
+    public func withLatest<R>(_ db: LMDBDatabase, prefix: [UInt8], atOrBefore version: UInt64,
                               _ body: (_ version: UInt64, _ value: UnsafeRawBufferPointer) throws -> R) throws -> R? {
         var cursor: OpaquePointer?
         try LMDBError.check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open(\(db.name))")
@@ -111,28 +111,28 @@ extension TransactionReading where Self: ~Copyable {
     public var id: UInt64 { UInt64(mdb_txn_id(handle)) }
 
     /// The number of entries in `db`.
-    public func count(_ db: Database) throws -> Int {
+    public func count(_ db: LMDBDatabase) throws -> Int {
         var stat = MDB_stat()
         try LMDBError.check(mdb_stat(handle, db.dbi, &stat), "mdb_stat(\(db.name))")
         return stat.ms_entries
     }
 }
 
-/// A read-only snapshot. Exists only inside `Environment.read`; it is `~Copyable` and
+/// A read-only snapshot. Exists only inside `LMDBEnvironment.read`; it is `~Copyable` and
 /// handed over `borrowing`, so it cannot outlive the closure.
 public struct ReadTransaction: ~Copyable, TransactionReading {
     public let handle: OpaquePointer
     init(handle: OpaquePointer) { self.handle = handle }
 }
 
-/// The process's write transaction. Exists only inside `Environment.write`, which
+/// The process's write transaction. Exists only inside `LMDBEnvironment.write`, which
 /// commits or aborts it; it is `~Copyable`, so it cannot escape or be used afterwards.
 public struct WriteTransaction: ~Copyable, TransactionReading {
     public let handle: OpaquePointer
     init(handle: OpaquePointer) { self.handle = handle }
 
     /// Stores `value` under `key`.
-    public mutating func put(_ db: Database, key: some ContiguousBytes, value: some ContiguousBytes,
+    public mutating func put(_ db: LMDBDatabase, key: some ContiguousBytes, value: some ContiguousBytes,
                              flags: PutFlags = []) throws {
         let h = handle
         try key.withUnsafeBytes { keyBytes in
@@ -148,7 +148,7 @@ public struct WriteTransaction: ~Copyable, TransactionReading {
     /// then finds each key's leaf from the previous one's when it is on the same page,
     /// instead of searching from the root. `appending`: every key is greater than any
     /// stored (`MDB_APPEND`: no search at all; a key out of order fails with `MDB_KEYEXIST`).
-    public mutating func putSorted(_ db: Database, count: Int, appending: Bool = false,
+    public mutating func putSorted(_ db: LMDBDatabase, count: Int, appending: Bool = false,
                                    _ row: (Int) -> (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)) throws {
         guard count > 0 else { return }
         var cursor: OpaquePointer?
@@ -165,7 +165,7 @@ public struct WriteTransaction: ~Copyable, TransactionReading {
 
     /// Removes `key`; returns false when it was not there.
     @discardableResult
-    public mutating func delete(_ db: Database, key: some ContiguousBytes) throws -> Bool {
+    public mutating func delete(_ db: LMDBDatabase, key: some ContiguousBytes) throws -> Bool {
         let h = handle
         return try key.withUnsafeBytes { keyBytes in
             var k = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
@@ -177,7 +177,7 @@ public struct WriteTransaction: ~Copyable, TransactionReading {
     }
 
     /// Removes every entry of `db` (the database itself stays).
-    public mutating func clear(_ db: Database) throws {
+    public mutating func clear(_ db: LMDBDatabase) throws {
         try LMDBError.check(mdb_drop(handle, db.dbi, 0), "mdb_drop(\(db.name))")
     }
 }
@@ -202,21 +202,21 @@ public class TransactionReader {
     }
 
     /// Calls `body` with the bytes under `key` (valid only inside `body`), or returns nil.
-    public func withValue<R>(_ db: Database, key: some ContiguousBytes,
+    public func withValue<R>(_ db: LMDBDatabase, key: some ContiguousBytes,
                              _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
         let view = BorrowedTransaction(handle: try open())
         return try view.withValue(db, key: key, body)
     }
 
     /// Calls `body` with the last entry, or returns nil when `db` is empty.
-    public func withLast<R>(_ db: Database,
+    public func withLast<R>(_ db: LMDBDatabase,
                             _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> R) throws -> R? {
         let view = BorrowedTransaction(handle: try open())
         return try view.withLast(db, body)
     }
 
     /// The latest version of `prefix` at or before `version` (see `TransactionReading.withLatest`).
-    public func withLatest<R>(_ db: Database, prefix: [UInt8], atOrBefore version: UInt64,
+    public func withLatest<R>(_ db: LMDBDatabase, prefix: [UInt8], atOrBefore version: UInt64,
                               _ body: (_ version: UInt64, _ value: UnsafeRawBufferPointer) throws -> R) throws -> R? {
         let view = BorrowedTransaction(handle: try open())
         return try view.withLatest(db, prefix: prefix, atOrBefore: version, body)
@@ -267,13 +267,13 @@ public class TransactionReader {
     }
 
     /// The number of entries in `db`.
-    public func count(_ db: Database) throws -> Int {
+    public func count(_ db: LMDBDatabase) throws -> Int {
         let view = BorrowedTransaction(handle: try open())
         return try view.count(db)
     }
 
     /// Visits entries in key order from the first key ≥ `start` until `body` returns false.
-    public func scan(_ db: Database, from start: [UInt8]? = nil,
+    public func scan(_ db: LMDBDatabase, from start: [UInt8]? = nil,
                      _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
         let view = BorrowedTransaction(handle: try open())
         try view.scan(db, from: start, body)
@@ -283,14 +283,14 @@ public class TransactionReader {
 /// A `TransactionReader` that can also write: created by `WriteTransaction.withWriter`.
 public final class TransactionWriter: TransactionReader {
     /// Stores `value` under `key`.
-    public func put(_ db: Database, key: some ContiguousBytes, value: some ContiguousBytes, flags: PutFlags = []) throws {
+    public func put(_ db: LMDBDatabase, key: some ContiguousBytes, value: some ContiguousBytes, flags: PutFlags = []) throws {
         var txn = WriteTransaction(handle: try open())
         try txn.put(db, key: key, value: value, flags: flags)
     }
 
     /// Stores rows given in ascending key order through one cursor (see
     /// `WriteTransaction.putSorted`).
-    public func putSorted(_ db: Database, count: Int, appending: Bool = false,
+    public func putSorted(_ db: LMDBDatabase, count: Int, appending: Bool = false,
                           _ row: (Int) -> (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)) throws {
         var txn = WriteTransaction(handle: try open())
         try txn.putSorted(db, count: count, appending: appending, row)
@@ -298,13 +298,13 @@ public final class TransactionWriter: TransactionReader {
 
     /// Removes `key`; returns false when it was not there.
     @discardableResult
-    public func delete(_ db: Database, key: some ContiguousBytes) throws -> Bool {
+    public func delete(_ db: LMDBDatabase, key: some ContiguousBytes) throws -> Bool {
         var txn = WriteTransaction(handle: try open())
         return try txn.delete(db, key: key)
     }
 
     /// Removes every entry of `db`.
-    public func clear(_ db: Database) throws {
+    public func clear(_ db: LMDBDatabase) throws {
         var txn = WriteTransaction(handle: try open())
         try txn.clear(db)
     }

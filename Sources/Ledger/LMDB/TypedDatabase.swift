@@ -14,7 +14,7 @@ public protocol LMDBCodec {
 public enum BigEndianUInt64Codec: LMDBCodec {
     public static func encode(_ value: UInt64) -> [UInt8] { BigEndianKey.bytes(value) }
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> UInt64 {
-        guard bytes.count == 8, let v = BigEndianKey.value(bytes) else { throw DecodingError("expected 8 bytes, got \(bytes.count)", offset: 0) }
+        guard bytes.count == 8, let v = BigEndianKey.value(bytes) else { throw LedgerDecodingError("expected 8 bytes, got \(bytes.count)", offset: 0) }
         return v
     }
 }
@@ -23,7 +23,7 @@ public enum BigEndianUInt64Codec: LMDBCodec {
 public enum UUIDCodec: LMDBCodec {
     public static func encode(_ value: UUID) -> [UInt8] { withUnsafeBytes(of: value.uuid) { Array($0) } }
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> UUID {
-        guard bytes.count == 16 else { throw DecodingError("expected 16 bytes, got \(bytes.count)", offset: 0) }
+        guard bytes.count == 16 else { throw LedgerDecodingError("expected 16 bytes, got \(bytes.count)", offset: 0) }
         var r = BinaryReader(bytes)
         return try r.readUUID()
     }
@@ -33,7 +33,7 @@ public enum UUIDCodec: LMDBCodec {
 public enum UTF8StringCodec: LMDBCodec {
     public static func encode(_ value: String) -> [UInt8] { Array(value.utf8) }
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> String {
-        guard let s = String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) else { throw DecodingError("invalid UTF-8", offset: 0) }
+        guard let s = String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) else { throw LedgerDecodingError("invalid UTF-8", offset: 0) }
         return s
     }
 }
@@ -55,10 +55,10 @@ public enum StoredEventCodec: LMDBCodec {
 /// A named database whose keys and values have Swift types, read and written through codecs.
 public struct TypedDatabase<Key: LMDBCodec, Value: LMDBCodec>: Sendable {
     /// The untyped handle.
-    public let database: Database
+    public let database: LMDBDatabase
 
     /// Wraps an opened database.
-    public init(_ database: Database) { self.database = database }
+    public init(_ database: LMDBDatabase) { self.database = database }
 
     /// The value under `key`, decoded, or nil.
     public func get(_ key: Key.Value, in txn: borrowing some TransactionReading & ~Copyable) throws -> Value.Value? {

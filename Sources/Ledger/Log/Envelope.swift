@@ -99,11 +99,11 @@ public enum Envelope {
 
     /// Splits a stored value into its canonical part and its hash, and decodes the fields.
     public static func decode(stored value: UnsafeRawBufferPointer) throws -> StoredEvent {
-        guard value.count >= 32 + 36 else { throw DecodingError("stored event of \(value.count) bytes is too short", offset: 0) }
+        guard value.count >= 32 + 36 else { throw LedgerDecodingError("stored event of \(value.count) bytes is too short", offset: 0) }
         let canonical = UnsafeRawBufferPointer(rebasing: value[0 ..< value.count - 32])
         var r = BinaryReader(canonical)
         let version = try r.readUInt8()
-        guard version == formatVersion else { throw DecodingError("unknown format version \(version)", offset: 0) }
+        guard version == formatVersion else { throw LedgerDecodingError("unknown format version \(version)", offset: 0) }
         let seq = try r.readUInt64()
         let id = try r.readUUID()
         let kind = try r.readUInt16()
@@ -132,18 +132,18 @@ public struct EventView {
 
     /// Decodes the envelope of a stored value without copying the payload.
     static func decode(_ value: UnsafeRawBufferPointer) throws -> EventView {
-        guard value.count >= 32 + 36 else { throw DecodingError("stored event of \(value.count) bytes is too short", offset: 0) }
+        guard value.count >= 32 + 36 else { throw LedgerDecodingError("stored event of \(value.count) bytes is too short", offset: 0) }
         let canonical = UnsafeRawBufferPointer(rebasing: value[0 ..< value.count - 32])
         var r = BinaryReader(canonical)
         let version = try r.readUInt8()
-        guard version == Envelope.formatVersion else { throw DecodingError("unknown format version \(version)", offset: 0) }
+        guard version == Envelope.formatVersion else { throw LedgerDecodingError("unknown format version \(version)", offset: 0) }
         let seq = try r.readUInt64()
         let id = try r.readUUID()
         let kind = try r.readUInt16()
         let at = Timestamp(seconds: try r.readInt64())
         let n = try r.readLength("payload length")
         let start = r.offset
-        guard start + n == canonical.count else { throw DecodingError("\(canonical.count - start - n) trailing bytes", offset: start + n) }
+        guard start + n == canonical.count else { throw LedgerDecodingError("\(canonical.count - start - n) trailing bytes", offset: start + n) }
         return EventView(seq: seq, id: id, kind: kind, at: at,
                          payload: UnsafeRawBufferPointer(rebasing: canonical[start ..< start + n]),
                          hash: UnsafeRawBufferPointer(rebasing: value[(value.count - 32)...]))

@@ -76,9 +76,9 @@ public struct VerifyReport: Sendable, Equatable {
 /// `MDB_APPEND`) and `eventIds` (UUID → seq, for idempotent appends).
 public final class EventLog: Sendable {
     /// The environment holding the log.
-    public let environment: Environment
-    let eventsDB: Database
-    let idsDB: Database
+    public let environment: LMDBEnvironment
+    let eventsDB: LMDBDatabase
+    let idsDB: LMDBDatabase
     /// `eventIds` with its types: UUID → seq.
     let ids: TypedDatabase<UUIDCodec, BigEndianUInt64Codec>
     /// `events` with its types: seq → stored event.
@@ -88,7 +88,7 @@ public final class EventLog: Sendable {
     public static let databaseNames = ["events", "eventIds"]
 
     /// Opens the log's databases in `environment` (creating them when missing).
-    public init(environment: Environment) throws {
+    public init(environment: LMDBEnvironment) throws {
         self.environment = environment
         let dbs = try environment.openDatabases(Self.databaseNames)
         eventsDB = dbs[0]
@@ -107,7 +107,7 @@ public final class EventLog: Sendable {
     }
 
     /// Appends `events` inside `txn`: all or none (an error leaves the transaction to be
-    /// aborted by `Environment.write`).
+    /// aborted by `LMDBEnvironment.write`).
     ///
     /// - Events whose `id` is already stored are not appended again; their original seq is
     ///   returned. When every event is known, nothing is checked or written.
@@ -221,14 +221,14 @@ public final class EventLog: Sendable {
 
     /// The event stored at `seq` as seen by `txn`, if any.
     public func event(_ seq: UInt64, in txn: borrowing some TransactionReading & ~Copyable) throws -> StoredEvent? {
-        do { return try typedEvents.get(seq, in: txn) } catch let e as DecodingError {
+        do { return try typedEvents.get(seq, in: txn) } catch let e as LedgerDecodingError {
             throw LogError.corrupt(seq: seq, reason: "\(e)")
         }
     }
 
     /// The event stored at `seq` as seen through `reader`, if any.
     public func event(_ seq: UInt64, reader: TransactionReader) throws -> StoredEvent? {
-        do { return try typedEvents.get(seq, reader: reader) } catch let e as DecodingError {
+        do { return try typedEvents.get(seq, reader: reader) } catch let e as LedgerDecodingError {
             throw LogError.corrupt(seq: seq, reason: "\(e)")
         }
     }

@@ -174,7 +174,7 @@ extension DomainEvent {
         return w.bytes
     }
 
-    /// Decodes a payload of type `kind`; throws `DecodingError` on any malformed byte.
+    /// Decodes a payload of type `kind`; throws `LedgerDecodingError` on any malformed byte.
     public static func decode(kind: UInt16, payload: UnsafeRawBufferPointer) throws -> DomainEvent {
         var r = BinaryReader(payload)
         let event: DomainEvent
@@ -216,7 +216,7 @@ extension DomainEvent {
         case 18: event = .openLicenseAccessDenied(by: try r.readString(), email: try r.readString(), licensingId: try r.readString())
         case 19: event = .legacyPermissionMigrated(source: try r.readString(), legacyRole: try r.readString(), email: try r.readString(),
                                                    licensingId: try r.readString(), roles: try r.readRoles(), saBenefits: try r.readBenefits())
-        default: throw DecodingError("unknown event kind \(kind)", offset: 0)
+        default: throw LedgerDecodingError("unknown event kind \(kind)", offset: 0)
         }
         try r.expectEnd()
         return event
@@ -259,7 +259,7 @@ extension BinaryReader {
     mutating func readEnum<E: CaseIterable>() throws -> E {
         let index = Int(try readUInt8())
         let all = Array(E.allCases)
-        guard index < all.count else { throw DecodingError("enum index \(index) out of range for \(E.self)", offset: offset - 1) }
+        guard index < all.count else { throw LedgerDecodingError("enum index \(index) out of range for \(E.self)", offset: offset - 1) }
         return all[index]
     }
 
@@ -276,7 +276,7 @@ extension BinaryReader {
 
     mutating func readRoles() throws -> [Role] {
         let mask = try readUInt8()
-        guard mask >> Role.allCases.count == 0 else { throw DecodingError("role mask \(mask) has unknown bits", offset: offset - 1) }
+        guard mask >> Role.allCases.count == 0 else { throw LedgerDecodingError("role mask \(mask) has unknown bits", offset: offset - 1) }
         return Role.allCases.filter { mask & (1 << UInt8($0.order)) != 0 }
     }
 

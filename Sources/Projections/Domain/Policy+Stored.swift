@@ -20,9 +20,9 @@ extension Policy {
     static func decode(stored bytes: UnsafeRawBufferPointer) throws -> Policy {
         var r = BinaryReader(bytes)
         let version = try r.readUInt8()
-        guard version == 1 else { throw DecodingError("unknown stored policy version \(version)", offset: 0) }
+        guard version == 1 else { throw LedgerDecodingError("unknown stored policy version \(version)", offset: 0) }
         let threshold = try r.readVarint()
-        guard threshold <= UInt64(Int.max) else { throw DecodingError("lockout threshold out of range", offset: r.offset) }
+        guard threshold <= UInt64(Int.max) else { throw LedgerDecodingError("lockout threshold out of range", offset: r.offset) }
         let window = try r.readInt64(), duration = try r.readInt64()
         var contacts: [ContactType: [Role]] = [:]
         for type in ContactType.allCases {
@@ -106,7 +106,7 @@ struct StoredPolicy {
     }
 
     /// The record in `db` (the settings database), nil when none was stored.
-    static func read(_ reader: TransactionReader, _ db: Database) throws -> StoredPolicy? {
+    static func read(_ reader: TransactionReader, _ db: LMDBDatabase) throws -> StoredPolicy? {
         try reader.withValue(db, key: key) { try decode($0) }
     }
 

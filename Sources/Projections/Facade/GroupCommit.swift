@@ -25,7 +25,7 @@ public struct GroupCommitStatistics: Sendable, Equatable {
 ///   the other half's batch commits; without the wait, 32 callers settle into two
 ///   alternating batches of 16, each paying its own flushes.
 /// - **Flushing beside the writer**: the commit flushes the batch's data pages; the final
-///   flush that makes it durable (`Environment.makeDurable`) runs on `flushQueue`, so the
+///   flush that makes it durable (`LMDBEnvironment.makeDurable`) runs on `flushQueue`, so the
 ///   writer starts the next batch meanwhile. Callers are resumed only after that flush.
 ///
 /// `@unchecked Sendable`: `pending`, `draining`, `lastBatch` and `statistics` are only

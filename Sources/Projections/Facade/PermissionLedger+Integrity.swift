@@ -174,7 +174,7 @@ extension PermissionLedger {
     /// sound projections writes nothing (no page is copied, the file does not grow), and the
     /// result is the same as clearing the database and writing every entry. Into an empty
     /// database the entries are appended in key order. Returns the entries written or removed.
-    private func apply(_ diff: TableDifferences, to db: Database, writer: TransactionWriter) throws -> Int {
+    private func apply(_ diff: TableDifferences, to db: LMDBDatabase, writer: TransactionWriter) throws -> Int {
         let empty = diff.removals.isEmpty ? try writer.count(db) == 0 : false
         for key in diff.removals { _ = try writer.delete(db, key: key) }
         for (k, v) in diff.puts { try writer.put(db, key: k, value: v, flags: empty ? .append : []) }

@@ -142,13 +142,13 @@ public final class PermissionLedger: Sendable {
     /// The event log.
     public let log: EventLog
     /// The LMDB environment.
-    public let environment: Environment
+    public let environment: LMDBEnvironment
     /// The rules.
     public let decider: Decider
     /// The fold.
     public let evolver: Evolver
     let logger: Logger
-    let tables: [ProjectionTable: Database]
+    let tables: [ProjectionTable: LMDBDatabase]
     let projectionDatabases: ProjectionDatabases
     let committer = Mutex<GroupCommitter?>(nil)
     let ids = EventIDs()
@@ -165,12 +165,12 @@ public final class PermissionLedger: Sendable {
     public init(directory: String, options: Options = .init()) throws {
         try options.validate()
         try Self.makeDirectory(directory)
-        environment = try Environment.open(path: directory, options: EnvironmentOptions(
+        environment = try LMDBEnvironment.open(path: directory, options: EnvironmentOptions(
             initialMapSize: options.initialMapSize, durability: options.durability), logger: options.logger)
         log = try EventLog(environment: environment)
         let names = ProjectionTable.allCases.map(\.rawValue)
         let dbs = try environment.openDatabases(names)
-        var tables: [ProjectionTable: Database] = [:]
+        var tables: [ProjectionTable: LMDBDatabase] = [:]
         for (t, d) in zip(ProjectionTable.allCases, dbs) { tables[t] = d }
         self.tables = tables
         projectionDatabases = try ProjectionDatabases(tables)
@@ -202,7 +202,7 @@ public final class PermissionLedger: Sendable {
     /// gets the format now; one with projections and no format was written in format 1
     /// (whole-state snapshots, string keys) and is upgraded by a rebuild — on this first
     /// open, or by `ledger-tool rebuild`; a format newer than this build's is refused.
-    private static func checkFormat(environment: Environment, meta: Database) throws -> Bool {
+    private static func checkFormat(environment: LMDBEnvironment, meta: LMDBDatabase) throws -> Bool {
         let stored: [UInt8]?? = try environment.read { txn in try txn.withValue(meta, key: formatKey) { Array($0) } }
         if let stored = stored ?? nil {
             guard stored.count == 1, let version = stored.first else { throw StateError.unknownFormat(stored.first ?? 0) }
@@ -225,7 +225,7 @@ public final class PermissionLedger: Sendable {
     /// The policy to run under, and whether the projections must be rebuilt under it first:
     /// the stored one; a new ledger (or one made before policies were stored) stores the one
     /// given or the default; another one given is a `PolicyConflict` unless adopted.
-    private static func storedPolicy(_ options: Options, environment: Environment, log: EventLog) throws -> (Policy, Bool) {
+    private static func storedPolicy(_ options: Options, environment: LMDBEnvironment, log: EventLog) throws -> (Policy, Bool) {
         guard let db = try environment.openDatabases([settingsDatabase]).first else { throw StateError.missingTable(settingsDatabase) }
         let stored = try environment.read { txn in try txn.withReader { try StoredPolicy.read($0, db) } }
         if let stored, !stored.rebuildPending, options.policy.map({ $0.fingerprint == stored.policy.fingerprint }) ?? true {
@@ -255,7 +255,7 @@ public final class PermissionLedger: Sendable {
     }
 
     /// Clears the pending-rebuild mark once the projections were rebuilt under the policy.
-    private static func finishAdoption(environment: Environment) throws {
+    private static func finishAdoption(environment: LMDBEnvironment) throws {
         guard let db = try environment.openDatabases([settingsDatabase]).first else { return }
         try environment.write { txn in
             try txn.withWriter { writer in

@@ -62,7 +62,7 @@ struct EffectiveBits: StateRecord, Hashable, Sendable {
 
     static func decode(from r: inout BinaryReader) throws -> EffectiveBits {
         let roles = try r.readUInt8(), benefits = try r.readUInt8()
-        guard roles < 1 << 7 else { throw DecodingError("role bits \(roles)", offset: r.offset) }
+        guard roles < 1 << 7 else { throw LedgerDecodingError("role bits \(roles)", offset: r.offset) }
         return EffectiveBits(roles: roles, benefits: benefits)
     }
 }
@@ -160,7 +160,7 @@ extension BinaryReader {
     /// A stable id written as a varint.
     mutating func readID() throws -> UInt32 {
         let v = try readVarint()
-        guard v > 0, v <= UInt64(UInt32.max) else { throw DecodingError("stable id \(v)", offset: offset) }
+        guard v > 0, v <= UInt64(UInt32.max) else { throw LedgerDecodingError("stable id \(v)", offset: offset) }
         return UInt32(v)
     }
 }

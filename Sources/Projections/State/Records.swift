@@ -126,7 +126,7 @@ public struct CellRecord: StateRecord, Sendable {
         entries.reserveCapacity(n)
         for _ in 0 ..< n {
             let roleIndex = Int(try r.readUInt8())
-            guard roleIndex < Role.canonical.count else { throw DecodingError("role index \(roleIndex)", offset: r.offset) }
+            guard roleIndex < Role.canonical.count else { throw LedgerDecodingError("role index \(roleIndex)", offset: r.offset) }
             entries.append(GrantEntry(role: Role.canonical[roleIndex], source: try r.readEnum(), seq: try r.readVarint(),
                                       kind: try r.readUInt16(), benefits: try r.readBenefits()))
         }

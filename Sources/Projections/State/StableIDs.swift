@@ -30,7 +30,7 @@ enum KeyShape: Sendable {
 /// In memory (a pure fold) or over a transaction: ids a write transaction assigns are kept
 /// here until `flush` writes them, in the same transaction as the projections.
 final class StableIDs {
-    private let db: Database?
+    private let db: LMDBDatabase?
     private let reader: TransactionReader?
     /// Committed ids shared by the ledger's transactions (nil: none).
     private let shared: IDCache?
@@ -52,7 +52,7 @@ final class StableIDs {
         counts = Array(repeating: 0, count: 5)
     }
 
-    init(db: Database, reader: TransactionReader, shared: IDCache? = nil) {
+    init(db: LMDBDatabase, reader: TransactionReader, shared: IDCache? = nil) {
         self.db = db
         self.reader = reader
         self.shared = shared

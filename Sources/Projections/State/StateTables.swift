@@ -122,14 +122,14 @@ extension Table: AnyTable {}
 /// The projection databases of a ledger, checked complete once (at open) and indexed by
 /// position, so a state is made without a lookup per table.
 struct ProjectionDatabases: Sendable {
-    private let ordered: [Database]
+    private let ordered: [LMDBDatabase]
 
-    init(_ tables: [ProjectionTable: Database]) throws {
+    init(_ tables: [ProjectionTable: LMDBDatabase]) throws {
         ordered = try ProjectionTable.allCases.map { t in
             guard let db = tables[t] else { throw StateError.missingTable(t.rawValue) }
             return db
         }
     }
 
-    subscript(_ t: ProjectionTable) -> Database { ordered[t.index] }
+    subscript(_ t: ProjectionTable) -> LMDBDatabase { ordered[t.index] }
 }

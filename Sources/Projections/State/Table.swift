@@ -12,7 +12,7 @@ import Ledger
 /// (`TransactionReading.withLatest`). A memory table asked to (`recording`) keeps the same
 /// versions, so a rebuild and `verify` compare them with the stored ones.
 final class Table<V: StateRecord> {
-    let db: Database?
+    let db: LMDBDatabase?
     let shape: KeyShape
     private var cache: [String: V?] = [:]
     /// Entries read or written by their ids (`get(_:ids:)`), over a transaction.
@@ -59,7 +59,7 @@ final class Table<V: StateRecord> {
     /// Over a transaction; `overlay`: read-only transaction, the table as of `asOf` with the
     /// changes of a replay kept (and recorded) in memory on top — what a streaming
     /// comparison folds a chunk of events into (`overlay` is the replay's dictionary).
-    init(db: Database, shape: KeyShape, reader: TransactionReader, ids: StableIDs, asOf: UInt64,
+    init(db: LMDBDatabase, shape: KeyShape, reader: TransactionReader, ids: StableIDs, asOf: UInt64,
          hot: HotTable<V>?, hotCache: HotCache?, hotVersion: UInt64, overlay: StableIDs? = nil) {
         self.db = db
         self.shape = shape
@@ -109,13 +109,13 @@ final class Table<V: StateRecord> {
 
     /// A stored version: a tombstone (one 0 byte) or 1 and the record.
     private static func decodeVersion(_ bytes: UnsafeRawBufferPointer) throws -> V? {
-        guard let tag = bytes.first else { throw DecodingError("empty projection version", offset: 0) }
+        guard let tag = bytes.first else { throw LedgerDecodingError("empty projection version", offset: 0) }
         switch tag {
         case 0:
-            guard bytes.count == 1 else { throw DecodingError("tombstone with \(bytes.count - 1) extra bytes", offset: 1) }
+            guard bytes.count == 1 else { throw LedgerDecodingError("tombstone with \(bytes.count - 1) extra bytes", offset: 1) }
             return nil
         case 1: return try V.decode(bytes: UnsafeRawBufferPointer(rebasing: bytes[1...]))
-        default: throw DecodingError("unknown projection version tag \(tag)", offset: 0)
+        default: throw LedgerDecodingError("unknown projection version tag \(tag)", offset: 0)
         }
     }
 
@@ -414,7 +414,7 @@ struct TableDifferences {
     /// How `db` differs from `expected`: one merge of the two in key order (`mappedBudget`:
     /// see `TransactionReader.releaseMappedPages(above:)`). Keys
     /// `ignoring` accepts are left out of the comparison.
-    static func between(_ expected: SortedRows, stored db: Database, reader: TransactionReader,
+    static func between(_ expected: SortedRows, stored db: LMDBDatabase, reader: TransactionReader,
                         ignoring: (UnsafeRawBufferPointer) -> Bool = { _ in false }, mappedBudget: Int? = nil) throws -> TableDifferences {
         var result = TableDifferences()
         try expected.withRows { row in

@@ -9,18 +9,18 @@ public enum Durability: String, Sendable, CaseIterable {
     /// survives a process crash, an OS crash and a power loss. (LMDB flushes the data
     /// pages inside the commit and this library flushes the meta page right after it,
     /// outside the write lock, so the next writer can start meanwhile: see
-    /// `Environment.write`.)
+    /// `LMDBEnvironment.write`.)
     case durable
     /// Commits are not flushed (`MDB_NOSYNC`): a process crash loses nothing (the OS
     /// still holds the pages), but an OS crash or power loss may lose the latest commits
     /// and, where the storage reorders writes (most do), leave the database corrupt — LMDB
     /// documents this, and the power-loss suite shows it. Much faster: use it for work you
     /// can redo from scratch (bulk loads into a new ledger, benchmarks, tests), then call
-    /// `Environment.sync()`.
+    /// `LMDBEnvironment.sync()`.
     case noSync
 }
 
-/// Options for opening an `Environment`.
+/// Options for opening an `LMDBEnvironment`.
 public struct EnvironmentOptions: Sendable {
     /// The map size the environment starts with, in bytes. It grows on its own
     /// (doubling) whenever a write finds the map full, so this can be small.
@@ -46,7 +46,7 @@ public struct EnvironmentOptions: Sendable {
 }
 
 /// A handle to a named database inside an environment (an LMDB `MDB_dbi`).
-public struct Database: Sendable, Hashable {
+public struct LMDBDatabase: Sendable, Hashable {
     /// LMDB's handle.
     let dbi: MDB_dbi
     /// The name it was opened with.
@@ -76,7 +76,7 @@ public struct PutFlags: OptionSet, Sendable {
 /// An LMDB environment: one directory holding a memory-mapped data file and its lock file.
 ///
 /// Rules this type enforces:
-/// - One `Environment` per path per process (`open` returns the existing one).
+/// - One `LMDBEnvironment` per path per process (`open` returns the existing one).
 /// - Read transactions may run on any thread at once (`MDB_NOTLS`); write transactions
 ///   are serialised inside the process and begin and commit on the calling thread
 ///   (write closures are synchronous).
@@ -88,7 +88,7 @@ public struct PutFlags: OptionSet, Sendable {
 /// `@unchecked Sendable`: the `MDB_env` pointer is immutable after `open`; LMDB allows an
 /// environment to be shared by threads; mutable Swift state (`databases`, `mapSize`) is
 /// guarded by `registryLock`/`gate`, and write transactions by `writerLock`.
-public final class Environment: @unchecked Sendable {
+public final class LMDBEnvironment: @unchecked Sendable {
     /// The directory of the environment (standardised path).
     public let path: String
     /// The options it was opened with.
@@ -97,7 +97,7 @@ public final class Environment: @unchecked Sendable {
     let gate = ReadWriteLock()
     let writerLock = PlainMutex()
     private let stateLock = PlainMutex()
-    private var databases: [String: Database] = [:]
+    private var databases: [String: LMDBDatabase] = [:]
     private let logger: Logger
     /// Reset read transactions kept for reuse (`mdb_txn_renew` is far cheaper than
     /// `mdb_txn_begin`, which takes a reader slot each time under `MDB_NOTLS`). Guarded by
@@ -200,7 +200,7 @@ public final class Environment: @unchecked Sendable {
     /// first; options that would not hold for it (another durability, read-only or not,
     /// more named databases) are refused with `EINVAL` naming the option, never dropped.
     public static func open(path: String, options: EnvironmentOptions = .init(),
-                            logger: Logger = Logger(label: "permission-ledger.lmdb")) throws -> Environment {
+                            logger: Logger = Logger(label: "permission-ledger.lmdb")) throws -> LMDBEnvironment {
         let key = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
         return try registry.withLock { table in
             if let existing = table[key]?.value {
@@ -235,7 +235,7 @@ public final class Environment: @unchecked Sendable {
                 mdb_env_close(env)
                 throw error
             }
-            let environment = Environment(path: key, options: options, env: env, logger: logger)
+            let environment = LMDBEnvironment(path: key, options: options, env: env, logger: logger)
             table[key] = WeakEnvironment(value: environment)
             return environment
         }
@@ -302,7 +302,7 @@ public final class Environment: @unchecked Sendable {
 
     /// Opens (creating when missing) the named databases, once per process; later calls
     /// return the handles already open.
-    public func openDatabases(_ names: [String]) throws -> [Database] {
+    public func openDatabases(_ names: [String]) throws -> [LMDBDatabase] {
         try stateLock.withLock {
             let missing = names.filter { databases[$0] == nil }
             if !missing.isEmpty {
@@ -312,7 +312,7 @@ public final class Environment: @unchecked Sendable {
                         let flags: UInt32 = options.readOnly ? UInt32(MDB_RDONLY) : 0
                         try LMDBError.check(mdb_txn_begin(env, nil, flags, &txn), "mdb_txn_begin")
                         guard let txn else { throw LMDBError(code: EINVAL, operation: "mdb_txn_begin") }
-                        var opened: [String: Database] = [:]
+                        var opened: [String: LMDBDatabase] = [:]
                         for name in missing {
                             var dbi: MDB_dbi = 0
                             let create = options.readOnly ? 0 : UInt32(MDB_CREATE)
@@ -321,7 +321,7 @@ public final class Environment: @unchecked Sendable {
                                 mdb_txn_abort(txn)
                                 throw LMDBError(code: rc, operation: "mdb_dbi_open(\(name))")
                             }
-                            opened[name] = Database(dbi: dbi, name: name)
+                            opened[name] = LMDBDatabase(dbi: dbi, name: name)
                         }
                         try LMDBError.check(mdb_txn_commit(txn), "mdb_txn_commit")
                         databases.merge(opened) { a, _ in a }
@@ -465,5 +465,5 @@ private enum WriteStep<R> {
 }
 
 private struct WeakEnvironment {
-    weak var value: Environment?
+    weak var value: LMDBEnvironment?
 }

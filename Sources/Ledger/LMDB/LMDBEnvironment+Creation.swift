@@ -1,7 +1,7 @@
 import CLMDB
 import Foundation
 
-extension Environment {
+extension LMDBEnvironment {
     /// Makes `directory/data.mdb` appear whole or not at all.
     ///
     /// LMDB creates a new data file by writing its two meta pages without a flush; a power
