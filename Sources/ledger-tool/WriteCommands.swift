@@ -27,13 +27,10 @@ struct Init: ParsableCommand {
             printError("error: can't create a ledger at '\(db)': it is a file, not a directory")
             throw Failure(code: Exit.badInput)
         }
-        if let problem = makeDirectories(db) {
-            printError("error: can't create a ledger at '\(db)': \(problem)")
-            throw Failure(code: Exit.badInput)
-        }
         do {
+            // the directory (and its parents, owner-only) and the key file, as the library makes them
             _ = try AuthorizationKey.readOrCreate(inLedger: db)
-        } catch let error as KeyFileError {
+        } catch {
             printError("error: can't create a ledger at '\(db)': \(error)")
             throw Failure(code: Exit.badInput)
         }
@@ -44,25 +41,6 @@ struct Init: ParsableCommand {
             throw Failure(code: Exit.denied)
         }
         print("created an empty ledger at \(db)")
-    }
-
-    /// Creates `path` and its missing parents (owner-only); the reason from the operating
-    /// system when it can't (e.g. "permission denied"), naming the part that failed.
-    func makeDirectories(_ path: String) -> String? {
-        var built = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
-            built += "/" + part
-            var info = stat()
-            if stat(built, &info) == 0 {
-                if (info.st_mode & S_IFMT) != S_IFDIR { return "'\(built)' is a file, not a directory" }
-                continue
-            }
-            if mkdir(built, 0o700) != 0 && errno != EEXIST {
-                let reason = describeErrno(errno)
-                return built == path || "./" + path == built ? reason : "can't create '\(built)': \(reason)"
-            }
-        }
-        return nil
     }
 }
 

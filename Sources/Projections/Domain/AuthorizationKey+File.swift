@@ -32,15 +32,12 @@ extension AuthorizationKey {
 
     /// The current key of the ledger in `directory`, made first when there is none: a new
     /// random 32-byte key written owner-only (0600), the directory created (0700) when
-    /// missing — what `ledger-tool init` does.
+    /// missing — what `ledger-tool init` does. A directory that can't be made throws the
+    /// `LMDBError` `PermissionLedger(directory:)` would.
     public static func readOrCreate(inLedger directory: String) throws -> AuthorizationKey {
         let path = directory + "/" + fileName
         if FileManager.default.fileExists(atPath: path) { return try readFile(path) }
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw KeyFileError(path: path, reason: "can't create the directory: \(error.localizedDescription)")
-        }
+        try PermissionLedger.makeDirectory(directory)
         let (key, bytes) = generate()
         // O_EXCL: a key another process wrote meanwhile is never overwritten
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)

@@ -47,8 +47,9 @@ extension PermissionLedger {
             return ExecutionResult(seqs: seqs, refusal: try originalRefusal(firstSeq: seqs[0], reader: writer), wasDuplicate: true)
         }
         // a command without a time gets the ledger's: the later of now and the head's
-        let command = command.stamped(after: head.at)
         let at = command.time(after: head.at)
+        var command = command
+        command.at = at
         let (events, refusal) = try decision(command, state: state)
         let seqs = try append(events, at: at, commandID: command.id, state: state, head: &head, writer: writer)
         if let refusal {

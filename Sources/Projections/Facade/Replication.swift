@@ -93,8 +93,9 @@ extension PermissionLedger {
     /// `prepare` and `prepareBatch`.
     func decideAndChain(_ command: TimedCommand, state: DomainState, after last: inout Head, fold: Bool) throws -> (ExecutionResult, [StoredEvent]) {
         // a command without a time gets the later of now and the shared log's head's
-        let command = command.stamped(after: last.at)
         let at = command.time(after: last.at)
+        var command = command
+        command.at = at
         let (events, refusal) = try decision(command, state: state)
         if !events.isEmpty, let previous = last.at, at < previous {
             throw LogError.timeWentBackwards(at: at, previous: previous)

@@ -206,7 +206,7 @@ struct ChangeTracker {
         func adding(_ email: String, _ lid: String, _ roles: [Role]) throws {
             try changing(email, lid) { roles.contains(.administrator) && !($0?.hasAdministrator ?? false) }
         }
-        func removing(_ email: String, _ lid: String, where drop: @escaping (GrantEntry) -> Bool) throws {
+        func removing(_ email: String, _ lid: String, where drop: (GrantEntry) -> Bool) throws {
             try changing(email, lid) { $0?.entries.contains { $0.role == .administrator && drop($0) } ?? false }
         }
         switch event {
