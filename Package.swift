@@ -8,6 +8,9 @@ let package = Package(
         .library(name: "Ledger", targets: ["Ledger"]),
         .library(name: "Projections", targets: ["Projections"]),
         .executable(name: "ledger-tool", targets: ["ledger-tool"]),
+        // Test and benchmark tooling (generated histories, fuzz entry points): not part of the
+        // library a service embeds, and nothing in Ledger or Projections depends on it.
+        .library(name: "_LedgerTestSupport", targets: ["_LedgerTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -36,24 +39,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "_LedgerTestSupport", dependencies: ["Ledger", "Projections"]),
         .executableTarget(
             name: "ledger-tool",
             dependencies: [
-                "Ledger", "Projections",
+                "Ledger", "Projections", "_LedgerTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "ledger-harness",
             dependencies: [
-                "Ledger", "Projections",
+                "Ledger", "Projections", "_LedgerTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "CLMDB"]),
-        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Ledger", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Ledger", "_LedgerTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CLITests", dependencies: ["Projections", "Ledger"]),
-        .testTarget(name: "ReliabilityTests", dependencies: ["Projections", "Ledger"]),
+        .testTarget(name: "ReliabilityTests", dependencies: ["Projections", "Ledger", "_LedgerTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -19,7 +19,7 @@ let package = Package(
         .executableTarget(
             name: "ledger-bench",
             dependencies: [
-                .product(name: "Projections", package: root),
+                .product(name: "Projections", package: root), .product(name: "_LedgerTestSupport", package: root),
                 .product(name: "Ledger", package: root),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]

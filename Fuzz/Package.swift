@@ -14,7 +14,7 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "ledger-fuzz",
-            dependencies: [.product(name: "Projections", package: root), .product(name: "Ledger", package: root)]
+            dependencies: [.product(name: "Projections", package: root), .product(name: "_LedgerTestSupport", package: root), .product(name: "Ledger", package: root)]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -39,6 +39,7 @@ let package = Package(
                 "SharedLog",
                 .product(name: "Ledger", package: root),
                 .product(name: "Projections", package: root),
+                .product(name: "_LedgerTestSupport", package: root),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -48,6 +49,7 @@ let package = Package(
                 "SharedLog",
                 .product(name: "Ledger", package: root),
                 .product(name: "Projections", package: root),
+                .product(name: "_LedgerTestSupport", package: root),
             ]
         ),
     ],

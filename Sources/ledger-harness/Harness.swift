@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Ledger
 import Projections
+import _LedgerTestSupport
 
 /// Child processes for the reliability suites (crash, concurrency, stale readers). Not an
 /// operator tool: tests start it, kill it, and check what it acknowledged.
@@ -38,7 +39,7 @@ struct CrashChild: ParsableCommand {
     func run() throws {
         let ledger = try PermissionLedger(directory: db, options: .init(authorizationKey: harnessKey, durability: noSync ? .noSync : .durable,
                                                                         initialMapSize: initialMapSize))
-        let head = try ledger.log.head()
+        let head = try ledger.inspector.head()
         var generator = HistoryGenerator(seed: seed, organisations: 50, start: head.at ?? Timestamp(seconds: 1_767_225_600), namespace: "s\(seed)x")
         say("ready \(head.seq)")
         for _ in 0 ..< commands {
@@ -51,7 +52,7 @@ struct CrashChild: ParsableCommand {
                 continue
             }
             for seq in result.seqs {
-                let hash = try ledger.log.event(seq).map { Hex.encode($0.hash) } ?? "?"
+                let hash = try ledger.inspector.event(seq).map { Hex.encode($0.hash) } ?? "?"
                 say("ack \(seq) \(hash)")
             }
         }

@@ -213,7 +213,7 @@ struct Watch: ParsableCommand {
 
     func run() throws {
         let ledger = try location.open()
-        var cursor = try fromSeq ?? ledger.log.head().seq
+        var cursor = try fromSeq ?? ledger.inspector.head().seq
         let out = Output()
         while true {
             let (changes, through) = try ledger.changes(after: cursor, email: email, licensingId: licensingId)

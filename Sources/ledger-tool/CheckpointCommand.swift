@@ -109,9 +109,9 @@ struct CheckpointCommand: ParsableCommand {
         let keyBytes = try key.map { try readKey($0, flag: "--key") }
         let ledger = try location.open()
         if let signing {
-            print(try Checkpoint.make(ledger.log, signingKey: signing).json.text)
+            print(try ledger.inspector.checkpoint(signingKey: signing).json.text)
         } else {
-            print(try Checkpoint.make(ledger.log, key: keyBytes).json.text)
+            print(try ledger.inspector.checkpoint(key: keyBytes).json.text)
         }
     }
 }

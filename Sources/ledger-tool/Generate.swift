@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Ledger
 import Projections
+import _LedgerTestSupport
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -18,7 +18,7 @@ struct Export: ParsableCommand {
         let ledger = try location.open()
         let handle = try outputHandle(to: to)
         let out = Output(handle: handle)
-        let progress = ProgressLine("export", total: try ledger.log.head().seq)
+        let progress = ProgressLine("export", total: try ledger.inspector.head().seq)
         var n: UInt64 = 0
         try ledger.forEachEvent { e in
             out.line(e.json.text)
@@ -359,11 +359,11 @@ struct Verify: ParsableCommand {
         }
         guard let db else { return }
         let ledger = try LedgerLocation.at(db).open()
-        let progress = ProgressLine("verify", total: try ledger.log.head().seq)
+        let progress = ProgressLine("verify", total: try ledger.inspector.head().seq)
         var report = try ledger.verify { progress.advance(to: $0) }
         progress.finish()
         if let checkpoint {
-            let problem: (seq: UInt64?, problem: String)? = try signatureProblem.map { (nil, $0) } ?? checkpoint.problem(in: ledger.log)
+            let problem: (seq: UInt64?, problem: String)? = try signatureProblem.map { (nil, $0) } ?? ledger.inspector.problem(against: checkpoint)
             if let problem, report.log.ok || report.projectionProblem != nil {
                 report.log.ok = false
                 report.log.firstBadSeq = problem.seq

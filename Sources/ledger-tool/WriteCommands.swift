@@ -192,7 +192,7 @@ struct Rebuild: ParsableCommand {
 
     func run() throws {
         let ledger = try location.open()
-        let progress = ProgressLine("rebuild", total: try ledger.log.head().seq)
+        let progress = ProgressLine("rebuild", total: try ledger.inspector.head().seq)
         let report = try ledger.rebuild { progress.advance(to: $0) }
         progress.finish()
         if json {

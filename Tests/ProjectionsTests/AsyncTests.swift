@@ -1,6 +1,6 @@
 import Foundation
 import Ledger
-@testable import Projections
+@_spi(LedgerInternals) @testable import Projections
 import Testing
 
 /// The async forms (issue 15): from many tasks at once they give what the sync forms give

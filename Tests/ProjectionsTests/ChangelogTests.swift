@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
-@testable import Projections
+@_spi(LedgerInternals) @testable import Projections
+import _LedgerTestSupport
 import Testing
 
 /// The changelog and the auditor's questions (DOMAIN.md §4.1) against brute force: every

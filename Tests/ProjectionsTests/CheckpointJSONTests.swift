@@ -1,6 +1,6 @@
 import Foundation
 import Ledger
-@testable import Projections
+@_spi(LedgerInternals) @testable import Projections
 import Testing
 
 /// The checkpoint's JSON form in the library (issue 15): what `ledger-tool checkpoint` prints.

@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
-@testable import Projections
+@_spi(LedgerInternals) @testable import Projections
+import _LedgerTestSupport
 import Testing
 
 /// Every event type: binary and JSON round trips, and canonical bytes that do not change.

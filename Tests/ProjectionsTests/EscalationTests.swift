@@ -1,5 +1,6 @@
 import Ledger
-@testable import Projections
+@_spi(LedgerInternals) @testable import Projections
+import _LedgerTestSupport
 import Testing
 
 /// Privilege escalation: exhaustively, only what DOMAIN.md allows succeeds.

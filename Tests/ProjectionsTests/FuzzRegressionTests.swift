@@ -1,5 +1,6 @@
 import Foundation
-import Projections
+@_spi(LedgerInternals) import Projections
+import _LedgerTestSupport
 import Testing
 
 /// Replays the fuzz corpus and every crasher the fuzzer ever found (Fuzz/corpus, Fuzz/crashers)

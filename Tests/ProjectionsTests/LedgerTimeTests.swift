@@ -1,6 +1,6 @@
 import Foundation
 import Ledger
-@testable import Projections
+@_spi(LedgerInternals) @testable import Projections
 import Testing
 
 /// Commands without a time are stamped by the ledger when it decides them (issue 15).

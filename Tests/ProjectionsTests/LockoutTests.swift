@@ -1,6 +1,6 @@
 import Foundation
 import Ledger
-@testable import Projections
+@_spi(LedgerInternals) @testable import Projections
 import Testing
 
 /// R9's lockout boundaries, exactly.

@@ -1,6 +1,6 @@
 import Foundation
 import Ledger
-@testable import Projections
+@_spi(LedgerInternals) @testable import Projections
 import Testing
 
 /// Opening a ledger where nothing is yet, or where something else is (issue 15).

@@ -1,7 +1,8 @@
 import Foundation
 import Ledger
 import Logging
-@testable import Projections
+@_spi(LedgerInternals) @testable import Projections
+import _LedgerTestSupport
 import Testing
 
 /// Properties over random but valid command histories (the seeded generator).

@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
-@testable import Projections
+@_spi(LedgerInternals) @testable import Projections
+import _LedgerTestSupport
 import Testing
 
 /// `prepare` and `applyReplicated`, the two halves a shared-log host is built from, on real

@@ -1,5 +1,5 @@
 import Ledger
-@testable import Projections
+@_spi(LedgerInternals) @testable import Projections
 import Testing
 
 /// One test per rule of DOMAIN.md §3, each run twice: on the pure decide/evolve fold in

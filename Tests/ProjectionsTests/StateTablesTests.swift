@@ -1,4 +1,4 @@
-@testable import Projections
+@_spi(LedgerInternals) @testable import Projections
 import Testing
 
 /// The registry of state tables (`StateTables.all`) is what the store, the fold, rebuild,

@@ -1,6 +1,6 @@
 import Foundation
 import Ledger
-import Projections
+@_spi(LedgerInternals) import Projections
 import Testing
 
 /// Many processes and threads writing one ledger at once.

@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
-import Projections
+@_spi(LedgerInternals) import Projections
+import _LedgerTestSupport
 import Testing
 
 /// Real processes, real LMDB, SIGKILL at random moments.

@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
-import Projections
+@_spi(LedgerInternals) import Projections
+import _LedgerTestSupport
 import Testing
 
 /// When the disk (or the file-size limit) is exhausted, appends fail with a clear error,

@@ -1,6 +1,6 @@
 import Foundation
 import Ledger
-import Projections
+@_spi(LedgerInternals) import Projections
 import Testing
 
 /// I/O errors injected into a real process writing a real LMDB ledger (issue 16): the

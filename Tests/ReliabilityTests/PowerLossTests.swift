@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
-import Projections
+@_spi(LedgerInternals) import Projections
+import _LedgerTestSupport
 import Testing
 
 /// Power loss simulated on a real process writing a real LMDB ledger (issue 16): the

@@ -1,6 +1,6 @@
 import Foundation
 import Ledger
-import Projections
+@_spi(LedgerInternals) import Projections
 import Testing
 
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path

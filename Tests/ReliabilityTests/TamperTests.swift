@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
-import Projections
+@_spi(LedgerInternals) import Projections
+import _LedgerTestSupport
 import Testing
 
 /// Whoever can write the LMDB file can't alter history unnoticed.

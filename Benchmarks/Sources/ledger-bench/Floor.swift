@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
-import Projections
+@_spi(LedgerInternals) import Projections
+import _LedgerTestSupport
 
 /// `ledger-bench --profile-floor N`: what appending costs at the least, whoever implements it.
 ///

@@ -1,7 +1,8 @@
 import Foundation
 import GRDB
 import Ledger
-@_spi(Benchmarks) import Projections
+@_spi(Benchmarks) @_spi(LedgerInternals) import Projections
+import _LedgerTestSupport
 import Synchronization
 
 /// ledger-bench: one workload (the Fixtures generator's histories), three implementations of

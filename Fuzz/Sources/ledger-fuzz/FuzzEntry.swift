@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
 import Projections
+import _LedgerTestSupport
 
 /// `LEDGER_FUZZ_TARGET` = `command`, `event` or `binary` fixes the decoder; otherwise the
 /// first byte of each input chooses it (as in the corpus files).

@@ -87,7 +87,7 @@ public final class SharedLedger: Sendable {
     /// projections as a local append). Returns the local head afterwards.
     @discardableResult
     public func catchUp() async throws -> Head {
-        var head = try local.log.head()
+        var head = try local.inspector.head()
         while true {
             // The page starts at the local head's own event, so every catch-up also checks
             // that the replica's head is the shared log's (same seq, same hash).
@@ -109,7 +109,7 @@ public final class SharedLedger: Sendable {
     @discardableResult
     public func waitUntilApplied(seq: UInt64, timeout: Duration = .seconds(10)) async throws -> Head {
         let deadline = ContinuousClock.now + timeout
-        var head = try local.log.head()
+        var head = try local.inspector.head()
         while head.seq < seq {
             head = try await catchUp()
             if head.seq >= seq || ContinuousClock.now >= deadline { break }
@@ -268,7 +268,7 @@ public final class SharedLedger: Sendable {
 
     /// Compares the replica with the shared log event by event (seq and hash).
     public func compare() async throws -> ReplicaComparison {
-        let localHead = try local.log.head()
+        let localHead = try local.inspector.head()
         let shared = try await reader.head()
         var firstMismatch: UInt64?
         var checked: UInt64 = 0
@@ -278,7 +278,7 @@ public final class SharedLedger: Sendable {
             let page = try await reader.events(after: after, limit: options.pageSize)
             if page.isEmpty { break }
             for e in page where e.seq <= upTo {
-                let mine = try local.log.event(e.seq)
+                let mine = try local.inspector.event(e.seq)
                 if mine?.hash != e.hash || mine?.id != e.id {
                     firstMismatch = e.seq
                     break outer

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Ledger
 import Projections
+import _LedgerTestSupport
 import SharedLog
 
 /// Executes a share of one generated history through the shared log, as one of several
@@ -81,7 +82,7 @@ struct Stress: AsyncParsableCommand {
         }
         let elapsed = (ContinuousClock.now - start).components
         let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
-        let head = try shared.local.log.head()
+        let head = try shared.local.inspector.head()
         emit(JSONValue.object([("done", .bool(true)), ("host", .int(Int64(host))), ("executed", .int(Int64(executed))),
                                 ("accepted", .int(Int64(accepted))), ("retries", .int(Int64(retries))),
                                 ("head", .uint(head.seq)), ("seconds", .number(text: String(format: "%.3f", seconds), int: nil))]).text)

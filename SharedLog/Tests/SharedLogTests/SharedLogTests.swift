@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
 import Projections
+import _LedgerTestSupport
 import SharedLog
 import Testing
 
@@ -44,7 +45,7 @@ struct SharedLogTests {
         #expect(try await b.store.head().seq == UInt64(chainA.count))
         // every acknowledged command's events are where it was told they are
         for (i, r) in results where !r.seqs.isEmpty {
-            #expect(try a.local.log.seq(forID: HostWorkload.commandID(seed: 3, index: i)) == r.seqs[0])
+            #expect(try a.local.inspector.seq(forEventID: HostWorkload.commandID(seed: 3, index: i)) == r.seqs[0])
         }
         // the same command id on the other host is a duplicate with the same seqs
         guard let (i, first) = results.first(where: { $0.key % 2 == 0 && !$0.value.seqs.isEmpty }) else {
@@ -101,7 +102,7 @@ struct SharedLogTests {
         let follow = try Child(["follow", dir.sub("replica"), "--postgres", try Env.url(), "--name", name, "--once"],
                                dir: dir, label: "tool-follow", executable: tool)
         #expect(follow.wait() == 0, "\(follow.stderr)")
-        #expect(follow.lines.first?.hasPrefix("caught up: seq \(try writer.local.log.head().seq) ") == true)
+        #expect(follow.lines.first?.hasPrefix("caught up: seq \(try writer.local.inspector.head().seq) ") == true)
         let verify = try Child(["verify", dir.sub("replica"), "--postgres", try Env.url(), "--name", name],
                                dir: dir, label: "tool-verify", executable: tool)
         #expect(verify.wait() == 0, "\(verify.stderr)")
@@ -164,7 +165,7 @@ struct SharedLogTests {
             return
         }
         #expect(refusal.code == .emailNotValidated)
-        #expect(try down.local.log.head().seq == 1)
+        #expect(try down.local.inspector.head().seq == 1)
         // and the write goes through once PostgreSQL is back (here: the right URL)
         #expect(try await a.execute(validate).accepted)
         #expect(try await a.local.permissions(account: "ada-msa").get().email == "ada@contoso.com")
@@ -312,7 +313,7 @@ struct SharedLogTests {
         for hostAcks in acks {
             for (i, seqs) in hostAcks where !seqs.isEmpty {
                 events += seqs.count
-                #expect(try ledgers[0].log.seq(forID: HostWorkload.commandID(seed: seed, index: i)) == seqs[0], "command \(i)")
+                #expect(try ledgers[0].inspector.seq(forEventID: HostWorkload.commandID(seed: seed, index: i)) == seqs[0], "command \(i)")
             }
         }
         #expect(events == chains[0].count, "the log holds exactly the acknowledged events")

@@ -57,7 +57,7 @@ func host(_ dir: String, name: String, clamp: Bool = false) throws -> SharedLedg
 
 /// (seq, id, hash) of every event of a local ledger.
 func chain(_ ledger: PermissionLedger) throws -> [String] {
-    try ledger.log.events().map { "\($0.seq) \($0.id) \($0.hash.map { String(format: "%02x", $0) }.joined())" }
+    try ledger.inspector.events().map { "\($0.seq) \($0.id) \($0.hash.map { String(format: "%02x", $0) }.joined())" }
 }
 
 /// A child process whose stdout goes to a file (read while it runs).

@@ -11,7 +11,7 @@ public enum Decision: Sendable, Equatable {
 
 /// The rules of DOMAIN.md §3 as a pure function of a command and the current state:
 /// `decide(command, state) -> Decision`. It reads the state and never changes it.
-public struct Decider: Sendable {
+@_spi(LedgerInternals) public struct Decider: Sendable {
     /// The configurable parts of the rules.
     public var policy: Policy
     /// The key new authorization numbers are hashed with; nil when this ledger has none

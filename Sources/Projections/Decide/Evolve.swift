@@ -23,7 +23,7 @@ public struct EvolveParts: OptionSet, Sendable {
 /// Folds events into a `DomainState`: `evolve(state, event)`. This is the only way any
 /// projection changes; it trusts the event (the decider or the import validator has
 /// already judged it).
-public struct Evolver: Sendable {
+@_spi(LedgerInternals) public struct Evolver: Sendable {
     /// The policy (lockout and contact tables) events are folded with.
     public var policy: Policy
 

@@ -11,7 +11,7 @@ extension PermissionLedger {
     /// version at or before the point, one cursor seek per entry read, so a question about
     /// any point costs about what the same question at the head costs without the hot cache
     /// — nothing is folded and nothing grows with the distance from the head.
-    public func withState<R>(asOf: AsOf? = nil, _ body: (DomainState) throws -> R) throws -> R {
+    @_spi(LedgerInternals) public func withState<R>(asOf: AsOf? = nil, _ body: (DomainState) throws -> R) throws -> R {
         try environment.read { txn in
             if let asOf {
                 let target: UInt64

@@ -139,14 +139,16 @@ public final class PermissionLedger: Sendable {
         }
     }
 
-    /// The event log.
-    public let log: EventLog
+    /// The event log. Storage internals: a service reads the log through ``inspector``, which
+    /// cannot append; the benchmarks, the shared log and the tamper tests use these through
+    /// `@_spi(LedgerInternals)`.
+    @_spi(LedgerInternals) public let log: EventLog
     /// The LMDB environment.
-    public let environment: LMDBEnvironment
+    @_spi(LedgerInternals) public let environment: LMDBEnvironment
     /// The rules.
-    public let decider: Decider
+    @_spi(LedgerInternals) public let decider: Decider
     /// The fold.
-    public let evolver: Evolver
+    @_spi(LedgerInternals) public let evolver: Evolver
     let logger: Logger
     let tables: [ProjectionTable: LMDBDatabase]
     let projectionDatabases: ProjectionDatabases
@@ -284,7 +286,8 @@ public final class PermissionLedger: Sendable {
 /// B-tree, so an append touches one leaf page of it instead of a random one.
 final class EventIDs: Sendable {
     private struct State {
-        var rng: SeededRandom
+        /// SplitMix64 state, seeded once from the system's randomness.
+        var random: UInt64
         /// The last (milliseconds << 12 | counter) handed out.
         var last: UInt64 = 0
     }
@@ -293,14 +296,18 @@ final class EventIDs: Sendable {
 
     init() {
         var system = SystemRandomNumberGenerator()
-        state = Mutex(State(rng: SeededRandom(seed: system.next())))
+        state = Mutex(State(random: system.next()))
     }
 
     func next() -> UUID {
         let now = UInt64(max(0, Date().timeIntervalSince1970 * 1_000)) & 0xFFFF_FFFF_FFFF
         let (stamp, random) = state.withLock { s in
             s.last = max(now << 12, s.last &+ 1)
-            return (s.last, s.rng.next())
+            s.random &+= 0x9E37_79B9_7F4A_7C15
+            var z = s.random
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return (s.last, z ^ (z >> 31))
         }
         // 48-bit milliseconds ‖ version 7 ‖ 12-bit counter, then variant 10 ‖ 62 random bits
         let high = ((stamp >> 12) << 16) | 0x7000 | (stamp & 0xFFF)

@@ -35,7 +35,7 @@ public enum StateError: Error, Sendable, CustomStringConvertible {
 /// rebuilds) or a view over an open LMDB transaction (reads are lazy; in a write
 /// transaction every change is written through, so the projections commit atomically
 /// with the events that changed them). Decide and evolve are the same code for both.
-public final class DomainState {
+@_spi(LedgerInternals) public final class DomainState {
     private let databases: ProjectionDatabases?
     private let reader: TransactionReader?
     /// Records kept between transactions (nil for memory states, past states and when disabled).

@@ -1,4 +1,5 @@
 import Ledger
+import Projections
 
 /// The decoders that take untrusted bytes, as one entry point for fuzzing and for the
 /// regression test that replays the fuzz corpus. Decoding errors are expected; a trap,

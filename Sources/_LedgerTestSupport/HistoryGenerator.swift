@@ -1,4 +1,5 @@
 import Ledger
+import Projections
 
 /// A small, fast, deterministic random number generator (SplitMix64), so generated
 /// histories are the same for the same seed on every machine.
