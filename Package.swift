@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -37,6 +39,8 @@ let package = Package(
                 "Ledger",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(name: "_LedgerTestSupport", dependencies: ["Ledger", "Projections"]),
@@ -55,7 +59,12 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "CLMDB"]),
-        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Ledger", "_LedgerTestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "ProjectionsTests", dependencies: [
+            "Projections", "Ledger", "_LedgerTestSupport",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .testTarget(name: "CLITests", dependencies: ["Projections", "Ledger"]),
         .testTarget(name: "ReliabilityTests", dependencies: ["Projections", "Ledger", "_LedgerTestSupport"]),
     ],

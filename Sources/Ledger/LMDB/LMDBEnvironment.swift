@@ -277,11 +277,13 @@ public final class LMDBEnvironment: @unchecked Sendable {
     ///
     /// A flush covers every commit whose meta page was written before it began, made by
     /// this process or another (they share the file). Throws when the flush fails: the
-    /// commit is then in the file but not known to be on disk.
-    public func makeDurable(through id: UInt64) throws {
-        guard options.durability == .durable, !options.readOnly else { return }
-        try syncLock.withLock {
-            if durableID >= id { return }
+    /// commit is then in the file but not known to be on disk. Returns whether this call
+    /// flushed (false when another flush had covered `id` already).
+    @discardableResult
+    public func makeDurable(through id: UInt64) throws -> Bool {
+        guard options.durability == .durable, !options.readOnly else { return false }
+        return try syncLock.withLock {
+            if durableID >= id { return false }
             // every commit up to `target` has written its meta page: the flush covers it
             let target = lastCommitID
             if let ioFailure { throw ioFailure }
@@ -293,6 +295,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
             }
             durableID = max(durableID, target)
             flushCount += 1
+            return true
         }
     }
 

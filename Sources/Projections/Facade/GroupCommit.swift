@@ -44,6 +44,8 @@ final class GroupCommitter: @unchecked Sendable {
     /// The size the writer is waiting for, or 0 (under `condition`).
     private var awaited = 0
     private var statistics = GroupCommitStatistics(batches: 0, commands: 0)
+    /// Commands handed to `submit` so far (under `condition`; tests wait on it).
+    private var submitted = 0
     private let queue = DispatchQueue(label: "permission-ledger.group-commit")
     private let flushQueue = DispatchQueue(label: "permission-ledger.group-commit.flush")
 
@@ -59,15 +61,33 @@ final class GroupCommitter: @unchecked Sendable {
         return statistics
     }
 
+    /// Commands handed to `submit` so far.
+    var submittedCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return submitted
+    }
+
     func submit(_ command: TimedCommand) async throws -> ExecutionResult {
         try await withCheckedThrowingContinuation { continuation in
             condition.lock()
             pending.append((command, continuation))
+            submitted += 1
             let start = !draining
             draining = true
             if awaited > 0 && pending.count >= awaited { condition.signal() }
             condition.unlock()
             if start { queue.async { self.drain() } }
+        }
+    }
+
+    /// Returns when every command submitted before the call has been decided, committed and
+    /// made durable, and its caller resumed: the writer's queue runs this after the batches
+    /// queued before it (a drain runs until nothing is pending), and the flush queue after the
+    /// flushes those batches handed it.
+    func idle() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            queue.async { self.flushQueue.async { done.resume() } }
         }
     }
 
@@ -98,10 +118,12 @@ final class GroupCommitter: @unchecked Sendable {
         while let batch = nextBatch() {
             do {
                 let (results, through) = try ledger.executeBatchDeferringSync(batch.map(\.0))
-                let environment = ledger.environment
+                let ledger = ledger
+                ledger.metrics.batchSize.record(batch.count)
                 flushQueue.async {
                     do {
-                        try environment.makeDurable(through: through)
+                        try ledger.makeDurable(through: through)
+                        ledger.metrics.record(results)
                         for ((_, continuation), result) in zip(batch, results) { continuation.resume(returning: result) }
                     } catch {
                         // committed, but not known to be on disk: each caller is told (a retry

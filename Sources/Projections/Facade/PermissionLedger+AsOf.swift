@@ -21,8 +21,10 @@ extension PermissionLedger {
                 }
                 if target < (try log.head(in: txn)).seq {
                     let at = target == 0 ? nil : try log.event(target, in: txn)?.at
-                    return try txn.withReader { reader in
-                        try body(try DomainState(databases: projectionDatabases, reader: reader, asOf: target, at: at, idCache: idCache))
+                    return try LedgerMetrics.timed(metrics.asOfQuery) {
+                        try txn.withReader { reader in
+                            try body(try DomainState(databases: projectionDatabases, reader: reader, asOf: target, at: at, idCache: idCache))
+                        }
                     }
                 }
             }

@@ -91,4 +91,10 @@ extension PermissionLedger {
     public func whatIf(_ commands: [TimedCommand]) async throws -> WhatIfResult {
         try await offPool { try self.whatIf(commands) }
     }
+
+    /// `changes(after:email:licensingId:limit:)`.
+    public func changes(after seq: UInt64, email: String? = nil, licensingId: String? = nil, limit: Int = 4_096) async throws
+        -> (changes: [PermissionChange], through: UInt64) {
+        try await offPool { try self.changes(after: seq, email: email, licensingId: licensingId, limit: limit) }
+    }
 }

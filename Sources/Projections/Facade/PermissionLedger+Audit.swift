@@ -248,7 +248,8 @@ public struct PermissionChangeFeed: AsyncSequence, Sendable {
         public mutating func next() async throws -> PermissionChange? {
             while index >= buffered.count {
                 if Task.isCancelled { return nil }
-                let (changes, through) = try feed.ledger.changes(after: cursor, email: feed.email, licensingId: feed.licensingId)
+                // the async form: the read runs off the cooperative pool
+                let (changes, through) = try await feed.ledger.changes(after: cursor, email: feed.email, licensingId: feed.licensingId)
                 cursor = through
                 buffered = changes
                 index = 0

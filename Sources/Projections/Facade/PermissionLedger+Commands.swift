@@ -17,7 +17,8 @@ extension PermissionLedger {
     /// command does not affect the others. Returns one result per command.
     public func executeBatch(_ commands: [TimedCommand]) throws -> [ExecutionResult] {
         let (results, through) = try executeBatchDeferringSync(commands)
-        try environment.makeDurable(through: through)
+        try makeDurable(through: through)
+        metrics.record(results)
         return results
     }
 
@@ -40,6 +41,14 @@ extension PermissionLedger {
         // the commit wrote, so LMDB's id moved to the write transaction's: publish there
         if let committed { committed.publishHot(committed: committed.snapshotVersion + 1) }
         return (results, through)
+    }
+
+    /// `environment.makeDurable(through:)`, timing the flush when it made one.
+    func makeDurable(through id: UInt64) throws {
+        let start = DispatchTime.now().uptimeNanoseconds
+        if try environment.makeDurable(through: id) {
+            metrics.fsync.recordNanoseconds(Int64(clamping: DispatchTime.now().uptimeNanoseconds &- start))
+        }
     }
 
     private func executeOne(_ command: TimedCommand, state: DomainState, head: inout Head, writer: TransactionWriter) throws -> ExecutionResult {

@@ -25,6 +25,12 @@ extension PermissionLedger {
 
     /// Whether `account` may do `action` on `licensingId`.
     public func check(account: String, action: Action, licensingId: String, benefit: SABenefit? = nil, asOf: AsOf? = nil) throws -> CheckResult {
+        try LedgerMetrics.timed(asOf == nil ? metrics.checkHead : metrics.checkPast) {
+            try checkTimed(account: account, action: action, licensingId: licensingId, benefit: benefit, asOf: asOf)
+        }
+    }
+
+    private func checkTimed(account: String, action: Action, licensingId: String, benefit: SABenefit?, asOf: AsOf?) throws -> CheckResult {
         let a = Normalize.account(account) ?? account
         // at the head, from the hot cache alone when it is at the last commit and holds
         // every record the check reads (no transaction, one lock)

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Ledger
 import Logging
+import Metrics
 import Synchronization
 
 /// A point in history to ask a question at.
@@ -116,13 +117,18 @@ public final class PermissionLedger: Sendable {
         /// costs. Such a ledger's projections are incomplete (`verify` reports it, `rebuild`
         /// makes them whole again); never set it on a ledger anyone reads.
         @_spi(Benchmarks) public var foldsChangelog = true
+        /// Where the ledger's metrics go (see the Operating article for their names): nil, the
+        /// default, takes `MetricsSystem.factory` when the ledger opens — bootstrap the
+        /// metrics system first. The library never bootstraps one.
+        public var metricsFactory: (any MetricsFactory)?
 
         /// Creates options with DOMAIN.md's policy, durable commits and a 64 MiB initial map.
         public init(policy: Policy? = nil, authorizationKey: AuthorizationKey? = nil,
                     previousAuthorizationKeys: [AuthorizationKey] = [], durability: Durability = .durable,
                     initialMapSize: Int = 64 << 20, logger: Logger = Logger(label: "permission-ledger"),
-                    hotCacheEntries: Int = 1_000_000) {
+                    hotCacheEntries: Int = 1_000_000, metricsFactory: (any MetricsFactory)? = nil) {
             self.hotCacheEntries = max(0, hotCacheEntries)
+            self.metricsFactory = metricsFactory
             self.policy = policy
             self.authorizationKey = authorizationKey
             self.previousAuthorizationKeys = previousAuthorizationKeys
@@ -150,6 +156,7 @@ public final class PermissionLedger: Sendable {
     /// The fold.
     @_spi(LedgerInternals) public let evolver: Evolver
     let logger: Logger
+    let metrics: LedgerMetrics
     let tables: [ProjectionTable: LMDBDatabase]
     let projectionDatabases: ProjectionDatabases
     let committer = Mutex<GroupCommitter?>(nil)
@@ -181,6 +188,7 @@ public final class PermissionLedger: Sendable {
                           previousAuthorizationKeys: options.previousAuthorizationKeys)
         evolver = Evolver(policy: policy, foldsChangelog: options.foldsChangelog)
         logger = options.logger
+        metrics = LedgerMetrics(factory: options.metricsFactory ?? MetricsSystem.factory)
         hot = options.hotCacheEntries > 0
             ? HotCache(limitPerTable: options.hotCacheEntries, wholeLoadInterval: options.hotWholeLoadInterval,
                        wholeLoadAfterMisses: options.hotWholeLoadAfterMisses) : nil
