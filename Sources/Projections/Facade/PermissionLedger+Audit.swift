@@ -11,6 +11,7 @@ extension PermissionLedger {
     /// validated business email it is. `unknownLicensingId` when the ID is not recorded at
     /// that point. Reads one range of `p.effective` (the pairs that ever had a role on the
     /// ID) and the sources of those that hold one.
+    @_disfavoredOverload
     public func access(licensingId: String, asOf: AsOf? = nil) throws -> Result<AccessReview, DomainError> {
         try withPointState(try pointSeq(asOf)) { state in
             guard let record = try state.agreement(licensingId) else { return .failure(Self.unknown(licensingId, state)) }
@@ -35,6 +36,7 @@ extension PermissionLedger {
     /// head), in seq order, then Licensing ID. `unknownLicensingId` when `licensingId` is not
     /// recorded at the later point. Reads one range of `p.emailChanges`: the cost follows
     /// the answer, not the history.
+    @_disfavoredOverload
     public func history(email: String, licensingId: String? = nil, from: AsOf? = nil, to: AsOf? = nil) throws
         -> Result<PermissionHistory, DomainError> {
         let e = Normalize.email(email) ?? email.lowercased()
@@ -66,6 +68,7 @@ extension PermissionLedger {
     /// `p.emailChanges`): a pair's value at the earlier point is its first change's
     /// `before`, at the later one its last change's `after`. `unknownLicensingId` when
     /// `licensingId` is not recorded at the later point.
+    @_disfavoredOverload
     public func diff(from: AsOf, to: AsOf? = nil, email: String? = nil, licensingId: String? = nil) throws
         -> Result<PermissionDiff, DomainError> {
         let e = email.map { Normalize.email($0) ?? $0.lowercased() }
@@ -105,6 +108,7 @@ extension PermissionLedger {
     /// only one email's or one Licensing ID's (an ID not recorded yet is fine: it has none).
     /// Also returns the seq read up to, the cursor for the next call (the head when nothing
     /// is left).
+    @_disfavoredOverload
     public func changes(after seq: UInt64, email: String? = nil, licensingId: String? = nil, limit: Int = 4_096) throws
         -> (changes: [PermissionChange], through: UInt64) {
         let e = email.map { Normalize.email($0) ?? $0.lowercased() }
@@ -154,6 +158,7 @@ extension PermissionLedger {
     /// the head's projections (in memory over a read transaction), as `executeBatch` would
     /// — nothing is appended and nothing is written. Returns each result, with the seqs its
     /// events would get, and the diff from the head to the state they would leave.
+    @_disfavoredOverload
     public func whatIf(_ commands: [TimedCommand]) throws -> WhatIfResult {
         try environment.read { txn in
             let head = try log.head(in: txn)

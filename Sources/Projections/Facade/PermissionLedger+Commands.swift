@@ -8,6 +8,7 @@ import Logging
 extension PermissionLedger {
     /// Decides `command` and appends what it produces, atomically with the projections.
     /// A refusal appends nothing, except R9's recorded failed attempt.
+    @_disfavoredOverload
     public func execute(_ command: TimedCommand) throws -> ExecutionResult {
         try executeBatch([command])[0]
     }
@@ -15,6 +16,7 @@ extension PermissionLedger {
     /// Decides and appends `commands` in order in **one** write transaction (one commit,
     /// one `fsync`): each command sees the effects of those before it, and a refused
     /// command does not affect the others. Returns one result per command.
+    @_disfavoredOverload
     public func executeBatch(_ commands: [TimedCommand]) throws -> [ExecutionResult] {
         let (results, through) = try executeBatchDeferringSync(commands)
         try makeDurable(through: through)

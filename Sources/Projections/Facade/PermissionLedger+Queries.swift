@@ -5,6 +5,7 @@ import Ledger
 
 extension PermissionLedger {
     /// The My Permissions view of `email`.
+    @_disfavoredOverload
     public func permissions(email: String, asOf: AsOf? = nil, includeInactive: Bool = false) throws -> PermissionsView {
         let e = Normalize.email(email) ?? email.lowercased()
         return try withState(asOf: asOf) { try $0.permissionsView(email: e, includeInactive: includeInactive) }
@@ -12,6 +13,7 @@ extension PermissionLedger {
 
     /// The My Permissions view of `account`: its validated business email's, or a refusal
     /// (`notRegistered`, `emailNotValidated`).
+    @_disfavoredOverload
     public func permissions(account: String, asOf: AsOf? = nil, includeInactive: Bool = false) throws -> Result<PermissionsView, DomainError> {
         let a = Normalize.account(account) ?? account
         return try withState(asOf: asOf) { state in
@@ -24,6 +26,7 @@ extension PermissionLedger {
     }
 
     /// Whether `account` may do `action` on `licensingId`.
+    @_disfavoredOverload
     public func check(account: String, action: Action, licensingId: String, benefit: SABenefit? = nil, asOf: AsOf? = nil) throws -> CheckResult {
         try LedgerMetrics.timed(asOf == nil ? metrics.checkHead : metrics.checkPast) {
             try checkTimed(account: account, action: action, licensingId: licensingId, benefit: benefit, asOf: asOf)
@@ -43,6 +46,7 @@ extension PermissionLedger {
     }
 
     /// The lockout status of `account` at `at` (the events up to that time).
+    @_disfavoredOverload
     public func lockout(account: String, at: Timestamp) throws -> LockoutStatus {
         try lockout(account: account, asOf: .time(at), now: at)
     }
@@ -65,6 +69,7 @@ extension PermissionLedger {
 
     /// R14: the effective administrators of `licensingId`, answered only to an account
     /// that administers it or an ancestor (`forbidden` otherwise).
+    @_disfavoredOverload
     public func administrators(of licensingId: String, askedBy account: String) throws -> Result<[AdministratorEntry], DomainError> {
         let a = Normalize.account(account) ?? account
         return try withState { state in
@@ -86,6 +91,7 @@ extension PermissionLedger {
 
     /// The effective administrators of `licensingId` for an operator (no R14 check), at a
     /// point; `unknownLicensingId` when the ID is not recorded there.
+    @_disfavoredOverload
     public func administrators(of licensingId: String, asOf: AsOf? = nil) throws -> Result<[AdministratorEntry], DomainError> {
         try withState(asOf: asOf) { try administrators(in: $0, of: licensingId) }
     }
@@ -99,6 +105,7 @@ extension PermissionLedger {
     /// Every role of `email` on `licensingId` with the events behind it, at a point;
     /// `unknownLicensingId` when the ID is not recorded there. An email never seen is not
     /// an error: it has no roles.
+    @_disfavoredOverload
     public func explain(email: String, licensingId: String, asOf: AsOf? = nil) throws -> Result<Explanation, DomainError> {
         try withState(asOf: asOf) { try explain(in: $0, email: email, licensingId: licensingId) }
     }
