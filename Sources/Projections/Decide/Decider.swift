@@ -1,7 +1,7 @@
 import Ledger
 
 /// What the rules make of a command.
-public enum Decision: Sendable, Equatable {
+@_spi(LedgerInternals) public enum Decision: Sendable, Equatable {
     /// The command is accepted: append these events.
     case accepted([DomainEvent])
     /// The command is refused. `recorded` is what is appended all the same (only R9's

@@ -3,7 +3,7 @@ import Ledger
 /// The projections an event changes, in groups that never read one another: folding the
 /// same events into each group on its own, in any interleaving, gives the same tables as
 /// folding them into all at once (a rebuild folds the groups on two cores).
-public struct EvolveParts: OptionSet, Sendable {
+@_spi(LedgerInternals) public struct EvolveParts: OptionSet, Sendable {
     public let rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     /// accounts, email owners, permission requests, lockouts
