@@ -169,7 +169,7 @@ struct HotCacheConcurrencyTests {
         let results = collected.withLock { $0 }
         #expect(results.count >= 900)
         #expect(Set(results.map(\.2.asOfSeq)).count > 20, "the checks did not interleave with the writes")
-        #expect(results.contains { $0.2.allowed } && results.contains { $0.2.reason == "noRole" }, "the checks asked nothing interesting")
+        #expect(results.contains { $0.2.allowed } && results.contains { $0.2.reason == .noRole }, "the checks asked nothing interesting")
         #expect((ledger.hot?.answeredWithoutTransaction ?? 0) > 0, "no check was answered from the cache alone")
         var wrong = 0
         let replay = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync, hotCacheEntries: 0))

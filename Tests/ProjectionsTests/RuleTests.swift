@@ -35,7 +35,7 @@ struct RuleTests {
         try h.ok(.registerUser(account: "mallory", businessEmail: "alice@contoso.com"))
         // nothing is visible before validation
         #expect(try h.allowed("alice-msa", .viewLicensingInfo, "E-1") == false)
-        #expect(try h.state { try $0.check(account: "alice-msa", licensingId: "E-1", action: .viewLicensingInfo, benefit: nil).reason } == "emailNotValidated")
+        #expect(try h.state { try $0.check(account: "alice-msa", licensingId: "E-1", action: .viewLicensingInfo, benefit: nil).reason } == CheckResult.Reason.emailNotValidated)
         try h.ok(.validateEmail(account: "alice-msa"))
         #expect(try h.allowed("alice-msa", .manageUsers, "E-1"))
         try h.refused(.validateEmail(account: "alice-msa"), .alreadyValidated)

@@ -168,12 +168,17 @@ public final class PermissionLedger: Sendable {
 
     /// Opens the ledger in `directory`, creating the directory (and its parents, owner-only)
     /// and the ledger's databases when new. Opening never replays history: the projections
-    /// are stored. Throws `InputError` naming the field when `options` or its policy is
-    /// unsound, and `LMDBError` naming the path and the cause when the directory can't be
-    /// made or the ledger can't be opened there.
+    /// are stored. Every failure is a thrown `LedgerError` naming what was wrong:
+    /// `InputError` (`invalidInput`, naming the field) when `options` or its policy is unsound;
+    /// `LedgerDirectoryError` (`notALedger`) when the directory holds other files and no
+    /// ledger; `LMDBError` naming the path and the cause when the directory can't be made
+    /// (`notADirectory`, `accessDenied`) or the ledger can't be opened there (`accessDenied`
+    /// for a read-only directory, `notALedger` for a `data.mdb` that is not LMDB's);
+    /// `PolicyConflict` for another policy than the stored one.
     public init(directory: String, options: Options = .init()) throws {
         try options.validate()
         try Self.makeDirectory(directory)
+        try Self.refuseForeignDirectory(directory)
         environment = try LMDBEnvironment.open(path: directory, options: EnvironmentOptions(
             initialMapSize: options.initialMapSize, durability: options.durability), logger: options.logger)
         log = try EventLog(environment: environment)
@@ -375,4 +380,34 @@ extension PermissionLedger {
         }
         try make(path)
     }
+
+    /// Refuses a directory that holds files and no ledger (no `data.mdb`): opening one — a
+    /// home directory given by mistake, say — would scatter the ledger's files among them.
+    /// The ledger's own files may be there before it: its key files (`ledger-tool init` and
+    /// ``AuthorizationKey/readOrCreate(inLedger:)`` write them first), a lock file, the
+    /// temporary file of an interrupted creation.
+    static func refuseForeignDirectory(_ path: String) throws {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: path + "/data.mdb") { return }
+        guard let names = try? fm.contentsOfDirectory(atPath: path) else { return }
+        let foreign = names.sorted().first { name in
+            !(name == "lock.mdb" || name == AuthorizationKey.fileName || name.hasPrefix(AuthorizationKey.fileName + ".")
+              || (name.hasPrefix(".") && name.hasSuffix(".creating.data.mdb")))
+        }
+        if let foreign {
+            throw LedgerDirectoryError(path: path, errorCode: .notALedger,
+                                       message: "\(path) holds \(foreign.debugDescription) and no ledger (no data.mdb): open a ledger's directory, an empty one or a missing one")
+        }
+    }
+}
+
+/// A directory that can't hold the ledger: what is wrong with it.
+public struct LedgerDirectoryError: LedgerError, Equatable {
+    /// The directory.
+    public var path: String
+    /// `notALedger`: it holds other files and no ledger.
+    public var errorCode: LedgerErrorCode
+    /// What is wrong, naming the path and the first foreign file.
+    public var message: String
+    public var description: String { message }
 }

@@ -25,7 +25,7 @@ extension PermissionsView {
 extension CheckResult {
     /// `{"allowed","reason","message","roles","asOfSeq"}`
     public var json: JSONValue {
-        .object([("allowed", .bool(allowed)), ("reason", .string(reason)), ("message", .string(message)),
+        .object([("allowed", .bool(allowed)), ("reason", .string(reason.rawValue)), ("message", .string(message)),
                  ("roles", .strings(roles.map(\.rawValue))), ("asOfSeq", .uint(asOfSeq))])
     }
 }

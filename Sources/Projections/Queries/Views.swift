@@ -27,9 +27,8 @@ public struct PermissionsView: Sendable, Equatable {
 public struct CheckResult: Sendable, Equatable {
     /// Whether the action is allowed.
     public var allowed: Bool
-    /// A stable code: `allowed`, `notRegistered`, `emailNotValidated`,
-    /// `unknownLicensingId`, `noRole`, `benefitNotHeld`.
-    public var reason: String
+    /// Why: `allowed`, or why not.
+    public var reason: Reason
     /// A sentence for people (written when asked for: a check on the hot path does not
     /// format text nobody reads).
     public var message: String { explanation.sentence }
@@ -39,6 +38,31 @@ public struct CheckResult: Sendable, Equatable {
     public var asOfSeq: UInt64
     /// What the sentence says.
     let explanation: CheckExplanation
+}
+
+extension CheckResult {
+    /// Why a check answered as it did: a stable code. An extensible struct (later releases may
+    /// add reasons, so a `switch` needs a `default`); compare with `==`.
+    public struct Reason: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+        /// The reason's name.
+        public let rawValue: String
+        /// A reason by its name.
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        /// The roles allow the action.
+        public static let allowed = Reason(rawValue: "allowed")
+        /// No account has this name.
+        public static let notRegistered = Reason(rawValue: "notRegistered")
+        /// The account has not validated its business email: nothing is allowed before.
+        public static let emailNotValidated = Reason(rawValue: "emailNotValidated")
+        /// No agreement has this Licensing ID.
+        public static let unknownLicensingId = Reason(rawValue: "unknownLicensingId")
+        /// No role the email holds on the ID allows the action.
+        public static let noRole = Reason(rawValue: "noRole")
+        /// Software Assurance Manager is held, but not for the benefit asked about.
+        public static let benefitNotHeld = Reason(rawValue: "benefitNotHeld")
+    }
 }
 
 /// The facts behind a check's sentence.
@@ -160,21 +184,21 @@ extension DomainState {
 func checkPermission(facts: some PermissionFacts, account: String, licensingId lid: String, action: Action,
                      benefit: SABenefit?) throws -> CheckResult {
     let lastSeq = facts.lastSeq
-    func deny(_ reason: String, _ why: CheckExplanation, _ roles: [Role] = []) -> CheckResult {
+    func deny(_ reason: CheckResult.Reason, _ why: CheckExplanation, _ roles: [Role] = []) -> CheckResult {
         CheckResult(allowed: false, reason: reason, roles: roles, asOfSeq: lastSeq, explanation: why)
     }
-    guard let record = try facts.account(account) else { return deny("notRegistered", .notRegistered(account: account)) }
-    guard record.validated else { return deny("emailNotValidated", .emailNotValidated(account: account, email: record.email)) }
-    guard let agreement = try facts.agreement(lid) else { return deny("unknownLicensingId", .unknownLicensingId(lid)) }
+    guard let record = try facts.account(account) else { return deny(.notRegistered, .notRegistered(account: account)) }
+    guard record.validated else { return deny(.emailNotValidated, .emailNotValidated(account: account, email: record.email)) }
+    guard let agreement = try facts.agreement(lid) else { return deny(.unknownLicensingId, .unknownLicensingId(lid)) }
     let report = try readRoleReport(facts: facts, record.email, lid, record: agreement)
     let roles = report.roles
     if report.allows(action, benefit: benefit) {
         let by = report.holds(.administrator) ? Role.administrator : action.allowingRole
-        return CheckResult(allowed: true, reason: "allowed", roles: roles, asOfSeq: lastSeq,
+        return CheckResult(allowed: true, reason: .allowed, roles: roles, asOfSeq: lastSeq,
                            explanation: .allowed(email: record.email, by: by, lid: lid))
     }
     if action == .manageSoftwareAssurance, let benefit, report.holds(.softwareAssuranceManager) {
-        return deny("benefitNotHeld", .benefitNotHeld(email: record.email, lid: lid, benefit: benefit), roles)
+        return deny(.benefitNotHeld, .benefitNotHeld(email: record.email, lid: lid, benefit: benefit), roles)
     }
-    return deny("noRole", .noRole(action: action, lid: lid, email: record.email, roles: roles), roles)
+    return deny(.noRole, .noRole(action: action, lid: lid, email: record.email, roles: roles), roles)
 }
