@@ -71,7 +71,7 @@ func runService() async throws {
     print("at seq 3 user3 could download:", before.allowed, "(\(before.reason))")
 
     try await follower.value
-    // What an auditor keeps to check this history later (`ledger-tool verify --checkpoint`).
+    // What an auditor keeps to check this history later (`ledger-tool verify DIR --against FILE`).
     print("checkpoint:", try ledger.inspector.checkpoint().json.text)
     try? FileManager.default.removeItem(atPath: directory)
 }
