@@ -99,7 +99,7 @@ public struct GrantEntry: Sendable, Equatable {
 }
 
 /// The direct sources of the roles of one email on one Licensing ID.
-public struct CellRecord: StateRecord, Sendable {
+@_spi(LedgerInternals) public struct CellRecord: StateRecord, Sendable {
     /// Every (role, source, event), in the order they were given.
     public var entries: [GrantEntry]
 
