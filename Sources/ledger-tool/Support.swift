@@ -189,7 +189,7 @@ struct LedgerLocation: ParsableArguments {
             do {
                 try options.useKeys(ofLedger: path)
             } catch let error as KeyFileError {
-                if error.reason == "missing", error.path == path + "/" + Self.keyFile {
+                if error.errorCode == .keyFileMissing, error.path == path + "/" + Self.keyFile {
                     printError("error: the ledger's authorization key \(error.path) is missing; Open License numbers can't be checked without it")
                 } else {
                     printError("error: \(error)")

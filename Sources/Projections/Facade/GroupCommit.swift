@@ -44,8 +44,6 @@ final class GroupCommitter: @unchecked Sendable {
     /// The size the writer is waiting for, or 0 (under `condition`).
     private var awaited = 0
     private var statistics = GroupCommitStatistics(batches: 0, commands: 0)
-    /// Commands handed to `submit` so far (under `condition`; tests wait on it).
-    private var submitted = 0
     private let queue = DispatchQueue(label: "permission-ledger.group-commit")
     private let flushQueue = DispatchQueue(label: "permission-ledger.group-commit.flush")
 
@@ -61,18 +59,18 @@ final class GroupCommitter: @unchecked Sendable {
         return statistics
     }
 
-    /// Commands handed to `submit` so far.
+    /// Commands handed to `submit` so far: those taken into batches and those still queued
+    /// (tests wait on it).
     var submittedCount: Int {
         condition.lock()
         defer { condition.unlock() }
-        return submitted
+        return statistics.commands + pending.count
     }
 
     func submit(_ command: TimedCommand) async throws -> ExecutionResult {
         try await withCheckedThrowingContinuation { continuation in
             condition.lock()
             pending.append((command, continuation))
-            submitted += 1
             let start = !draining
             draining = true
             if awaited > 0 && pending.count >= awaited { condition.signal() }
