@@ -60,7 +60,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "CLMDB"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "CLMDB", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "ProjectionsTests", dependencies: [
             "Projections", "Ledger", "_LedgerTestSupport",
             .product(name: "Logging", package: "swift-log"),

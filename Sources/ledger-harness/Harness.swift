@@ -11,7 +11,7 @@ struct LedgerHarness: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger-harness",
         abstract: "Child processes for the reliability test suites.",
-        subcommands: [CrashChild.self, Stress.self, HoldRead.self])
+        subcommands: [CrashChild.self, Stress.self, HoldRead.self, VaultEraser.self])
 }
 
 /// Prints a line and flushes at once, so an acknowledgement reaches the parent before the
@@ -124,6 +124,27 @@ struct HoldRead: ParsableCommand {
             let head = try log.head(in: txn)
             say("ready \(head.seq)")
             while true { sleep(60) }
+        }
+    }
+}
+
+struct VaultEraser: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vault-erase",
+        abstract: "Erase the subjects of EMAIL-PREFIX0@… to EMAIL-PREFIX(N-1)@… from a subject vault, one by one, printing `erasing I` and `erased I` around each.")
+
+    @Argument var vault: String
+    @Option var count: Int
+    @Option var prefix: String
+
+    func run() throws {
+        let store = try SubjectVault(directory: vault)
+        say("ready")
+        for i in 0 ..< count {
+            guard let subject = try store.subject(.email, "\(prefix)\(i)@contoso.example") else { continue }
+            say("erasing \(i)")
+            try store.erase(subject)
+            say("erased \(i)")
         }
     }
 }

@@ -1,0 +1,85 @@
+import Foundation
+
+extension SubjectVault {
+    /// What ``erase(_:)`` did.
+    public enum Erasure: Sendable, Equatable {
+        /// The subject's key, email and look-ups were deleted now.
+        case erased
+        /// The subject was erased before (the call finished the compaction if it was due).
+        case alreadyErased
+    }
+
+    /// Erases `subject`: deletes its key, its sealed email and its look-ups (keeping a keyed
+    /// hash of the email, so that ``wasErased(email:)`` answers, and an empty record, so that
+    /// its sealed fields open as `.erased`), then writes a compacted copy of the vault as the
+    /// next generation, switches `current` to it and removes the previous one, so that no
+    /// file of the directory still holds what was deleted. Idempotent; after a crash at any
+    /// step the next open (or call) finishes it. Throws `unknownSubject` for a pseudonym the
+    /// vault never held.
+    @discardableResult
+    public func erase(_ subject: Pseudonym) throws -> Erasure {
+        try writing { g in
+            let outcome = try delete(subject, in: g)
+            try compactIfDue(g)
+            return outcome
+        }
+    }
+
+    /// The first step of an erasure (under the writer lock): one durable transaction deletes
+    /// the subject's key, email and look-ups and marks the generation's compaction due.
+    func delete(_ subject: Pseudonym, in g: Generation) throws -> Erasure {
+        try g.environment.write { txn in
+            guard let bytes = try txn.get(g.subjects, key: subject.bytes) else {
+                throw VaultError(reason: .unknownSubject(subject))
+            }
+            guard let record = try Self.decodeSubject(bytes, subject) else { return .alreadyErased }
+            var owned: [[UInt8]] = []
+            try txn.scan(g.owned, from: subject.bytes) { key, _ in
+                guard key.count > 16, Array(key[0..<16]) == subject.bytes else { return false }
+                owned.append(Array(key))
+                return true
+            }
+            for key in owned {
+                let hash = Array(key[16...])
+                if let target = try txn.get(g.lookup, key: hash), target == subject.bytes {
+                    _ = try txn.delete(g.lookup, key: hash)
+                }
+                _ = try txn.delete(g.owned, key: key)
+            }
+            try txn.put(g.erased, key: Self.erasedHash(record.email, g), value: [UInt8]())
+            try txn.put(g.subjects, key: subject.bytes, value: [UInt8]())
+            try txn.put(g.meta, key: Self.pendingName, value: BigEndianKey.bytes(g.index))
+            return .erased
+        }
+    }
+
+    /// Finishes an erasure whose deletion committed and whose compaction did not.
+    func finishPendingErasure() throws {
+        try writing { g in try compactIfDue(g) }
+    }
+
+    /// When the live generation holds a deletion not yet compacted away: copy it compacted
+    /// into the next generation, switch `current`, remove the old one. Under the writer lock.
+    func compactIfDue(_ g: Generation) throws {
+        let due = try g.environment.read { txn in try txn.get(g.meta, key: Self.pendingName) }
+        guard let due, due.withUnsafeBytes({ BigEndianKey.value($0) }) == g.index else { return }
+        let next = g.index + 1
+        let temporary = directory + "/.\(Self.generationName(next)).compacting"
+        let target = directory + "/" + Self.generationName(next)
+        try? FileManager.default.removeItem(atPath: temporary)
+        try? FileManager.default.removeItem(atPath: target)
+        do {
+            try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw LMDBError(code: EACCES, operation: "create \(temporary): \(error.localizedDescription)")
+        }
+        try g.environment.copyCompacted(toDirectory: temporary)
+        guard rename(temporary, target) == 0 else { throw LMDBError(code: errno, operation: "rename(\(temporary), \(target))") }
+        try LMDBEnvironment.flush(directory: directory)
+        try Self.writePointer(directory, index: next)
+        let fresh = try Self.openCurrent(directory, creating: false)
+        state.withLock { $0 = fresh }
+        try Self.removeLeftovers(directory, keeping: next)
+    }
+}

@@ -1,0 +1,290 @@
+import CLMDB
+import Crypto
+import Foundation
+import Synchronization
+
+/// A subject's pseudonym: 128 random bits assigned when its email is first seen, never
+/// derived from the email, shown as 32 lowercase hex digits (`erased:PSEUDONYM` once the
+/// subject is erased).
+public struct Pseudonym: Hashable, Sendable, CustomStringConvertible {
+    /// The 16 bytes.
+    public let bytes: [UInt8]
+
+    /// A pseudonym from its 16 bytes; nil for another length.
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 16 else { return nil }
+        self.bytes = bytes
+    }
+
+    /// A pseudonym from its 32 hex digits (either case); nil for anything else.
+    public init?(hex: String) {
+        let digits = Array(hex.utf8)
+        guard digits.count == 32 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(16)
+        for i in stride(from: 0, to: 32, by: 2) {
+            guard let hi = Self.nibble(digits[i]), let lo = Self.nibble(digits[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+        }
+        bytes = out
+    }
+
+    /// A fresh random pseudonym.
+    static func random() -> Pseudonym {
+        var generator = SystemRandomNumberGenerator()
+        // 16 random bytes: never fails the length check
+        return Pseudonym(unchecked: (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+    }
+
+    private init(unchecked bytes: [UInt8]) { self.bytes = bytes }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// 32 lowercase hex digits.
+    public var description: String { bytes.map { String(format: "%02x", $0) }.joined() }
+}
+
+/// What the vault looks a value up by: an email names a subject; an account is linked to
+/// the subject of the email it registered with.
+public enum VaultLookup: UInt8, Sendable, CaseIterable {
+    /// A (normalised) email.
+    case email = 1
+    /// An account name.
+    case account = 2
+}
+
+/// An error of the subject vault.
+public struct VaultError: LedgerError, Equatable {
+    /// What went wrong.
+    public enum Reason: Sendable, Equatable {
+        /// A sealed field's ciphertext does not open under its subject's key with its event
+        /// and field (damaged, or moved to another event or field).
+        case sealBroken(field: String)
+        /// A field opened, but its value does not match the commitment the chain holds.
+        case commitmentMismatch(field: String)
+        /// A stored record of the vault is not in the form this build writes.
+        case damaged(String)
+        /// The pseudonym names no subject the vault ever held (and none it erased).
+        case unknownSubject(Pseudonym)
+    }
+    /// What went wrong.
+    public let reason: Reason
+
+    /// `corrupt` for a broken seal, a commitment mismatch or a damaged record;
+    /// `unknownSubject` for a pseudonym the vault never assigned.
+    public var errorCode: LedgerErrorCode {
+        if case .unknownSubject = reason { return LedgerErrorCode("unknownSubject") }
+        return .corrupt
+    }
+
+    /// What went wrong, naming the field, the file or the subject.
+    public var message: String {
+        switch reason {
+        case .sealBroken(let field): return "the sealed value of field \(field) does not open under its subject's key for this event and field: damaged or moved"
+        case .commitmentMismatch(let field): return "the value of field \(field) does not match the commitment in the event: the vault or the log was altered"
+        case .damaged(let what): return "the subject vault holds a damaged record: \(what)"
+        case .unknownSubject(let p): return "no subject \(p) in the vault"
+        }
+    }
+
+    /// The message.
+    public var description: String { message }
+}
+
+/// The store of personal data beside the log: for each subject (an email, its accounts and
+/// what they wrote) a random 256-bit key, and the look-ups from an email or an account name
+/// to the subject, kept only as keyed hashes.
+///
+/// The log and the projections never hold a personal value: an event holds, for each
+/// personal field, its subject's ``Pseudonym`` and a commitment (``SealedField``), and the
+/// value itself travels sealed under the subject's key. Erasing a subject
+/// (``erase(_:)``) deletes its key and look-ups and then replaces the vault's file by a
+/// compacted copy, so that no file of the directory — freed pages included — still holds
+/// them: every sealed value of the subject is then noise, and every commitment in the chain
+/// stays as it was, so the chain and every checkpoint still verify.
+///
+/// On disk, in its directory:
+/// - `current` names the live generation (`gen-000001`, …), replaced atomically;
+/// - `gen-NNNNNN/` is an LMDB environment holding the keys and look-ups;
+/// - `writer.lock` is held (`flock`) by whoever writes, and by an erasure from the deletion
+///   to the switch of generation, across processes.
+///
+/// A reader of another process that has the previous generation open reads it until its
+/// next call, which sees the new `current` and moves to it (one `stat` per call). An
+/// erasure interrupted by a crash is finished by the next open of the vault (the deletion
+/// commits first; the compaction is redone until `current` names a copy made after it).
+public final class SubjectVault: Sendable {
+    /// The vault's directory.
+    public let directory: String
+    let lockFD: Int32
+    let state: Mutex<Generation>
+    /// Serialises this process's writers; `flock` serialises processes.
+    let writers = PlainMutex()
+
+    /// One open generation of the vault.
+    struct Generation: Sendable {
+        var index: UInt64
+        var environment: LMDBEnvironment
+        var meta: LMDBDatabase
+        var subjects: LMDBDatabase
+        var lookup: LMDBDatabase
+        var owned: LMDBDatabase
+        var erased: LMDBDatabase
+        /// The inode of `current` when this generation was opened.
+        var pointerInode: UInt64
+        /// The look-up key and the key of the erased-email hashes.
+        var indexKey: SymmetricKey
+        var erasedKey: SymmetricKey
+    }
+
+    static let databaseNames = ["meta", "subjects", "lookup", "owned", "erased"]
+    static let indexKeyName = Array("indexKey".utf8)
+    static let erasedKeyName = Array("erasedKey".utf8)
+    /// The generation in which an erasure deleted something and whose copy is still due.
+    static let pendingName = Array("compactionDue".utf8)
+
+    /// Opens the vault in `directory`, creating it when missing, and finishes an erasure a
+    /// crash interrupted (the compaction and the switch of generation), removing what such a
+    /// crash left behind.
+    public init(directory: String) throws {
+        self.directory = directory
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw LMDBError(code: EACCES, operation: "create the vault directory \(directory): \(error.localizedDescription)")
+        }
+        let fd = Foundation.open(directory + "/writer.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LMDBError(code: errno, operation: "open(\(directory)/writer.lock)") }
+        lockFD = fd
+        do {
+            let opened = try Self.withFileLock(fd) { () throws -> Generation in
+                let generation = try Self.openCurrent(directory, creating: true)
+                try Self.removeLeftovers(directory, keeping: generation.index)
+                return generation
+            }
+            state = Mutex(opened)
+            try finishPendingErasure()
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    deinit { close(lockFD) }
+
+    // MARK: generations
+
+    static func generationName(_ index: UInt64) -> String { String(format: "gen-%06llu", index) }
+
+    static func inode(_ path: String) -> UInt64? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return UInt64(st.st_ino)
+    }
+
+    /// Opens the generation `current` names; with `creating`, makes the first one when the
+    /// vault is new (only under the file lock).
+    static func openCurrent(_ directory: String, creating: Bool) throws -> Generation {
+        let pointer = directory + "/current"
+        if inode(pointer) == nil {
+            guard creating else { throw VaultError(reason: .damaged("\(pointer) is missing")) }
+            let first = directory + "/" + generationName(1)
+            try FileManager.default.createDirectory(atPath: first, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            let env = try LMDBEnvironment.open(path: first, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .durable))
+            let dbs = try env.openDatabases(databaseNames)
+            try env.write { txn in
+                try txn.put(dbs[0], key: indexKeyName, value: randomKeyBytes())
+                try txn.put(dbs[0], key: erasedKeyName, value: randomKeyBytes())
+            }
+            try writePointer(directory, index: 1)
+        }
+        for _ in 0..<8 {
+            guard let before = inode(pointer) else { break }
+            let text = try String(contentsOfFile: pointer, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard text.hasPrefix("gen-"), let index = UInt64(text.dropFirst(4)), index > 0, index < 1 << 40 else {
+                throw VaultError(reason: .damaged("\(pointer) names \(text.debugDescription), not a generation"))
+            }
+            let path = directory + "/" + generationName(index)
+            // the pointer moved while it was read: an erasure switched; read it again
+            guard inode(pointer) == before, inode(path + "/data.mdb") != nil else { continue }
+            let env = try LMDBEnvironment.open(path: path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .durable))
+            let dbs = try env.openDatabases(databaseNames)
+            guard dbs.count == 5 else { throw VaultError(reason: .damaged("databases missing in \(path)")) }
+            let keys = try env.read { txn in (try txn.get(dbs[0], key: indexKeyName), try txn.get(dbs[0], key: erasedKeyName)) }
+            guard let indexKey = keys.0, indexKey.count == 32, let erasedKey = keys.1, erasedKey.count == 32 else {
+                throw VaultError(reason: .damaged("the keys of \(path) are missing"))
+            }
+            return Generation(index: index, environment: env, meta: dbs[0], subjects: dbs[1], lookup: dbs[2],
+                              owned: dbs[3], erased: dbs[4], pointerInode: before,
+                              indexKey: SymmetricKey(data: indexKey), erasedKey: SymmetricKey(data: erasedKey))
+        }
+        throw VaultError(reason: .damaged("\(pointer) keeps changing or names a missing generation"))
+    }
+
+    /// Makes `current` name generation `index`, atomically and durably.
+    static func writePointer(_ directory: String, index: UInt64) throws {
+        let temporary = directory + "/.current.tmp"
+        let fd = Foundation.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LMDBError(code: errno, operation: "open(\(temporary))") }
+        let bytes = Array((generationName(index) + "\n").utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == bytes.count, synced == 0 else { throw LMDBError(code: errno == 0 ? EIO : errno, operation: "write(\(temporary))") }
+        guard rename(temporary, directory + "/current") == 0 else { throw LMDBError(code: errno, operation: "rename(\(temporary), current)") }
+        try LMDBEnvironment.flush(directory: directory)
+    }
+
+    /// Removes every generation but `index` and every unfinished copy.
+    static func removeLeftovers(_ directory: String, keeping index: UInt64) throws {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        var removed = false
+        for name in names where (name.hasPrefix("gen-") && name != generationName(index)) || name.hasPrefix(".gen-") {
+            try? FileManager.default.removeItem(atPath: directory + "/" + name)
+            removed = true
+        }
+        if removed { try LMDBEnvironment.flush(directory: directory) }
+    }
+
+    static func randomKeyBytes() -> [UInt8] {
+        SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+    }
+
+    /// Runs `body` holding the cross-process writer lock.
+    static func withFileLock<R>(_ fd: Int32, _ body: () throws -> R) throws -> R {
+        while flock(fd, LOCK_EX) != 0 {
+            if errno != EINTR { throw LMDBError(code: errno, operation: "flock(writer.lock)") }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+
+    /// The live generation: the one open, or the next one when an erasure switched since.
+    func current() throws -> Generation {
+        let open = state.withLock { $0 }
+        if Self.inode(directory + "/current") == open.pointerInode { return open }
+        let fresh = try Self.openCurrent(directory, creating: false)
+        state.withLock { if $0.pointerInode != fresh.pointerInode { $0 = fresh } }
+        return fresh
+    }
+
+    /// Runs a write against the live generation, excluding every other writer (of this
+    /// process and of others) and any erasure.
+    func writing<R>(_ body: (Generation) throws -> R) throws -> R {
+        try writers.withLock {
+            try Self.withFileLock(lockFD) { try body(try current()) }
+        }
+    }
+
+    /// The generation now live (for tests and `stats`).
+    public var generation: UInt64 { get throws { try current().index } }
+}
