@@ -58,6 +58,31 @@ struct Main {
             print(String(format: "append_changelog_ratio %.3f", try changelogAppendRatio(commands: count, batch: 1_000, seed: 7)))
             return
         }
+        if let count = argument("--vault-erase").flatMap(Int.init) {
+            // the subject vault alone (issue 18, first step): `count` subjects assigned in
+            // batches of 1,000 (one durable transaction each), then 20 erasures, each deleting and writing the compacted next generation
+            let root = NSTemporaryDirectory() + "ledger-bench-vault-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            let vault = try SubjectVault(directory: root)
+            var subjects: [Pseudonym] = []
+            let tAssign = try seconds {
+                for start in stride(from: 0, to: count, by: 1_000) {
+                    let emails = (start ..< min(count, start + 1_000)).map { "subject\($0)@bench.example" }
+                    subjects += try vault.assignSubjects(emails: emails).map(\.subject)
+                }
+            }
+            var rng = SeededRandom(seed: 7)
+            var times: [Double] = []
+            for _ in 0 ..< 20 {
+                guard let p = subjects.randomElement(using: &rng) else { break }
+                times.append(try seconds { try vault.erase(p) } * 1_000)
+            }
+            let files = (FileManager.default.subpaths(atPath: root) ?? []).filter { $0.hasSuffix("data.mdb") }
+            let bytes = files.compactMap { try? FileManager.default.attributesOfItem(atPath: root + "/" + $0)[.size] as? Int }.reduce(0, +)
+            print(String(format: "vault subjects %d  file %.1f MB  assign %.1f µs/subject (batches of 1,000, durable)  erase p50 %.1f ms  max %.1f ms",
+                         count, Double(bytes) / 1_048_576, tAssign / Double(max(count, 1)) * 1e6, percentile(times, 0.5), times.max() ?? 0))
+            return
+        }
         if let dir = argument("--make-ledger") {
             // a ledger of `--commands N` generated commands in DIR (for profiling a rebuild or
             // appending; `--without-changelog`: folded without the changelog)
