@@ -60,7 +60,8 @@ struct Main {
         }
         if let count = argument("--vault-erase").flatMap(Int.init) {
             // the subject vault alone (issue 18, first step): `count` subjects assigned in
-            // batches of 1,000 (one durable transaction each), then 20 erasures, each deleting and writing the compacted next generation
+            // batches of 1,000 (one durable transaction each), fields sealed and opened, then
+            // 20 erasures, each deleting and writing the compacted next generation
             let root = NSTemporaryDirectory() + "ledger-bench-vault-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: root) }
             let vault = try SubjectVault(directory: root)
@@ -71,6 +72,28 @@ struct Main {
                     subjects += try vault.assignSubjects(emails: emails).map(\.subject)
                 }
             }
+            guard !subjects.isEmpty else { print("vault: no subjects (give --vault-erase N with N ≥ 1)"); return }
+            // sealing and opening one field (what each personal field of an event will cost)
+            let fields = 20_000
+            let event = UUID()
+            var sealed: [SealedField] = []
+            sealed.reserveCapacity(fields)
+            let tSealOne = try seconds {
+                for i in 0 ..< fields / 10 { _ = try vault.seal("subject\(i)@bench.example", field: "email", event: event, subject: subjects[i % subjects.count]) }
+            } * 10
+            let tSeal = try seconds {
+                for start in stride(from: 0, to: fields, by: 1_000) {
+                    sealed += try vault.seal((start ..< start + 1_000).map {
+                        FieldToSeal(value: "subject\($0)@bench.example", field: "email", event: event, subject: subjects[$0 % subjects.count])
+                    })
+                }
+            }
+            var opened = 0
+            let tOpen = try seconds {
+                for f in sealed { if case .value = try vault.open(f, field: "email", event: event) { opened += 1 } }
+            }
+            print(String(format: "vault seal %.2f µs/field (one per call), %.2f µs/field (batches of 1,000)  open %.2f µs/field (%d of %d opened)",
+                         tSealOne / Double(fields) * 1e6, tSeal / Double(fields) * 1e6, tOpen / Double(fields) * 1e6, opened, fields))
             var rng = SeededRandom(seed: 7)
             var times: [Double] = []
             for _ in 0 ..< 20 {

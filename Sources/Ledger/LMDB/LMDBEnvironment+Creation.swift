@@ -30,9 +30,6 @@ extension LMDBEnvironment {
         if link(temporary, target) != 0 && errno != EEXIST {
             throw LMDBError(code: errno, operation: "link(\(temporary), \(target))")
         }
-        let fd = Foundation.open(directory, O_RDONLY | O_DIRECTORY)
-        guard fd >= 0 else { throw LMDBError(code: errno, operation: "open(\(directory))") }
-        defer { close(fd) }
-        if fsync(fd) != 0 { throw LMDBError(code: errno, operation: "fsync(\(directory))") }
+        try flush(directory: directory)
     }
 }

@@ -8,9 +8,9 @@ import Foundation
 public struct SealedField: Sendable, Equatable {
     /// The subject the value belongs to.
     public let subject: Pseudonym
-    /// HMAC-SHA-256, under a random 256-bit secret of this field alone, of the event id, the
-    /// field's name and the value: the same email in two events has two unrelated
-    /// commitments, and no guess can be checked against one without its secret.
+    /// SHA-256 of a random 256-bit secret of this field alone, the event id, the field's name
+    /// and the value: the same email in two events has two unrelated commitments, and no
+    /// guess can be checked against one without its secret.
     public let commitment: [UInt8]
     /// AES-GCM (nonce ‖ ciphertext ‖ tag) of the secret and the value under the subject's
     /// key, bound to the subject, the event id and the field's name.
@@ -21,6 +21,26 @@ public struct SealedField: Sendable, Equatable {
         self.subject = subject
         self.commitment = commitment
         self.ciphertext = ciphertext
+    }
+}
+
+/// A personal value to seal: the value, its field's name, its event and its subject.
+public struct FieldToSeal: Sendable, Equatable {
+    /// The value.
+    public var value: String
+    /// The field's name in the export form (`email`, `contacts[1].email`, …).
+    public var field: String
+    /// The id of the event the field belongs to.
+    public var event: UUID
+    /// Whose the value is.
+    public var subject: Pseudonym
+
+    /// A value to seal.
+    public init(value: String, field: String, event: UUID, subject: Pseudonym) {
+        self.value = value
+        self.field = field
+        self.event = event
+        self.subject = subject
     }
 }
 
@@ -47,12 +67,19 @@ extension SubjectVault {
 
     /// The commitment to `value` in field `field` of event `event` under `secret`.
     public static func commitment(value: String, field: String, event: UUID, secret: some ContiguousBytes) -> [UInt8] {
-        var message = commitmentLabel
-        message += uuidBytes(event)
-        message += Array(field.utf8)
-        message.append(0)
-        message += Array(value.utf8)
-        return Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: secret)))
+        // SHA-256 over the label, the 256-bit secret, the event id, the field's name and the
+        // value: hiding (no guess can be checked without the secret) and binding (SHA-256's
+        // collision resistance). HMAC's nesting guards a MAC against length extension, which a
+        // commitment — always recomputed over the whole field — does not need; it cost twice as
+        // much here (BENCHMARKS.md, the subject vault).
+        var hasher = SHA256()
+        hasher.update(data: commitmentLabel)
+        secret.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        hasher.update(data: uuidBytes(event))
+        hasher.update(data: Array(field.utf8))
+        hasher.update(data: [0])
+        hasher.update(data: Array(value.utf8))
+        return Array(hasher.finalize())
     }
 
     static func uuidBytes(_ id: UUID) -> [UInt8] {
@@ -82,6 +109,13 @@ extension SubjectVault {
         var email: String
     }
 
+    /// A subject record's key alone (what sealing and opening need), nil once erased.
+    static func subjectKey(_ bytes: [UInt8], _ subject: Pseudonym) throws -> SymmetricKey? {
+        if bytes.isEmpty { return nil }
+        guard bytes.count > 32 else { throw VaultError(reason: .damaged("the record of subject \(subject) is \(bytes.count) bytes")) }
+        return SymmetricKey(data: bytes[0..<32])
+    }
+
     static func decodeSubject(_ bytes: [UInt8], _ subject: Pseudonym) throws -> SubjectRecord? {
         if bytes.isEmpty { return nil }
         guard bytes.count > 32 else { throw VaultError(reason: .damaged("the record of subject \(subject) is \(bytes.count) bytes")) }
@@ -99,7 +133,8 @@ extension SubjectVault {
     }
 
     static func encodeSubject(key: SymmetricKey, email: String, _ subject: Pseudonym) throws -> [UInt8] {
-        let box = try AES.GCM.seal(Array(email.utf8), using: key, authenticating: subjectLabel + subject.bytes)
+        let box = try AES.GCM.seal(Array(email.utf8), using: key, nonce: try AES.GCM.Nonce(data: try randomBytes(12)),
+                                   authenticating: subjectLabel + subject.bytes)
         guard let combined = box.combined else { throw VaultError(reason: .damaged("AES-GCM gave no combined form")) }
         return key.withUnsafeBytes { Array($0) } + Array(combined)
     }
@@ -137,9 +172,9 @@ extension SubjectVault {
                         out.append((p, false))
                         continue
                     }
-                    var p = Pseudonym.random()
-                    while try txn.get(g.subjects, key: p.bytes) != nil { p = Pseudonym.random() }
-                    try txn.put(g.subjects, key: p.bytes, value: try Self.encodeSubject(key: SymmetricKey(size: .bits256), email: email, p))
+                    var p = try Pseudonym.random()
+                    while try txn.get(g.subjects, key: p.bytes) != nil { p = try Pseudonym.random() }
+                    try txn.put(g.subjects, key: p.bytes, value: try Self.encodeSubject(key: SymmetricKey(data: try Self.randomBytes(32)), email: email, p))
                     try txn.put(g.lookup, key: hash, value: p.bytes)
                     try txn.put(g.owned, key: p.bytes + hash, value: [UInt8]())
                     made[email] = p
@@ -189,17 +224,50 @@ extension SubjectVault {
     /// Seals `value` of field `field` in event `event` for `subject`: a fresh random secret,
     /// the commitment under it, and both sealed under the subject's key.
     public func seal(_ value: String, field: String, event: UUID, subject: Pseudonym) throws -> SealedField {
+        let sealed = try seal([FieldToSeal(value: value, field: field, event: event, subject: subject)])
+        guard let first = sealed.first else { throw VaultError(reason: .damaged("nothing sealed")) }
+        return first
+    }
+
+    /// ``seal(_:field:event:subject:)`` for many fields at once (a batch of events): one
+    /// look at the live generation and one draw of randomness for all. Throws
+    /// `unknownSubject` for a subject the vault does not hold (never assigned, or erased).
+    public func seal(_ fields: [FieldToSeal]) throws -> [SealedField] {
         let g = try current()
-        guard let bytes = try g.environment.read({ txn in try txn.get(g.subjects, key: subject.bytes) }),
-              let record = try Self.decodeSubject(bytes, subject) else {
+        // per field: a 32-byte secret and a 12-byte nonce
+        let random = try Self.randomBytes(fields.count * 44)
+        var out: [SealedField] = []
+        out.reserveCapacity(fields.count)
+        for (i, f) in fields.enumerated() {
+            guard let key = try key(of: f.subject, in: g) else { throw VaultError(reason: .unknownSubject(f.subject)) }
+            let secret = random[(i * 44) ..< (i * 44 + 32)]
+            let nonce = try AES.GCM.Nonce(data: random[(i * 44 + 32) ..< (i * 44 + 44)])
+            let commitment = Self.commitment(value: f.value, field: f.field, event: f.event, secret: secret)
+            let box = try AES.GCM.seal(Array(secret) + Array(f.value.utf8), using: key, nonce: nonce,
+                                       authenticating: Self.sealContext(f.subject, field: f.field, event: f.event))
+            guard let combined = box.combined else { throw VaultError(reason: .damaged("AES-GCM gave no combined form")) }
+            out.append(SealedField(subject: f.subject, commitment: commitment, ciphertext: Array(combined)))
+        }
+        return out
+    }
+
+    /// The key of `subject` in generation `g`: from the cache of that generation, else read
+    /// (and cached); nil once erased; `unknownSubject` when the vault never held it. An
+    /// erasure always switches generation, so a cached key never outlives its subject's
+    /// erasure past the switch.
+    func key(of subject: Pseudonym, in g: Generation) throws -> SymmetricKey? {
+        if let cached = keyCache.withLock({ $0.generation == g.index ? $0.keys[subject] : nil }) { return cached }
+        guard let bytes = try g.environment.read({ txn in try txn.get(g.subjects, key: subject.bytes) }) else {
             throw VaultError(reason: .unknownSubject(subject))
         }
-        let secret = Self.randomKeyBytes()
-        let commitment = Self.commitment(value: value, field: field, event: event, secret: secret)
-        let box = try AES.GCM.seal(secret + Array(value.utf8), using: record.key,
-                                   authenticating: Self.sealContext(subject, field: field, event: event))
-        guard let combined = box.combined else { throw VaultError(reason: .damaged("AES-GCM gave no combined form")) }
-        return SealedField(subject: subject, commitment: commitment, ciphertext: Array(combined))
+        let key = try Self.subjectKey(bytes, subject)
+        keyCache.withLock { cache in
+            if cache.generation != g.index || cache.keys.count >= Self.keyCacheLimit {
+                cache = KeyCache(generation: g.index, keys: [:])
+            }
+            cache.keys[subject] = .some(key)
+        }
+        return key
     }
 
     /// Opens a sealed field of `event`: its value, checked against the commitment, or
@@ -209,14 +277,11 @@ extension SubjectVault {
     public func open(_ sealed: SealedField, field: String, event: UUID) throws -> OpenedField {
         let g = try current()
         let subject = sealed.subject
-        guard let bytes = try g.environment.read({ txn in try txn.get(g.subjects, key: subject.bytes) }) else {
-            throw VaultError(reason: .unknownSubject(subject))
-        }
-        guard let record = try Self.decodeSubject(bytes, subject) else { return .erased(subject) }
+        guard let key = try key(of: subject, in: g) else { return .erased(subject) }
         let plain: [UInt8]
         do {
             let box = try AES.GCM.SealedBox(combined: sealed.ciphertext)
-            plain = Array(try AES.GCM.open(box, using: record.key,
+            plain = Array(try AES.GCM.open(box, using: key,
                                            authenticating: Self.sealContext(subject, field: field, event: event)))
         } catch {
             throw VaultError(reason: .sealBroken(field: field))

@@ -30,10 +30,8 @@ public struct Pseudonym: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// A fresh random pseudonym.
-    static func random() -> Pseudonym {
-        var generator = SystemRandomNumberGenerator()
-        // 16 random bytes: never fails the length check
-        return Pseudonym(unchecked: (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+    static func random() throws -> Pseudonym {
+        Pseudonym(unchecked: try SubjectVault.randomBytes(16))
     }
 
     private init(unchecked bytes: [UInt8]) { self.bytes = bytes }
@@ -127,6 +125,14 @@ public final class SubjectVault: Sendable {
     let state: Mutex<Generation>
     /// Serialises this process's writers; `flock` serialises processes.
     let writers = PlainMutex()
+    /// Subjects' keys read in one generation (nil: erased).
+    let keyCache = Mutex(KeyCache())
+    static let keyCacheLimit = 100_000
+
+    struct KeyCache: Sendable {
+        var generation: UInt64 = 0
+        var keys: [Pseudonym: SymmetricKey?] = [:]
+    }
 
     /// One open generation of the vault.
     struct Generation: Sendable {
@@ -202,8 +208,8 @@ public final class SubjectVault: Sendable {
             let env = try LMDBEnvironment.open(path: first, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .durable))
             let dbs = try env.openDatabases(databaseNames)
             try env.write { txn in
-                try txn.put(dbs[0], key: indexKeyName, value: randomKeyBytes())
-                try txn.put(dbs[0], key: erasedKeyName, value: randomKeyBytes())
+                try txn.put(dbs[0], key: indexKeyName, value: try randomKeyBytes())
+                try txn.put(dbs[0], key: erasedKeyName, value: try randomKeyBytes())
             }
             try writePointer(directory, index: 1)
         }
@@ -216,7 +222,12 @@ public final class SubjectVault: Sendable {
             let path = directory + "/" + generationName(index)
             // the pointer moved while it was read: an erasure switched; read it again
             guard inode(pointer) == before, inode(path + "/data.mdb") != nil else { continue }
-            let env = try LMDBEnvironment.open(path: path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .durable))
+            let env: LMDBEnvironment
+            do {
+                env = try LMDBEnvironment.open(path: path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .durable))
+            } catch where inode(pointer) != before {
+                continue  // another erasure switched and removed it meanwhile: read the pointer again
+            }
             let dbs = try env.openDatabases(databaseNames)
             guard dbs.count == 5 else { throw VaultError(reason: .damaged("databases missing in \(path)")) }
             let keys = try env.read { txn in (try txn.get(dbs[0], key: indexKeyName), try txn.get(dbs[0], key: erasedKeyName)) }
@@ -255,8 +266,28 @@ public final class SubjectVault: Sendable {
         if removed { try LMDBEnvironment.flush(directory: directory) }
     }
 
-    static func randomKeyBytes() -> [UInt8] {
-        SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+    static func randomKeyBytes() throws -> [UInt8] { try randomBytes(32) }
+
+    /// The kernel's CSPRNG, opened once per process.
+    static let urandom: Int32 = Foundation.open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+
+    /// `count` bytes from the kernel's CSPRNG (`/dev/urandom`), in as few reads as it takes —
+    /// one for a whole batch, where a `SystemRandomNumberGenerator` makes a system call per
+    /// 8 bytes.
+    static func randomBytes(_ count: Int) throws -> [UInt8] {
+        guard urandom >= 0 else { throw LMDBError(code: EIO, operation: "open(/dev/urandom)") }
+        var out = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        try out.withUnsafeMutableBytes { buffer in
+            guard let base = buffer.baseAddress else { return }
+            while filled < count {
+                let n = read(urandom, base + filled, count - filled)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw LMDBError(code: n < 0 ? errno : EIO, operation: "read(/dev/urandom)") }
+                filled += n
+            }
+        }
+        return out
     }
 
     /// Runs `body` holding the cross-process writer lock.
