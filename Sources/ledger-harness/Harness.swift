@@ -11,7 +11,7 @@ struct LedgerHarness: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger-harness",
         abstract: "Child processes for the reliability test suites.",
-        subcommands: [CrashChild.self, Stress.self, HoldRead.self, VaultEraser.self])
+        subcommands: [CrashChild.self, Stress.self, HoldRead.self, VaultEraser.self, VaultAssigner.self])
 }
 
 /// Prints a line and flushes at once, so an acknowledgement reaches the parent before the
@@ -145,6 +145,26 @@ struct VaultEraser: ParsableCommand {
             say("erasing \(i)")
             try store.erase(subject)
             say("erased \(i)")
+        }
+    }
+}
+
+struct VaultAssigner: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vault-assign",
+        abstract: "Assign subjects to EMAIL-PREFIX0@… to EMAIL-PREFIX(N-1)@… in a subject vault, ten per transaction, printing `ack I` for each once its transaction committed.")
+
+    @Argument var vault: String
+    @Option var count: Int
+    @Option var prefix: String
+
+    func run() throws {
+        let store = try SubjectVault(directory: vault)
+        say("ready")
+        for start in stride(from: 0, to: count, by: 10) {
+            let range = start ..< min(count, start + 10)
+            _ = try store.assignSubjects(emails: range.map { "\(prefix)\($0)@contoso.example" })
+            for i in range { say("ack \(i)") }
         }
     }
 }

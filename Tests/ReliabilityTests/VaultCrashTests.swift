@@ -76,4 +76,30 @@ struct VaultCrashTests {
         #expect(killedMidway > 0 && inFlight > 0, "no kill landed during an erasure (seed \(seed)): \(killedMidway) while running, \(inFlight) between `erasing` and `erased`")
         #expect(!acked.isEmpty, "no erasure finished (seed \(seed))")
     }
+
+    @Test("another process erasing while this one assigns: every acknowledged assignment is in the live generation, every erasure holds")
+    func writersFollowTheSwitch() throws {
+        #expect(binariesBuilt(), "build first: swift build")
+        let dir = TempDir()
+        let root = dir.path + "/vault"
+        let erasable = 150, assigned = 1_500
+        do {
+            let vault = try SubjectVault(directory: root)
+            _ = try vault.assignSubjects(emails: (0 ..< erasable).map { "gone\($0)@contoso.example" })
+        }
+        let eraser = try Child(harnessPath, ["vault-erase", root, "--count", "\(erasable)", "--prefix", "gone"])
+        let assigner = try Child(harnessPath, ["vault-assign", root, "--count", "\(assigned)", "--prefix", "kept"])
+        let erasedLines = eraser.finish(), assignedLines = assigner.finish()
+        #expect(eraser.process.terminationStatus == 0 && assigner.process.terminationStatus == 0)
+        let acked = assignedLines.filter { $0.hasPrefix("ack ") }.compactMap { Int($0.dropFirst(4)) }
+        let erased = erasedLines.filter { $0.hasPrefix("erased ") }.count
+        #expect(acked.count == assigned && erased == erasable)
+        let vault = try SubjectVault(directory: root)
+        // the two overlapped: the generation moved once per erasure
+        #expect(try vault.generation == UInt64(erasable + 1))
+        let lost = try acked.filter { try vault.subject(.email, "kept\($0)@contoso.example") == nil }
+        #expect(lost.isEmpty, "\(lost.count) acknowledged assignments lost, e.g. \(lost.prefix(5))")
+        let left = try (0 ..< erasable).filter { try vault.subject(.email, "gone\($0)@contoso.example") != nil }
+        #expect(left.isEmpty, "\(left.count) erased subjects still looked up")
+    }
 }

@@ -55,14 +55,15 @@ extension SubjectVault {
 
     /// Finishes an erasure whose deletion committed and whose compaction did not.
     func finishPendingErasure() throws {
-        try writing { g in try compactIfDue(g) }
+        try writing { _ in }
     }
 
     /// When the live generation holds a deletion not yet compacted away: copy it compacted
     /// into the next generation, switch `current`, remove the old one. Under the writer lock.
-    func compactIfDue(_ g: Generation) throws {
+    @discardableResult
+    func compactIfDue(_ g: Generation) throws -> Bool {
         let due = try g.environment.read { txn in try txn.get(g.meta, key: Self.pendingName) }
-        guard let due, due.withUnsafeBytes({ BigEndianKey.value($0) }) == g.index else { return }
+        guard let due, due.withUnsafeBytes({ BigEndianKey.value($0) }) == g.index else { return false }
         let next = g.index + 1
         let temporary = directory + "/.\(Self.generationName(next)).compacting"
         let target = directory + "/" + Self.generationName(next)
@@ -77,9 +78,13 @@ extension SubjectVault {
         try g.environment.copyCompacted(toDirectory: temporary)
         guard rename(temporary, target) == 0 else { throw LMDBError(code: errno, operation: "rename(\(temporary), \(target))") }
         try LMDBEnvironment.flush(directory: directory)
+        // mark the old generation before switching, so that every process holding it open
+        // moves on at its next call (the copy, made before, holds no mark of its own)
+        try g.environment.write { txn in try txn.put(g.meta, key: Self.supersededName, value: BigEndianKey.bytes(next)) }
         try Self.writePointer(directory, index: next)
         let fresh = try Self.openCurrent(directory, creating: false)
         state.withLock { $0 = fresh }
         try Self.removeLeftovers(directory, keeping: next)
+        return true
     }
 }

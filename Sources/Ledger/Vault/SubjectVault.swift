@@ -143,8 +143,6 @@ public final class SubjectVault: Sendable {
         var lookup: LMDBDatabase
         var owned: LMDBDatabase
         var erased: LMDBDatabase
-        /// The inode of `current` when this generation was opened.
-        var pointerInode: UInt64
         /// The look-up key and the key of the erased-email hashes.
         var indexKey: SymmetricKey
         var erasedKey: SymmetricKey
@@ -155,6 +153,8 @@ public final class SubjectVault: Sendable {
     static let erasedKeyName = Array("erasedKey".utf8)
     /// The generation in which an erasure deleted something and whose copy is still due.
     static let pendingName = Array("compactionDue".utf8)
+    /// The generation that replaced this one (set by the erasure that made it).
+    static let supersededName = Array("supersededBy".utf8)
 
     /// Opens the vault in `directory`, creating it when missing, and finishes an erasure a
     /// crash interrupted (the compaction and the switch of generation), removing what such a
@@ -214,19 +214,19 @@ public final class SubjectVault: Sendable {
             try writePointer(directory, index: 1)
         }
         for _ in 0..<8 {
-            guard let before = inode(pointer) else { break }
+            // the file read is whole (it is replaced by rename, never written in place)
             let text = try String(contentsOfFile: pointer, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
             guard text.hasPrefix("gen-"), let index = UInt64(text.dropFirst(4)), index > 0, index < 1 << 40 else {
                 throw VaultError(reason: .damaged("\(pointer) names \(text.debugDescription), not a generation"))
             }
             let path = directory + "/" + generationName(index)
-            // the pointer moved while it was read: an erasure switched; read it again
-            guard inode(pointer) == before, inode(path + "/data.mdb") != nil else { continue }
             let env: LMDBEnvironment
             do {
+                // removed meanwhile by an erasure that switched again: read the pointer again
+                guard inode(path + "/data.mdb") != nil else { continue }
                 env = try LMDBEnvironment.open(path: path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .durable))
-            } catch where inode(pointer) != before {
-                continue  // another erasure switched and removed it meanwhile: read the pointer again
+            } catch where inode(path + "/data.mdb") == nil {
+                continue
             }
             let dbs = try env.openDatabases(databaseNames)
             guard dbs.count == 5 else { throw VaultError(reason: .damaged("databases missing in \(path)")) }
@@ -235,7 +235,7 @@ public final class SubjectVault: Sendable {
                 throw VaultError(reason: .damaged("the keys of \(path) are missing"))
             }
             return Generation(index: index, environment: env, meta: dbs[0], subjects: dbs[1], lookup: dbs[2],
-                              owned: dbs[3], erased: dbs[4], pointerInode: before,
+                              owned: dbs[3], erased: dbs[4],
                               indexKey: SymmetricKey(data: indexKey), erasedKey: SymmetricKey(data: erasedKey))
         }
         throw VaultError(reason: .damaged("\(pointer) keeps changing or names a missing generation"))
@@ -300,19 +300,41 @@ public final class SubjectVault: Sendable {
     }
 
     /// The live generation: the one open, or the next one when an erasure switched since.
+    ///
+    /// An erasure marks the generation it replaces (`supersededBy`, committed before
+    /// `current` names the next one), so one read of this generation's own meta table tells
+    /// whether it is still live — no system call, and no trust in `current`'s inode, which a
+    /// file system reuses at once (a writer of another process that compared inodes kept
+    /// writing to a removed generation: found by `VaultCrashTests`).
     func current() throws -> Generation {
         let open = state.withLock { $0 }
-        if Self.inode(directory + "/current") == open.pointerInode { return open }
+        guard try Self.supersedingIndex(open) != nil else { return open }
         let fresh = try Self.openCurrent(directory, creating: false)
-        state.withLock { if $0.pointerInode != fresh.pointerInode { $0 = fresh } }
+        // `current` may still name this one: the erasure that marked it crashed before the
+        // switch, and the next writer or open redoes the copy
+        if fresh.index == open.index { return open }
+        state.withLock { if $0.index < fresh.index { $0 = fresh } }
         return fresh
     }
 
+    /// The generation that replaces `g`, when an erasure marked it.
+    static func supersedingIndex(_ g: Generation) throws -> UInt64? {
+        let marked = try g.environment.read { txn in
+            try txn.withValue(g.meta, key: supersededName) { BigEndianKey.value($0) }
+        }
+        guard let next = marked ?? nil, next > g.index else { return nil }
+        return next
+    }
+
     /// Runs a write against the live generation, excluding every other writer (of this
-    /// process and of others) and any erasure.
+    /// process and of others) and any erasure; an erasure a crash left half done (deleted,
+    /// not yet copied) is finished first.
     func writing<R>(_ body: (Generation) throws -> R) throws -> R {
         try writers.withLock {
-            try Self.withFileLock(lockFD) { try body(try current()) }
+            try Self.withFileLock(lockFD) {
+                let g = try current()
+                return try body(try compactIfDue(g) ? try current() : g)
+            }
         }
     }
 
