@@ -114,10 +114,11 @@ public struct VaultError: LedgerError, Equatable {
 /// - `writer.lock` is held (`flock`) by whoever writes, and by an erasure from the deletion
 ///   to the switch of generation, across processes.
 ///
-/// A reader of another process that has the previous generation open reads it until its
-/// next call, which sees the new `current` and moves to it (one `stat` per call). An
-/// erasure interrupted by a crash is finished by the next open of the vault (the deletion
-/// commits first; the compaction is redone until `current` names a copy made after it).
+/// A process that has the previous generation open (reading or writing) uses it until its
+/// next call, which finds the mark the erasure left in it (`supersededBy`, one read of its
+/// meta table) and moves to the generation `current` names. An erasure interrupted by a
+/// crash is finished by the next open of the vault or the next write (the deletion commits
+/// first; the compaction is redone until `current` names a copy made after it).
 public final class SubjectVault: Sendable {
     /// The vault's directory.
     public let directory: String
@@ -170,18 +171,20 @@ public final class SubjectVault: Sendable {
         let fd = Foundation.open(directory + "/writer.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw LMDBError(code: errno, operation: "open(\(directory)/writer.lock)") }
         lockFD = fd
+        let opened: Generation
         do {
-            let opened = try Self.withFileLock(fd) { () throws -> Generation in
+            opened = try Self.withFileLock(fd) { () throws -> Generation in
                 let generation = try Self.openCurrent(directory, creating: true)
                 try Self.removeLeftovers(directory, keeping: generation.index)
                 return generation
             }
-            state = Mutex(opened)
-            try finishPendingErasure()
         } catch {
             close(fd)
             throw error
         }
+        state = Mutex(opened)
+        // from here a failure deinitialises the vault, which closes the lock file
+        try finishPendingErasure()
     }
 
     deinit { close(lockFD) }
@@ -190,17 +193,13 @@ public final class SubjectVault: Sendable {
 
     static func generationName(_ index: UInt64) -> String { String(format: "gen-%06llu", index) }
 
-    static func inode(_ path: String) -> UInt64? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        return UInt64(st.st_ino)
-    }
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     /// Opens the generation `current` names; with `creating`, makes the first one when the
     /// vault is new (only under the file lock).
     static func openCurrent(_ directory: String, creating: Bool) throws -> Generation {
         let pointer = directory + "/current"
-        if inode(pointer) == nil {
+        if !exists(pointer) {
             guard creating else { throw VaultError(reason: .damaged("\(pointer) is missing")) }
             let first = directory + "/" + generationName(1)
             try FileManager.default.createDirectory(atPath: first, withIntermediateDirectories: true,
@@ -223,9 +222,9 @@ public final class SubjectVault: Sendable {
             let env: LMDBEnvironment
             do {
                 // removed meanwhile by an erasure that switched again: read the pointer again
-                guard inode(path + "/data.mdb") != nil else { continue }
+                guard exists(path + "/data.mdb") else { continue }
                 env = try LMDBEnvironment.open(path: path, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .durable))
-            } catch where inode(path + "/data.mdb") == nil {
+            } catch where !exists(path + "/data.mdb") {
                 continue
             }
             let dbs = try env.openDatabases(databaseNames)
