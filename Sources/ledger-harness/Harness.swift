@@ -128,20 +128,34 @@ struct HoldRead: ParsableCommand {
     }
 }
 
-struct VaultEraser: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "vault-erase",
-        abstract: "Erase the subjects of EMAIL-PREFIX0@… to EMAIL-PREFIX(N-1)@… from a subject vault, one by one, printing `erasing I` and `erased I` around each.")
-
+/// The vault and the emails `PREFIX0@contoso.example` … `PREFIX(N-1)@contoso.example` a vault
+/// child works on.
+struct VaultSubjects: ParsableArguments {
     @Argument var vault: String
     @Option var count: Int
     @Option var prefix: String
 
-    func run() throws {
+    func email(_ i: Int) -> String { "\(prefix)\(i)@contoso.example" }
+
+    /// Opens the vault and tells the parent.
+    func open() throws -> SubjectVault {
         let store = try SubjectVault(directory: vault)
         say("ready")
-        for i in 0 ..< count {
-            guard let subject = try store.subject(.email, "\(prefix)\(i)@contoso.example") else { continue }
+        return store
+    }
+}
+
+struct VaultEraser: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vault-erase",
+        abstract: "Erase the subjects of PREFIX0@… to PREFIX(N-1)@… from a subject vault, one by one, printing `erasing I` and `erased I` around each.")
+
+    @OptionGroup var subjects: VaultSubjects
+
+    func run() throws {
+        let store = try subjects.open()
+        for i in 0 ..< subjects.count {
+            guard let subject = try store.subject(.email, subjects.email(i)) else { continue }
             say("erasing \(i)")
             try store.erase(subject)
             say("erased \(i)")
@@ -152,18 +166,15 @@ struct VaultEraser: ParsableCommand {
 struct VaultAssigner: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vault-assign",
-        abstract: "Assign subjects to EMAIL-PREFIX0@… to EMAIL-PREFIX(N-1)@… in a subject vault, ten per transaction, printing `ack I` for each once its transaction committed.")
+        abstract: "Assign subjects to PREFIX0@… to PREFIX(N-1)@… in a subject vault, ten per transaction, printing `ack I` for each once its transaction committed.")
 
-    @Argument var vault: String
-    @Option var count: Int
-    @Option var prefix: String
+    @OptionGroup var subjects: VaultSubjects
 
     func run() throws {
-        let store = try SubjectVault(directory: vault)
-        say("ready")
-        for start in stride(from: 0, to: count, by: 10) {
-            let range = start ..< min(count, start + 10)
-            _ = try store.assignSubjects(emails: range.map { "\(prefix)\($0)@contoso.example" })
+        let store = try subjects.open()
+        for start in stride(from: 0, to: subjects.count, by: 10) {
+            let range = start ..< min(subjects.count, start + 10)
+            _ = try store.assignSubjects(emails: range.map(subjects.email))
             for i in range { say("ack \(i)") }
         }
     }
