@@ -18,15 +18,8 @@ public struct Pseudonym: Hashable, Sendable, CustomStringConvertible {
 
     /// A pseudonym from its 32 hex digits (either case); nil for anything else.
     public init?(hex: String) {
-        let digits = Array(hex.utf8)
-        guard digits.count == 32 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(16)
-        for i in stride(from: 0, to: 32, by: 2) {
-            guard let hi = Self.nibble(digits[i]), let lo = Self.nibble(digits[i + 1]) else { return nil }
-            out.append(hi << 4 | lo)
-        }
-        bytes = out
+        guard let bytes = Hex.decode(hex), bytes.count == 16 else { return nil }
+        self.bytes = bytes
     }
 
     /// A fresh random pseudonym.
@@ -36,17 +29,8 @@ public struct Pseudonym: Hashable, Sendable, CustomStringConvertible {
 
     private init(unchecked bytes: [UInt8]) { self.bytes = bytes }
 
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
-
     /// 32 lowercase hex digits.
-    public var description: String { bytes.map { String(format: "%02x", $0) }.joined() }
+    public var description: String { Hex.encode(bytes) }
 }
 
 /// What the vault looks a value up by: an email names a subject; an account is linked to
