@@ -155,7 +155,7 @@ struct VaultEraser: ParsableCommand {
     func run() throws {
         let store = try subjects.open()
         for i in 0 ..< subjects.count {
-            guard let subject = try store.subject(.email, subjects.email(i)) else { continue }
+            guard let subject = try store.subject(email: subjects.email(i)) else { continue }
             say("erasing \(i)")
             try store.erase(subject)
             say("erased \(i)")
@@ -174,7 +174,9 @@ struct VaultAssigner: ParsableCommand {
         let store = try subjects.open()
         for start in stride(from: 0, to: subjects.count, by: 10) {
             let range = start ..< min(subjects.count, start + 10)
-            _ = try store.assignSubjects(emails: range.map(subjects.email))
+            let batch = store.batch()
+            for i in range { _ = try batch.subject(email: subjects.email(i)) }
+            try batch.commit()
             for i in range { say("ack \(i)") }
         }
     }

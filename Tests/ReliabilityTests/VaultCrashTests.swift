@@ -21,8 +21,10 @@ struct VaultCrashTests {
         do {
             let vault = try SubjectVault(directory: root)
             for i in 0 ..< count {
-                let p = try vault.assignSubject(email: "\(prefix)\(i)@contoso.example").subject
-                try vault.link(.account, "Account \(i)", to: p)
+                let batch = vault.batch()
+                let p = try batch.subject(email: "\(prefix)\(i)@contoso.example").subject
+                _ = try batch.registerAccount(named: "account \(i)", owner: p)
+                try batch.commit()
                 subjects[i] = p
                 let g = try vault.current()
                 let record = try g.environment.read { txn in try txn.get(g.subjects, key: p.bytes) }
@@ -55,8 +57,8 @@ struct VaultCrashTests {
             for i in 0 ..< count {
                 guard let p = subjects[i], let key = keys[i] else { continue }
                 let email = try vault.email(of: p)
-                let lookup = try vault.subject(.email, "\(prefix)\(i)@contoso.example")
-                let account = try vault.subject(.account, "Account \(i)")
+                let lookup = try vault.subject(email: "\(prefix)\(i)@contoso.example")
+                let account = try vault.account(named: "account \(i)")?.owner
                 switch email {
                 case .erased:
                     erasedNow += 1
@@ -85,7 +87,9 @@ struct VaultCrashTests {
         let erasable = 150, assigned = 1_500
         do {
             let vault = try SubjectVault(directory: root)
-            _ = try vault.assignSubjects(emails: (0 ..< erasable).map { "gone\($0)@contoso.example" })
+            let batch = vault.batch()
+            for i in 0 ..< erasable { _ = try batch.subject(email: "gone\(i)@contoso.example") }
+            try batch.commit()
         }
         let eraser = try Child(harnessPath, ["vault-erase", root, "--count", "\(erasable)", "--prefix", "gone"])
         let assigner = try Child(harnessPath, ["vault-assign", root, "--count", "\(assigned)", "--prefix", "kept"])
@@ -97,9 +101,9 @@ struct VaultCrashTests {
         let vault = try SubjectVault(directory: root)
         // the two overlapped: the generation moved once per erasure
         #expect(try vault.generation == UInt64(erasable + 1))
-        let lost = try acked.filter { try vault.subject(.email, "kept\($0)@contoso.example") == nil }
+        let lost = try acked.filter { try vault.subject(email: "kept\($0)@contoso.example") == nil }
         #expect(lost.isEmpty, "\(lost.count) acknowledged assignments lost, e.g. \(lost.prefix(5))")
-        let left = try (0 ..< erasable).filter { try vault.subject(.email, "gone\($0)@contoso.example") != nil }
+        let left = try (0 ..< erasable).filter { try vault.subject(email: "gone\($0)@contoso.example") != nil }
         #expect(left.isEmpty, "\(left.count) erased subjects still looked up")
     }
 }

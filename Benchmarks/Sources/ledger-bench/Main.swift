@@ -59,41 +59,52 @@ struct Main {
             return
         }
         if let count = argument("--vault-erase").flatMap(Int.init) {
-            // the subject vault alone (issue 18, first step): `count` subjects assigned in
-            // batches of 1,000 (one durable transaction each), fields sealed and opened, then
-            // 20 erasures, each deleting and writing the compacted next generation
+            // the subject vault alone (issue 18): `count` subjects, each with an account and a
+            // text, written in batches of 1,000 (one durable transaction each); commitments
+            // made and values read; then 20 erasures, each deleting and writing the compacted
+            // next generation
             let root = NSTemporaryDirectory() + "ledger-bench-vault-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: root) }
             let vault = try SubjectVault(directory: root)
-            var subjects: [Pseudonym] = []
+            var subjects: [Pseudonym] = [], accounts: [Pseudonym] = [], texts: [[UInt8]] = []
+            let event = UUID()
             let tAssign = try seconds {
                 for start in stride(from: 0, to: count, by: 1_000) {
-                    let emails = (start ..< min(count, start + 1_000)).map { "subject\($0)@bench.example" }
-                    subjects += try vault.assignSubjects(emails: emails).map(\.subject)
+                    let batch = vault.batch()
+                    for i in start ..< min(count, start + 1_000) {
+                        let p = try batch.subject(email: "subject\(i)@bench.example").subject
+                        subjects.append(p)
+                        accounts.append(try batch.registerAccount(named: "account\(i)", owner: p))
+                        texts.append(try batch.storeText("Given\(i)", field: "firstName", event: event, subject: p))
+                    }
+                    try batch.commit()
                 }
             }
             guard !subjects.isEmpty else { print("vault: no subjects (give --vault-erase N with N ≥ 1)"); return }
-            // sealing and opening one field (what each personal field of an event will cost)
+            // what each personal field of an appended event costs: its commitment (the
+            // subject's secret cached), and what an output costs: reading a value back
             let fields = 20_000
-            let event = UUID()
-            var sealed: [SealedField] = []
-            sealed.reserveCapacity(fields)
-            let tSealOne = try seconds {
-                for i in 0 ..< fields / 10 { _ = try vault.seal("subject\(i)@bench.example", field: "email", event: event, subject: subjects[i % subjects.count]) }
-            } * 10
-            let tSeal = try seconds {
-                for start in stride(from: 0, to: fields, by: 1_000) {
-                    sealed += try vault.seal((start ..< start + 1_000).map {
-                        FieldToSeal(value: "subject\($0)@bench.example", field: "email", event: event, subject: subjects[$0 % subjects.count])
-                    })
+            let tCommit = try seconds {
+                let batch = vault.batch()
+                for i in 0 ..< fields {
+                    _ = try batch.commitment(value: "subject\(i)@bench.example", field: "email", event: event, subject: subjects[i % subjects.count])
                 }
             }
             var opened = 0
-            let tOpen = try seconds {
-                for f in sealed { if case .value = try vault.open(f, field: "email", event: event) { opened += 1 } }
+            let tEmail = try seconds {
+                for i in 0 ..< fields { if case .value = try vault.email(of: subjects[i % subjects.count]) { opened += 1 } }
             }
-            print(String(format: "vault seal %.2f µs/field (one per call), %.2f µs/field (batches of 1,000)  open %.2f µs/field (%d of %d opened)",
-                         tSealOne / Double(fields) * 1e6, tSeal / Double(fields) * 1e6, tOpen / Double(fields) * 1e6, opened, fields))
+            let tText = try seconds {
+                for i in 0 ..< fields {
+                    if case .value = try vault.text(subject: subjects[i % subjects.count], commitment: texts[i % texts.count]) { opened += 1 }
+                }
+            }
+            let tLookup = try seconds {
+                for i in 0 ..< fields { if try vault.account(named: "account\(i % subjects.count)") != nil { opened += 1 } }
+            }
+            print(String(format: "vault commitment %.2f µs/field  read email %.2f µs  read text %.2f µs  look up account %.2f µs  (%d of %d read)",
+                         tCommit / Double(fields) * 1e6, tEmail / Double(fields) * 1e6, tText / Double(fields) * 1e6,
+                         tLookup / Double(fields) * 1e6, opened, fields * 3))
             var rng = SeededRandom(seed: 7)
             var times: [Double] = []
             for _ in 0 ..< 20 {
@@ -102,7 +113,7 @@ struct Main {
             }
             let files = (FileManager.default.subpaths(atPath: root) ?? []).filter { $0.hasSuffix("data.mdb") }
             let bytes = files.compactMap { try? FileManager.default.attributesOfItem(atPath: root + "/" + $0)[.size] as? Int }.reduce(0, +)
-            print(String(format: "vault subjects %d  file %.1f MB  assign %.1f µs/subject (batches of 1,000, durable)  erase p50 %.1f ms  max %.1f ms",
+            print(String(format: "vault subjects %d  file %.1f MB  write %.1f µs/subject with its account and a text (batches of 1,000, durable)  erase p50 %.1f ms  max %.1f ms",
                          count, Double(bytes) / 1_048_576, tAssign / Double(max(count, 1)) * 1e6, percentile(times, 0.5), times.max() ?? 0))
             return
         }

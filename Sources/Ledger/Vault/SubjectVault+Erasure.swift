@@ -3,19 +3,20 @@ import Foundation
 extension SubjectVault {
     /// What ``erase(_:)`` did.
     public enum Erasure: Sendable, Equatable {
-        /// The subject's key, email and look-ups were deleted now.
+        /// The subject's key, secret, values and look-ups were deleted now.
         case erased
         /// The subject was erased before (the call finished the compaction if it was due).
         case alreadyErased
     }
 
-    /// Erases `subject`: deletes its key, its sealed email and its look-ups (keeping a keyed
-    /// hash of the email, so that ``wasErased(email:)`` answers, and an empty record, so that
-    /// its sealed fields open as `.erased`), then writes a compacted copy of the vault as the
-    /// next generation, switches `current` to it and removes the previous one, so that no
-    /// file of the directory still holds what was deleted. Idempotent; after a crash at any
-    /// step the next open (or call) finishes it. Throws `unknownSubject` for a pseudonym the
-    /// vault never held.
+    /// Erases `subject`: deletes its key and secret, its email, its accounts' names, its
+    /// texts and the look-ups of its email and accounts (keeping a keyed hash of the email, so
+    /// that ``wasErased(email:)`` answers, an empty record, so that its values read as
+    /// `.erased`, and each account's owner, so that an erased account shows its subject's
+    /// pseudonym), then writes a compacted copy of the vault as the next generation, switches
+    /// `current` to it and removes the previous one, so that no file of the directory still
+    /// holds what was deleted. Idempotent; after a crash at any step the next open (or write)
+    /// finishes it. Throws `unknownSubject` for a pseudonym the vault never held.
     @discardableResult
     public func erase(_ subject: Pseudonym) throws -> Erasure {
         try writing { g in
@@ -26,27 +27,41 @@ extension SubjectVault {
     }
 
     /// The first step of an erasure (under the writer lock): one durable transaction deletes
-    /// the subject's key, email and look-ups and marks the generation's compaction due.
+    /// the subject's records and look-ups and marks the generation's compaction due.
     func delete(_ subject: Pseudonym, in g: Generation) throws -> Erasure {
         try g.environment.write { txn in
             guard let bytes = try txn.get(g.subjects, key: subject.bytes) else {
                 throw VaultError(reason: .unknownSubject(subject))
             }
-            guard let record = try Self.decodeSubject(bytes, subject) else { return .alreadyErased }
+            guard let email = try Self.decodeEmail(bytes, subject) else { return .alreadyErased }
             var owned: [[UInt8]] = []
             try txn.scan(g.owned, from: subject.bytes) { key, _ in
-                guard key.count > 16, Array(key[0..<16]) == subject.bytes else { return false }
+                guard key.count > 17, Array(key[0..<16]) == subject.bytes else { return false }
                 owned.append(Array(key))
                 return true
             }
             for key in owned {
-                let hash = Array(key[16...])
-                if let target = try txn.get(g.lookup, key: hash), target == subject.bytes {
-                    _ = try txn.delete(g.lookup, key: hash)
+                let rest = Array(key[17...])
+                if key[16] == 0 {
+                    if let target = try txn.get(g.lookup, key: rest) {
+                        // a look-up still naming this subject, or one of its accounts
+                        let names = try Self.pseudonym(target)
+                        let ownerOfTarget = names == subject ? subject : (try? Self.owner(of: names, txn, g))
+                        if ownerOfTarget == subject { _ = try txn.delete(g.lookup, key: rest) }
+                    }
+                } else if let account = Pseudonym(bytes: rest) {
+                    try txn.put(g.accounts, key: account.bytes, value: subject.bytes)
                 }
                 _ = try txn.delete(g.owned, key: key)
             }
-            try txn.put(g.erased, key: Self.erasedHash(record.email, g), value: [UInt8]())
+            var texts: [[UInt8]] = []
+            try txn.scan(g.texts, from: subject.bytes) { key, _ in
+                guard key.count > 16, Array(key[0..<16]) == subject.bytes else { return false }
+                texts.append(Array(key))
+                return true
+            }
+            for key in texts { _ = try txn.delete(g.texts, key: key) }
+            try txn.put(g.erased, key: Self.erasedHash(email, g), value: [UInt8]())
             try txn.put(g.subjects, key: subject.bytes, value: [UInt8]())
             try txn.put(g.meta, key: Self.pendingName, value: BigEndianKey.bytes(g.index))
             return .erased

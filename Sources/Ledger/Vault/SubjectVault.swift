@@ -33,9 +33,9 @@ public struct Pseudonym: Hashable, Sendable, CustomStringConvertible {
     public var description: String { Hex.encode(bytes) }
 }
 
-/// What the vault looks a value up by: an email names a subject; an account is linked to
-/// the subject of the email it registered with.
-public enum VaultLookup: UInt8, Sendable, CaseIterable {
+/// What the vault looks a value up by: an email names a subject; an account name names an
+/// account, which belongs to the subject of the email it registered with.
+enum VaultLookup: UInt8, Sendable, CaseIterable {
     /// A (normalised) email.
     case email = 1
     /// An account name.
@@ -46,24 +46,32 @@ public enum VaultLookup: UInt8, Sendable, CaseIterable {
 public struct VaultError: LedgerError, Equatable {
     /// What went wrong.
     public enum Reason: Sendable, Equatable {
-        /// A sealed field's ciphertext does not open under its subject's key with its event
-        /// and field (damaged, or moved to another event or field).
+        /// A stored value does not open under its subject's key (damaged, or moved to another
+        /// subject, event or field).
         case sealBroken(field: String)
-        /// A field opened, but its value does not match the commitment the chain holds.
+        /// A value opened, but it does not match the commitment the chain holds.
         case commitmentMismatch(field: String)
         /// A stored record of the vault is not in the form this build writes.
         case damaged(String)
-        /// The pseudonym names no subject the vault ever held (and none it erased).
+        /// The pseudonym names no subject (or account) the vault ever held, or one that is
+        /// erased where a live one is needed.
         case unknownSubject(Pseudonym)
+        /// A batch assigned a subject or an account to a value that another writer gave one
+        /// meanwhile (writers of one vault must be serialised, as the ledger's are).
+        case conflict(String)
     }
     /// What went wrong.
     public let reason: Reason
 
     /// `corrupt` for a broken seal, a commitment mismatch or a damaged record;
-    /// `unknownSubject` for a pseudonym the vault never assigned.
+    /// `unknownSubject` for a pseudonym the vault does not hold; `conflict` for a batch that
+    /// raced another writer.
     public var errorCode: LedgerErrorCode {
-        if case .unknownSubject = reason { return LedgerErrorCode("unknownSubject") }
-        return .corrupt
+        switch reason {
+        case .unknownSubject: return LedgerErrorCode("unknownSubject")
+        case .conflict: return LedgerErrorCode("conflict")
+        default: return .corrupt
+        }
     }
 
     /// What went wrong, naming the field, the file or the subject.
@@ -72,7 +80,8 @@ public struct VaultError: LedgerError, Equatable {
         case .sealBroken(let field): return "the sealed value of field \(field) does not open under its subject's key for this event and field: damaged or moved"
         case .commitmentMismatch(let field): return "the value of field \(field) does not match the commitment in the event: the vault or the log was altered"
         case .damaged(let what): return "the subject vault holds a damaged record: \(what)"
-        case .unknownSubject(let p): return "no subject \(p) in the vault"
+        case .unknownSubject(let p): return "no live subject or account \(p) in the vault"
+        case .conflict(let what): return "another writer assigned \(what) meanwhile: the batch was not written"
         }
     }
 
@@ -80,21 +89,26 @@ public struct VaultError: LedgerError, Equatable {
     public var description: String { message }
 }
 
-/// The store of personal data beside the log: for each subject (an email, its accounts and
-/// what they wrote) a random 256-bit key, and the look-ups from an email or an account name
-/// to the subject, kept only as keyed hashes.
+/// The store of personal data beside the log (DOMAIN.md §5.1): per subject (an email, the
+/// accounts registered with it, and what they wrote) a random 256-bit key that seals its
+/// values and a random 256-bit secret that its commitments are made under, and the look-ups
+/// from an email or an account name, kept only as keyed hashes.
 ///
 /// The log and the projections never hold a personal value: an event holds, for each
-/// personal field, its subject's ``Pseudonym`` and a commitment (``SealedField``), and the
-/// value itself travels sealed under the subject's key. Erasing a subject
-/// (``erase(_:)``) deletes its key and look-ups and then replaces the vault's file by a
-/// compacted copy, so that no file of the directory — freed pages included — still holds
-/// them: every sealed value of the subject is then noise, and every commitment in the chain
-/// stays as it was, so the chain and every checkpoint still verify.
+/// personal field, a pseudonym (the subject's, or for an account field the account's) and a
+/// commitment to the value (``commitment(value:field:event:subject:)``), and the values live
+/// here, sealed: each subject's email, each account's name, and each free text (names,
+/// comments, reasons) under the subject and its commitment. Erasing a subject
+/// (``erase(_:)``) deletes its key, secret, values and look-ups and then replaces the
+/// vault's file by a compacted copy, so that no file of the directory — freed pages
+/// included — still holds them; every commitment in the chain stays as it was, so the chain
+/// and every checkpoint still verify, and none can be matched by hashing guesses.
+///
+/// Writes go through a ``VaultBatch`` (one durable transaction for a batch of events).
 ///
 /// On disk, in its directory:
 /// - `current` names the live generation (`gen-000001`, …), replaced atomically;
-/// - `gen-NNNNNN/` is an LMDB environment holding the keys and look-ups;
+/// - `gen-NNNNNN/` is an LMDB environment holding the records and look-ups;
 /// - `writer.lock` is held (`flock`) by whoever writes, and by an erasure from the deletion
 ///   to the switch of generation, across processes.
 ///
@@ -110,13 +124,13 @@ public final class SubjectVault: Sendable {
     let state: Mutex<Generation>
     /// Serialises this process's writers; `flock` serialises processes.
     let writers = PlainMutex()
-    /// Subjects' keys read in one generation (nil: erased).
+    /// Subjects' keys and secrets read in one generation (nil: erased).
     let keyCache = Mutex(KeyCache())
     static let keyCacheLimit = 100_000
 
     struct KeyCache: Sendable {
         var generation: UInt64 = 0
-        var keys: [Pseudonym: SymmetricKey?] = [:]
+        var keys: [Pseudonym: SubjectKeys?] = [:]
     }
 
     /// One open generation of the vault.
@@ -128,12 +142,14 @@ public final class SubjectVault: Sendable {
         var lookup: LMDBDatabase
         var owned: LMDBDatabase
         var erased: LMDBDatabase
+        var accounts: LMDBDatabase
+        var texts: LMDBDatabase
         /// The look-up key and the key of the erased-email hashes.
         var indexKey: SymmetricKey
         var erasedKey: SymmetricKey
     }
 
-    static let databaseNames = ["meta", "subjects", "lookup", "owned", "erased"]
+    static let databaseNames = ["meta", "subjects", "lookup", "owned", "erased", "accounts", "texts"]
     static let indexKeyName = Array("indexKey".utf8)
     static let erasedKeyName = Array("erasedKey".utf8)
     /// The generation in which an erasure deleted something and whose copy is still due.
@@ -212,13 +228,13 @@ public final class SubjectVault: Sendable {
                 continue
             }
             let dbs = try env.openDatabases(databaseNames)
-            guard dbs.count == 5 else { throw VaultError(reason: .damaged("databases missing in \(path)")) }
+            guard dbs.count == databaseNames.count else { throw VaultError(reason: .damaged("databases missing in \(path)")) }
             let keys = try env.read { txn in (try txn.get(dbs[0], key: indexKeyName), try txn.get(dbs[0], key: erasedKeyName)) }
             guard let indexKey = keys.0, indexKey.count == 32, let erasedKey = keys.1, erasedKey.count == 32 else {
                 throw VaultError(reason: .damaged("the keys of \(path) are missing"))
             }
             return Generation(index: index, environment: env, meta: dbs[0], subjects: dbs[1], lookup: dbs[2],
-                              owned: dbs[3], erased: dbs[4],
+                              owned: dbs[3], erased: dbs[4], accounts: dbs[5], texts: dbs[6],
                               indexKey: SymmetricKey(data: indexKey), erasedKey: SymmetricKey(data: erasedKey))
         }
         throw VaultError(reason: .damaged("\(pointer) keeps changing or names a missing generation"))

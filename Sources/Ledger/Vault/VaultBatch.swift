@@ -1,0 +1,194 @@
+import Crypto
+import Foundation
+
+/// The vault's writes for a batch of events, committed in one durable transaction before the
+/// events are: the subjects and accounts first seen in it, with their keys and secrets, and
+/// the free texts its events hold. Commitments of the batch's fields are made here, under
+/// the secrets of the subjects they belong to (new or stored).
+///
+/// A batch is made, filled and committed by one writer at a time (the ledger does it inside
+/// its write transaction, which serialises writers across processes); ``commit()`` refuses
+/// with `conflict` a value that another writer gave a subject or an account meanwhile, and
+/// writes nothing then. A batch that is never committed leaves no trace.
+public final class VaultBatch {
+    let vault: SubjectVault
+
+    struct NewSubject {
+        var email: String
+        var keys: SubjectKeys
+    }
+    struct NewAccount {
+        var name: String
+        var owner: Pseudonym
+    }
+    struct Text {
+        var subject: Pseudonym
+        var commitment: [UInt8]
+        var plain: [UInt8]
+    }
+
+    private var subjects: [Pseudonym: NewSubject] = [:]
+    private var subjectOrder: [Pseudonym] = []
+    private var byEmail: [String: Pseudonym] = [:]
+    private var accounts: [Pseudonym: NewAccount] = [:]
+    private var accountOrder: [Pseudonym] = []
+    private var byName: [String: Pseudonym] = [:]
+    private var texts: [Text] = []
+    private var random: [UInt8] = []
+    private var randomUsed = 0
+
+    init(_ vault: SubjectVault) { self.vault = vault }
+
+    /// Whether the batch has nothing to write.
+    public var isEmpty: Bool { subjects.isEmpty && accounts.isEmpty && texts.isEmpty }
+
+    /// `count` random bytes from a pool refilled 4 KiB at a time (one read of the kernel's
+    /// CSPRNG for many subjects).
+    private func randomBytes(_ count: Int) throws -> [UInt8] {
+        if randomUsed + count > random.count {
+            random = try SubjectVault.randomBytes(max(4096, count))
+            randomUsed = 0
+        }
+        defer { randomUsed += count }
+        return Array(random[randomUsed ..< randomUsed + count])
+    }
+
+    private func freshPseudonym() throws -> Pseudonym {
+        try SubjectVault.pseudonym(try randomBytes(16))
+    }
+
+    /// The subject of `email`: the one it has (in the vault or in this batch), or a new one
+    /// (random pseudonym, fresh key and secret) when the email was never seen or its subject
+    /// was erased. `isNew` tells which.
+    public func subject(email: String) throws -> (subject: Pseudonym, isNew: Bool) {
+        if let p = byEmail[email] { return (p, subjects[p] != nil) }
+        if let p = try vault.subject(email: email) {
+            byEmail[email] = p
+            return (p, false)
+        }
+        let p = try freshPseudonym()
+        let keys = SubjectKeys(key: SymmetricKey(data: try randomBytes(32)), secret: try randomBytes(32))
+        subjects[p] = NewSubject(email: email, keys: keys)
+        subjectOrder.append(p)
+        byEmail[email] = p
+        return (p, true)
+    }
+
+    /// The account `name` names (in the vault or in this batch), nil when none does.
+    public func account(named name: String) throws -> VaultAccount? {
+        if let a = byName[name] {
+            if let made = accounts[a] { return VaultAccount(pseudonym: a, owner: made.owner) }
+            return try vault.account(named: name)
+        }
+        return try vault.account(named: name)
+    }
+
+    /// A new account `name` of subject `owner` (a registration): a fresh random pseudonym; the
+    /// name then looks it up, replacing an erased subject's account of that name.
+    /// `unknownSubject` when `owner` is neither in the vault nor in this batch.
+    public func registerAccount(named name: String, owner: Pseudonym) throws -> Pseudonym {
+        _ = try keys(of: owner)
+        let a = try freshPseudonym()
+        accounts[a] = NewAccount(name: name, owner: owner)
+        accountOrder.append(a)
+        byName[name] = a
+        return a
+    }
+
+    private func keys(of subject: Pseudonym) throws -> SubjectKeys {
+        if let made = subjects[subject] { return made.keys }
+        guard let keys = try vault.keys(of: subject, in: try vault.current()) else { throw VaultError(reason: .unknownSubject(subject)) }
+        return keys
+    }
+
+    /// The commitment to `value` in field `field` of event `event` for `subject`, under its
+    /// secret; `unknownSubject` for a subject neither stored (live) nor in this batch.
+    public func commitment(value: String, field: String, event: UUID, subject: Pseudonym) throws -> [UInt8] {
+        SubjectVault.commitment(value: value, field: field, event: event, secret: try keys(of: subject).secret)
+    }
+
+    /// Stores a free text (a name, a comment, a reason) of `subject` written in field `field`
+    /// of event `event`, and returns its commitment, under which
+    /// ``SubjectVault/text(subject:commitment:)`` reads it back.
+    public func storeText(_ text: String, field: String, event: UUID, subject: Pseudonym) throws -> [UInt8] {
+        let commitment = try self.commitment(value: text, field: field, event: event, subject: subject)
+        texts.append(Text(subject: subject, commitment: commitment, plain: SubjectVault.textPlain(text, field: field, event: event)))
+        return commitment
+    }
+
+    /// Writes the batch in one durable transaction (nothing when it is empty), and empties it.
+    public func commit() throws {
+        guard !isEmpty else { return }
+        let nonces = try randomBytes(12 * (subjects.count + accounts.count + texts.count))
+        var nonce = 0
+        func nextNonce() -> ArraySlice<UInt8> {
+            defer { nonce += 12 }
+            return nonces[nonce ..< nonce + 12]
+        }
+        try vault.writing { g in
+            try g.environment.write { txn in
+                for p in subjectOrder {
+                    guard let made = subjects[p] else { continue }
+                    let hash = SubjectVault.lookupHash(.email, made.email, g)
+                    if try txn.get(g.lookup, key: hash) != nil || txn.get(g.subjects, key: p.bytes) != nil {
+                        throw VaultError(reason: .conflict("a subject to an email of this batch"))
+                    }
+                    try txn.put(g.subjects, key: p.bytes, value: try SubjectVault.encodeSubject(made.keys, email: made.email, p, nonce: nextNonce()))
+                    try txn.put(g.lookup, key: hash, value: p.bytes)
+                    try txn.put(g.owned, key: SubjectVault.ownedLookupKey(p, hash), value: [UInt8]())
+                }
+                for a in accountOrder {
+                    guard let made = accounts[a] else { continue }
+                    let keys: SubjectKeys
+                    if let new = subjects[made.owner] {
+                        keys = new.keys
+                    } else {
+                        guard let stored = try txn.withValue(g.subjects, key: made.owner.bytes, { try SubjectVault.subjectKeys($0, made.owner) }),
+                              let live = stored else {
+                            throw VaultError(reason: .unknownSubject(made.owner))
+                        }
+                        keys = live
+                    }
+                    if try txn.get(g.accounts, key: a.bytes) != nil { throw VaultError(reason: .conflict("an account pseudonym")) }
+                    let hash = SubjectVault.lookupHash(.account, made.name, g)
+                    if let old = try txn.get(g.lookup, key: hash) {
+                        // only an erased subject's account may be replaced by a registration
+                        let previous = try SubjectVault.pseudonym(old)
+                        let owner = try SubjectVault.owner(of: previous, txn, g)
+                        if try txn.withValue(g.subjects, key: owner.bytes, { $0.isEmpty }) != true {
+                            throw VaultError(reason: .conflict("the account name of this batch"))
+                        }
+                    }
+                    let sealed = try SubjectVault.seal(Array(made.name.utf8), key: keys.key, nonce: nextNonce(),
+                                                       context: SubjectVault.accountLabel + a.bytes)
+                    try txn.put(g.accounts, key: a.bytes, value: made.owner.bytes + sealed)
+                    try txn.put(g.lookup, key: hash, value: a.bytes)
+                    try txn.put(g.owned, key: SubjectVault.ownedLookupKey(made.owner, hash), value: [UInt8]())
+                    try txn.put(g.owned, key: SubjectVault.ownedAccountKey(made.owner, a), value: [UInt8]())
+                }
+                for text in texts {
+                    let keys: SubjectKeys
+                    if let new = subjects[text.subject] {
+                        keys = new.keys
+                    } else {
+                        guard let stored = try txn.withValue(g.subjects, key: text.subject.bytes, { try SubjectVault.subjectKeys($0, text.subject) }),
+                              let live = stored else {
+                            throw VaultError(reason: .unknownSubject(text.subject))
+                        }
+                        keys = live
+                    }
+                    let sealed = try SubjectVault.seal(text.plain, key: keys.key, nonce: nextNonce(),
+                                                       context: SubjectVault.textContext(text.subject, text.commitment))
+                    try txn.put(g.texts, key: text.subject.bytes + text.commitment, value: sealed)
+                }
+            }
+        }
+        subjects = [:]
+        subjectOrder = []
+        byEmail = [:]
+        accounts = [:]
+        accountOrder = []
+        byName = [:]
+        texts = []
+    }
+}
