@@ -13,7 +13,12 @@ public enum Hex {
 
     /// Decodes hex (either case); nil when malformed.
     public static func decode(_ text: String) -> [UInt8]? {
-        let u = Array(text.utf8)
+        decode(Array(text.utf8)[...])
+    }
+
+    /// Decodes hex digits given as UTF-8 bytes (either case); nil when malformed.
+    public static func decode(_ u: ArraySlice<UInt8>) -> [UInt8]? {
+        let u = Array(u)
         guard u.count % 2 == 0 else { return nil }
         func v(_ c: UInt8) -> UInt8? {
             switch c {

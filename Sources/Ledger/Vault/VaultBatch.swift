@@ -117,9 +117,15 @@ public final class VaultBatch {
     }
 
     /// Writes the batch in one durable transaction (nothing when it is empty), and empties it.
-    public func commit() throws {
-        guard !isEmpty else { return }
-        let nonces = try randomBytes(12 * (subjects.count + accounts.count + texts.count))
+    /// With `keeping`, only the new subjects and accounts it names are written (those the
+    /// batch's committed events name; a refused command's are dropped), and every text.
+    public func commit(keeping: Set<Pseudonym>? = nil) throws {
+        if let keeping {
+            subjectOrder.removeAll { !keeping.contains($0) }
+            accountOrder.removeAll { !keeping.contains($0) }
+        }
+        guard !subjectOrder.isEmpty || !accountOrder.isEmpty || !texts.isEmpty else { clear(); return }
+        let nonces = try randomBytes(12 * (subjectOrder.count + accountOrder.count + texts.count))
         var nonce = 0
         func nextNonce() -> ArraySlice<UInt8> {
             defer { nonce += 12 }
@@ -183,6 +189,10 @@ public final class VaultBatch {
                 }
             }
         }
+        clear()
+    }
+
+    private func clear() {
         subjects = [:]
         subjectOrder = []
         byEmail = [:]

@@ -13,8 +13,21 @@ public struct PersonalField: Sendable, Equatable {
         case account(String)
     }
 
+    /// What a field holds: an email, an account name, or a free text (a first or last name, a
+    /// comment, a denial's reason).
+    public enum Kind: Sendable, Equatable, Hashable {
+        /// An email: its own subject's.
+        case email
+        /// An account name: the subject's of the email it registered with.
+        case account
+        /// A free text: the subject's of the account (or, for none today, email) that wrote it.
+        case text
+    }
+
     /// The field's place in the export form: `email`, `contacts[1].email`, `routedTo[0]`, ….
     public var name: String
+    /// What it holds.
+    public var kind: Kind
     /// The value.
     public var value: String
     /// Whose the value is.
@@ -38,13 +51,13 @@ extension DomainEvent {
     /// which ``personalFields`` reads too.
     public func mappingPersonalFields(_ transform: (PersonalField) throws -> String) rethrows -> DomainEvent {
         func email(_ name: String, _ value: String) throws -> String {
-            try transform(PersonalField(name: name, value: value, owner: .email(value)))
+            try transform(PersonalField(name: name, kind: .email, value: value, owner: .email(value)))
         }
-        func account(_ name: String, _ value: String) throws -> String {
-            try transform(PersonalField(name: name, value: value, owner: .account(value)))
+        func account(_ name: String, _ value: String, of owner: PersonalField.Owner? = nil) throws -> String {
+            try transform(PersonalField(name: name, kind: .account, value: value, owner: owner ?? .account(value)))
         }
         func text(_ name: String, _ value: String, of owner: PersonalField.Owner) throws -> String {
-            try transform(PersonalField(name: name, value: value, owner: owner))
+            try transform(PersonalField(name: name, kind: .text, value: value, owner: owner))
         }
         func emails(_ name: String, _ values: [String]) throws -> [String] {
             var out: [String] = []
@@ -55,7 +68,7 @@ extension DomainEvent {
         switch self {
         case let .userRegistered(a, e):
             // the account is registered with this email: it is that subject's from here on
-            return .userRegistered(account: try text("account", a, of: .email(e)), businessEmail: try email("businessEmail", e))
+            return .userRegistered(account: try account("account", a, of: .email(e)), businessEmail: try email("businessEmail", e))
         case let .businessEmailValidated(a, e):
             return .businessEmailValidated(account: try account("account", a), email: try email("email", e))
         case let .profileCompleted(a, f, l):

@@ -1,0 +1,77 @@
+import Ledger
+
+/// Turns the tokens of a format-2 state back into what outputs show (DOMAIN.md §5.1): each
+/// email, account name and free text as its value while its subject lives, `erased:PSEUDONYM`
+/// (the subject's pseudonym) once erased. Any other string is shown as it is — on a format-1
+/// ledger every string is a value.
+///
+/// Values read are cached for the resolver's life (one answer); `known` holds the values a
+/// write batch made, not yet in the vault (for the messages of its refused commands).
+struct PersonalResolver {
+    let vault: SubjectVault?
+    private var cache: [String: String]
+
+    init(vault: SubjectVault?, known: [String: String] = [:]) {
+        self.vault = vault
+        cache = known
+    }
+
+    /// What `string` shows: its value when it is a token, else itself.
+    mutating func resolve(_ string: String) throws -> String {
+        guard let vault, let token = PersonalToken(string) else { return string }
+        if let v = cache[string] { return v }
+        let opened: OpenedField
+        switch token {
+        case .email(let p): opened = try vault.email(of: p)
+        case .account(let a): opened = try vault.name(ofAccount: a)
+        case .text(let p, let c): opened = try vault.text(subject: p, commitment: c)
+        }
+        let shown = opened.description
+        cache[string] = shown
+        return shown
+    }
+
+    /// `resolve` of an optional.
+    mutating func resolve(_ string: String?) throws -> String? {
+        try string.map { try resolve($0) }
+    }
+
+    /// `resolve` of each.
+    mutating func resolve(_ strings: [String]) throws -> [String] {
+        try strings.map { try resolve($0) }
+    }
+
+    /// The event with each personal field shown.
+    mutating func resolve(_ event: DomainEvent) throws -> DomainEvent {
+        guard vault != nil else { return event }
+        return try event.mappingPersonalFields { try resolve($0.value) }
+    }
+
+    /// A free text (a refusal's message) with every token in it shown.
+    mutating func resolveWithin(_ text: String) -> String {
+        guard vault != nil, text.contains("~") else { return text }
+        let u = Array(text.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(u.count)
+        var i = 0
+        while i < u.count {
+            if u[i] == UInt8(ascii: "~") {
+                var replaced = false
+                for length in [98, 34] where u.count - i >= length {
+                    // tokens are ASCII: a slice that is one decodes as it is
+                    let piece = String(decoding: u[i ..< i + length], as: UTF8.self)
+                    if PersonalToken(piece) != nil, let shown = try? resolve(piece) {
+                        out += Array(shown.utf8)
+                        i += length
+                        replaced = true
+                        break
+                    }
+                }
+                if replaced { continue }
+            }
+            out.append(u[i])
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import Ledger
+
+/// Why a personal value could not be sealed or read back.
+struct PersonalDataError: LedgerError {
+    let code: String
+    let message: String
+    var errorCode: LedgerErrorCode { LedgerErrorCode(code) }
+    var description: String { message }
+
+    static func erasedSubject(_ field: String, _ p: Pseudonym) -> PersonalDataError {
+        PersonalDataError(code: "erasedSubject", message: "field \(field) names subject \(p), which is erased: an event can't name it again")
+    }
+    static func unknownAccount(_ field: String) -> PersonalDataError {
+        PersonalDataError(code: "notRegistered", message: "field \(field) names an account the vault does not hold")
+    }
+    static func notAText(_ field: String) -> PersonalDataError {
+        PersonalDataError(code: "invalidInput", message: "field \(field) holds a token where a free text must be")
+    }
+}
+
+/// Turns the events of one write batch into format-2 payloads (``SealedPayload``): each
+/// personal value becomes its pseudonym and a commitment, and what the vault must keep — the
+/// subjects and accounts first seen, the free texts — goes into one ``VaultBatch``, which
+/// ``commit()`` writes before the log's transaction commits (so the log never names what the
+/// vault lacks; a crash between the two leaves only unnamed vault records).
+///
+/// An event given to ``seal(_:id:)`` may hold, in each email or account field, its token (as
+/// the decisions produce, from the tokenised command and the state) or the value itself (as
+/// an import gives it); free texts are values. Tokens for values a command names are made
+/// by ``emailToken(_:)``, ``accountToken(_:)`` and ``newAccountToken(_:owner:)``.
+final class PersonalSealer {
+    let vault: SubjectVault
+    let batch: VaultBatch
+    /// The value of every token this batch made or read (what outputs of its commands show).
+    private(set) var values: [String: String] = [:]
+    /// The new subjects and accounts the sealed events name: what ``commit()`` writes.
+    private var named = Set<Pseudonym>()
+
+    init(vault: SubjectVault) {
+        self.vault = vault
+        batch = vault.batch()
+    }
+
+    /// The token of `email` (a normalised email): its subject's, a new one when never seen.
+    func emailToken(_ email: String) throws -> String {
+        let token = PersonalToken.email(try batch.subject(email: email).subject).string
+        values[token] = email
+        return token
+    }
+
+    /// The token of the account `name` names, nil when none does.
+    func accountToken(_ name: String) throws -> String? {
+        guard let account = try batch.account(named: name) else { return nil }
+        let token = PersonalToken.account(account.pseudonym).string
+        values[token] = name
+        return token
+    }
+
+    /// The token of a new account `name` registered with the email whose token is `owner`.
+    func newAccountToken(_ name: String, owner: String) throws -> String {
+        guard case let .email(subject)? = PersonalToken(owner) else {
+            throw PersonalDataError(code: "invalidInput", message: "an account is registered with an email's token, not \(owner.debugDescription)")
+        }
+        let token = PersonalToken.account(try batch.registerAccount(named: name, owner: subject)).string
+        values[token] = name
+        return token
+    }
+
+    /// The value of an email or account token (this batch's, else the vault's); throws for
+    /// an erased subject's.
+    private func value(of token: PersonalToken, _ string: String, field: String) throws -> String {
+        if let v = values[string] { return v }
+        let opened: OpenedField
+        switch token {
+        case .email(let p): opened = try vault.email(of: p)
+        case .account(let a): opened = try vault.name(ofAccount: a)
+        case .text: throw PersonalDataError.notAText(field)
+        }
+        switch opened {
+        case .value(let v):
+            values[string] = v
+            return v
+        case .erased(let p): throw PersonalDataError.erasedSubject(field, p)
+        }
+    }
+
+    /// The owner subject of an account token.
+    private func owner(ofAccount a: Pseudonym, field: String) throws -> Pseudonym {
+        if let name = values[PersonalToken.account(a).string], let made = try batch.account(named: name), made.pseudonym == a {
+            return made.owner
+        }
+        return try vault.owner(ofAccount: a)
+    }
+
+    /// The token of a field's value: itself when it is one; else the value's (an email's
+    /// subject; an account's, registered with `owner` when new).
+    private func token(of value: String, kind: PersonalField.Kind, field: String, registeringWith owner: String? = nil) throws -> (PersonalToken, String) {
+        if let t = PersonalToken(value) { return (t, value) }
+        switch kind {
+        case .email:
+            let subject = try batch.subject(email: value).subject
+            let s = try emailToken(value)
+            return (.email(subject), s)
+        case .account:
+            if let s = try accountToken(value), let t = PersonalToken(s) { return (t, s) }
+            guard let owner else { throw PersonalDataError.unknownAccount(field) }
+            let ownerToken = try self.token(of: owner, kind: .email, field: field).1
+            let s = try newAccountToken(value, owner: ownerToken)
+            guard let t = PersonalToken(s) else { throw PersonalDataError.unknownAccount(field) }
+            return (t, s)
+        case .text: throw PersonalDataError.notAText(field)
+        }
+    }
+
+    /// The subject a field's owner names.
+    private func subject(of owner: PersonalField.Owner, field: String) throws -> Pseudonym {
+        switch owner {
+        case .email(let e):
+            return try token(of: e, kind: .email, field: field).0.pseudonym
+        case .account(let a):
+            let (t, _) = try token(of: a, kind: .account, field: field)
+            return try self.owner(ofAccount: t.pseudonym, field: field)
+        }
+    }
+
+    /// The format-2 payload of `event` (id `id`), and the event as the fold sees it (each
+    /// personal field its token).
+    func seal(_ event: DomainEvent, id: UUID) throws -> (payload: [UInt8], view: DomainEvent) {
+        var fields: [SealedPayload.Field] = []
+        let registrationEmail: String?
+        if case let .userRegistered(_, e) = event { registrationEmail = e } else { registrationEmail = nil }
+        let view = try event.mappingPersonalFields { f in
+            switch f.kind {
+            case .email, .account:
+                let (token, string) = try token(of: f.value, kind: f.kind, field: f.name,
+                                                registeringWith: f.kind == .account ? registrationEmail : nil)
+                let value = try value(of: token, string, field: f.name)
+                let subject = f.kind == .email ? token.pseudonym : try owner(ofAccount: token.pseudonym, field: f.name)
+                named.insert(token.pseudonym)
+                named.insert(subject)
+                fields.append(SealedPayload.Field(ref: token.pseudonym,
+                                                  commitment: try batch.commitment(value: value, field: f.name, event: id, subject: subject)))
+                return string
+            case .text:
+                if PersonalToken(f.value) != nil { throw PersonalDataError.notAText(f.name) }
+                let subject = try subject(of: f.owner, field: f.name)
+                let commitment = try batch.storeText(f.value, field: f.name, event: id, subject: subject)
+                named.insert(subject)
+                fields.append(SealedPayload.Field(ref: subject, commitment: commitment))
+                let token = PersonalToken.text(subject, commitment: commitment).string
+                values[token] = f.value
+                return token
+            }
+        }
+        return (SealedPayload.encode(event, fields: fields), view)
+    }
+
+    /// Writes what the sealed events need into the vault (one durable transaction).
+    func commit() throws {
+        try batch.commit(keeping: named)
+        named = []
+    }
+}
