@@ -27,7 +27,8 @@ extension PermissionLedger {
                                               permissions: EffectivePermissions(roles: report.roles, saBenefits: report.saBenefits),
                                               sources: RoleSource.allCases.filter(sources.contains), report: report))
             }
-            return .success(AccessReview(licensingId: licensingId, asOfSeq: state.lastSeq, principals: principals))
+            var r = resolver()
+            return .success(try AccessReview(licensingId: licensingId, asOfSeq: state.lastSeq, principals: principals).resolved(&r))
         }
     }
 
@@ -39,7 +40,7 @@ extension PermissionLedger {
     @_disfavoredOverload
     public func history(email: String, licensingId: String? = nil, from: AsOf? = nil, to: AsOf? = nil) throws
         -> Result<PermissionHistory, DomainError> {
-        let e = Normalize.email(email) ?? email.lowercased()
+        let e = try stateEmail(email), shown = Normalize.email(email) ?? email.lowercased()
         let (fromSeq, toSeq) = (try from.map(pointSeq) ?? 0, try pointSeq(to))
         return try withPointState(max(fromSeq, toSeq)) { state in
             if let licensingId, try state.agreement(licensingId) == nil { return .failure(Self.unknown(licensingId, state)) }
@@ -57,7 +58,8 @@ extension PermissionLedger {
                 return true
             }
             changes.sort { $0.seq != $1.seq ? $0.seq < $1.seq : bytesPrecede([$0.licensingId], [$1.licensingId]) }
-            return .success(PermissionHistory(email: e, fromSeq: fromSeq, toSeq: toSeq, changes: changes))
+            for i in changes.indices { changes[i].email = shown }
+            return .success(PermissionHistory(email: shown, fromSeq: fromSeq, toSeq: toSeq, changes: changes))
         }
     }
 
@@ -71,7 +73,7 @@ extension PermissionLedger {
     @_disfavoredOverload
     public func diff(from: AsOf, to: AsOf? = nil, email: String? = nil, licensingId: String? = nil) throws
         -> Result<PermissionDiff, DomainError> {
-        let e = email.map { Normalize.email($0) ?? $0.lowercased() }
+        let e = try email.map { try stateEmail($0) }
         let (fromSeq, toSeq) = (try pointSeq(from), try pointSeq(to))
         let (low, high) = (min(fromSeq, toSeq), max(fromSeq, toSeq))
         return try withPointState(high) { state in
@@ -98,7 +100,8 @@ extension PermissionLedger {
                     return true
                 }
             }
-            let out = try spans.differences(named: state.ids, reversed: fromSeq > toSeq)
+            var r = resolver()
+            let out = try spans.differences(named: state.ids, reversed: fromSeq > toSeq).resolved(&r)
             return .success(PermissionDiff(fromSeq: fromSeq, toSeq: toSeq, changes: out))
         }
     }
@@ -111,7 +114,8 @@ extension PermissionLedger {
     @_disfavoredOverload
     public func changes(after seq: UInt64, email: String? = nil, licensingId: String? = nil, limit: Int = 4_096) throws
         -> (changes: [PermissionChange], through: UInt64) {
-        let e = email.map { Normalize.email($0) ?? $0.lowercased() }
+        let e = try email.map { try stateEmail($0) }
+        var r = resolver()
         return try environment.read { txn in
             let head = try log.head(in: txn).seq
             return try txn.withReader { reader in
@@ -137,7 +141,7 @@ extension PermissionLedger {
                                                       before: c.before.permissions, after: c.after.permissions))
                     }
                     batch.sort { bytesPrecede([$0.email, $0.licensingId], [$1.email, $1.licensingId]) }
-                    out += batch
+                    out += try batch.resolved(&r)
                     return true
                 }
                 return (out, through)
@@ -170,22 +174,30 @@ extension PermissionLedger {
                 state.changeObserver = { _, changes in for c in changes { spans.note(c) } }
                 var next = head.seq
                 var results: [ExecutionResult] = []
-                for command in commands {
+                // format 2: tokens as `execute` makes them; the sealer's vault batch is never committed
+                let sealer = vault.map { PersonalSealer(vault: $0) }
+                for var command in commands {
                     if let id = command.id, let seqs = try knownSeqs(ofCommand: id, reader: reader) {
                         results.append(ExecutionResult(seqs: seqs, refusal: try originalRefusal(firstSeq: seqs[0], reader: reader), wasDuplicate: true))
                         continue
                     }
                     let at = command.time(after: state.lastAt)
+                    if let sealer { command.command = try sealer.tokenize(command.command) }
                     let (events, refusal) = try decision(command.stamped(after: state.lastAt), state: state)
                     var seqs: [UInt64] = []
                     for event in events {
                         next += 1
-                        try evolver.evolve(state, event, seq: next, at: at)
+                        try evolver.evolve(state, try sealer?.seal(event, id: UUID()).view ?? event, seq: next, at: at)
                         seqs.append(next)
                     }
                     results.append(ExecutionResult(seqs: seqs, refusal: refusal, wasDuplicate: false))
                 }
-                let out = try spans.differences(named: ids)
+                var r = resolver(known: sealer?.values ?? [:])
+                for i in results.indices {
+                    guard vault != nil, let refusal = results[i].refusal else { continue }
+                    results[i].refusal = DomainError(refusal.code, r.resolveWithin(refusal.message), until: refusal.until)
+                }
+                let out = try spans.differences(named: ids).resolved(&r)
                 return WhatIfResult(results: results, fromSeq: head.seq, toSeq: next, changes: out)
             }
         }

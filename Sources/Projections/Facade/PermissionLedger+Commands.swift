@@ -35,8 +35,19 @@ extension PermissionLedger {
                 let state = try DomainState(databases: projectionDatabases, reader: writer, hot: hot, idCache: idCache)
                 var head = try log.head(reader: writer)
                 guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
-                let results = try commands.map { try executeOne($0, state: state, head: &head, writer: writer) }
+                // format 2: the batch's personal values go to the vault, committed (durably)
+                // before the log's transaction is, so no event names what the vault lacks
+                let sealer = vault.map { PersonalSealer(vault: $0) }
+                var results = try commands.map { try executeOne($0, state: state, head: &head, writer: writer, sealer: sealer) }
+                try sealer?.commit()
                 committed = try state.flush() ? state : nil
+                if let sealer {
+                    var shown = resolver(known: sealer.values)
+                    for i in results.indices {
+                        guard let r = results[i].refusal else { continue }
+                        results[i].refusal = DomainError(r.code, shown.resolveWithin(r.message), until: r.until)
+                    }
+                }
                 return results
             }
         }
@@ -53,7 +64,8 @@ extension PermissionLedger {
         }
     }
 
-    private func executeOne(_ command: TimedCommand, state: DomainState, head: inout Head, writer: TransactionWriter) throws -> ExecutionResult {
+    private func executeOne(_ command: TimedCommand, state: DomainState, head: inout Head, writer: TransactionWriter,
+                            sealer: PersonalSealer?) throws -> ExecutionResult {
         if let id = command.id, let seqs = try knownSeqs(ofCommand: id, reader: writer) {
             return ExecutionResult(seqs: seqs, refusal: try originalRefusal(firstSeq: seqs[0], reader: writer), wasDuplicate: true)
         }
@@ -61,8 +73,9 @@ extension PermissionLedger {
         let at = command.time(after: head.at)
         var command = command
         command.at = at
+        if let sealer { command.command = try sealer.tokenize(command.command) }
         let (events, refusal) = try decision(command, state: state)
-        let seqs = try append(events, at: at, commandID: command.id, state: state, head: &head, writer: writer)
+        let seqs = try append(events, at: at, commandID: command.id, state: state, head: &head, writer: writer, sealer: sealer)
         if let refusal {
             logger.debug("command refused", metadata: ["code": "\(refusal.code.rawValue)", "recorded": "\(seqs)"])
         } else {
@@ -114,14 +127,14 @@ extension PermissionLedger {
     func originalRefusal(firstSeq: UInt64, reader: TransactionReader) throws -> DomainError? {
         let failedKind = DomainEvent.kind(typeName: "openLicenseAttemptFailed")
         guard let stored = try log.event(firstSeq, reader: reader), stored.kind == failedKind,
-              case let .openLicenseAttemptFailed(account, _, _) = try DomainEvent.decode(kind: stored.kind, payload: stored.payload)
+              case let .openLicenseAttemptFailed(account, _, _) = try foldEvent(kind: stored.kind, payload: stored.payload)
         else { return nil }
         var before = LockoutRecord.empty
         // only this account's failed attempts change its lockout record: fold them, in order
         try log.forEach(from: 1, reader: reader) { e in
             guard e.seq < firstSeq else { return false }
             guard e.kind == failedKind,
-                  case let .openLicenseAttemptFailed(a, _, _) = try DomainEvent.decode(kind: e.kind, payload: e.payload), a == account
+                  case let .openLicenseAttemptFailed(a, _, _) = try foldEvent(kind: e.kind, payload: e.payload), a == account
             else { return true }
             before = before.recordingFailure(at: e.at, policy: decider.policy).record
             return true
@@ -160,14 +173,24 @@ extension PermissionLedger {
     }
 
     private func append(_ events: [DomainEvent], at: Timestamp, commandID: UUID?, state: DomainState,
-                        head: inout Head, writer: TransactionWriter) throws -> [UInt64] {
+                        head: inout Head, writer: TransactionWriter, sealer: PersonalSealer?) throws -> [UInt64] {
         if events.isEmpty { return [] }
-        let new = events.enumerated().map { i, e in
-            NewEvent(id: commandID.map { Self.eventID($0, i) } ?? ids.next(), kind: e.kind, at: at, payload: e.encodedPayload())
+        var new: [NewEvent] = []
+        var folded = events
+        new.reserveCapacity(events.count)
+        for (i, e) in events.enumerated() {
+            let id = commandID.map { Self.eventID($0, i) } ?? ids.next()
+            if let sealer {
+                let (payload, view) = try sealer.seal(e, id: id)
+                new.append(NewEvent(id: id, kind: e.kind, at: at, payload: payload))
+                folded[i] = view
+            } else {
+                new.append(NewEvent(id: id, kind: e.kind, at: at, payload: e.encodedPayload()))
+            }
         }
         guard head.seq == state.lastSeq else { throw LogError.conflict(expected: state.lastSeq, actual: head.seq) }
         let seqs = try log.append(new, after: &head, writer: writer)
-        for (event, seq) in zip(events, seqs) { try evolver.evolve(state, event, seq: seq, at: at) }
+        for (event, seq) in zip(folded, seqs) { try evolver.evolve(state, event, seq: seq, at: at) }
         return seqs
     }
 }

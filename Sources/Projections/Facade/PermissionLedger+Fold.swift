@@ -12,7 +12,7 @@ extension PermissionLedger {
         try environment.read { txn in
             try log.forEach(from: state.lastSeq + 1, in: txn) { view in
                 if view.seq > target { return false }
-                let event = try DomainEvent.decode(kind: view.kind, payload: view.payload)
+                let event = try foldEvent(kind: view.kind, payload: view.payload)
                 try evolver.evolve(state, event, seq: view.seq, at: view.at)
                 if view.seq & 0x3FFF == 0 { progress?(view.seq) }
                 return true
@@ -32,12 +32,12 @@ extension PermissionLedger {
     private func foldOnTwoCores(into state: DomainState, upTo target: UInt64, progress: ((UInt64) -> Void)?) throws {
         state.openAllTables()
         let shared = UncheckedBox(state)
-        let evolver = evolver, log = log
+        let evolver = evolver, log = log, format = eventFormat
         try environment.read { txn in
             try txn.withReader { reader in
                 let source = UncheckedBox(reader)
                 var raw = try Self.readChunk(log, source.value, from: state.lastSeq + 1, upTo: target)
-                var ready = try Self.decodeChunk(raw)
+                var ready = try Self.decodeChunk(raw, format: format)
                 var next = (raw.last?.seq ?? state.lastSeq) + 1
                 raw = try Self.readChunk(log, source.value, from: next, upTo: target)
                 while let last = ready.last?.seq {
@@ -53,7 +53,7 @@ extension PermissionLedger {
                         do {
                             if i == 0 {
                                 for e in toFold.value { try evolver.evolve(shared.value, e.event, seq: e.seq, at: e.at, parts: [.people, .position]) }
-                                decoded.set(0, try Self.decodeChunk(toDecode.value))
+                                decoded.set(0, try Self.decodeChunk(toDecode.value, format: format))
                             } else {
                                 for e in toFold.value { try evolver.evolve(shared.value, e.event, seq: e.seq, at: e.at, parts: [.grants, .agreements, .changelog]) }
                                 read.set(0, try Self.readChunk(log, source.value, from: from, upTo: target))
@@ -87,11 +87,11 @@ extension PermissionLedger {
     }
 
     /// The domain events of a chunk read by `readChunk`.
-    private static func decodeChunk(_ raw: [(seq: UInt64, kind: UInt16, at: Timestamp, payload: UnsafeRawBufferPointer)]) throws
+    private static func decodeChunk(_ raw: [(seq: UInt64, kind: UInt16, at: Timestamp, payload: UnsafeRawBufferPointer)], format: UInt8) throws
         -> [(event: DomainEvent, seq: UInt64, at: Timestamp)] {
         var out: [(event: DomainEvent, seq: UInt64, at: Timestamp)] = []
         out.reserveCapacity(raw.count)
-        for v in raw { out.append((try DomainEvent.decode(kind: v.kind, payload: v.payload), v.seq, v.at)) }
+        for v in raw { out.append((try foldEvent(kind: v.kind, payload: v.payload, format: format), v.seq, v.at)) }
         return out
     }
 }

@@ -29,6 +29,8 @@ extension PermissionLedger {
             try txn.withWriter { writer in
                 let state = try DomainState(databases: projectionDatabases, reader: writer, idCache: idCache)
                 let next = source()
+                // format 2: each event sealed (its values to the vault, committed before the log)
+                let sealer = vault.map { PersonalSealer(vault: $0) }
                 var previous: DomainEvent?
                 var index = 0
                 while let e = try next() {
@@ -37,22 +39,33 @@ extension PermissionLedger {
                         appended(known, false)
                         continue
                     }
-                    if let error = try validator.check(e.event, at: e.at, state: state, previous: previous) {
-                        throw ImportError(index: index, message: "\(e.event.type) does not apply: \(error.code.rawValue): \(error.message)", code: error.code.rawValue)
+                    let payload: [UInt8], event: DomainEvent
+                    if let sealer {
+                        do { (payload, event) = try sealer.seal(e.event, id: e.id) } catch let error as PersonalDataError {
+                            throw ImportError(index: index, message: "\(e.event.type): \(error.message)", code: error.code)
+                        }
+                    } else {
+                        (payload, event) = (e.event.encodedPayload(), e.event)
+                    }
+                    if let error = try validator.check(event, at: e.at, state: state, previous: previous) {
+                        var shown = resolver(known: sealer?.values ?? [:])
+                        throw ImportError(index: index, message: "\(e.event.type) does not apply: \(error.code.rawValue): \(shown.resolveWithin(error.message))",
+                                          code: error.code.rawValue)
                     }
                     let expected = state.lastSeq + 1
                     if let claimed = e.seq, claimed != expected {
                         throw ImportError(index: index, message: "claims seq \(claimed) but would be stored at seq \(expected)")
                     }
-                    let seq = try log.append([NewEvent(id: e.id, kind: e.event.kind, at: e.at, payload: e.event.encodedPayload())],
+                    let seq = try log.append([NewEvent(id: e.id, kind: e.event.kind, at: e.at, payload: payload)],
                                              expectedHead: state.lastSeq, writer: writer)[0]
                     if let claimed = e.hash, let stored = try log.event(seq, reader: writer), stored.hash != claimed {
                         throw ImportError(index: index, message: "hash \(Hex.encode(claimed)) does not match the chain's \(Hex.encode(stored.hash))")
                     }
-                    try evolver.evolve(state, e.event, seq: seq, at: e.at)
+                    try evolver.evolve(state, event, seq: seq, at: e.at)
                     appended(seq, true)
-                    previous = e.event
+                    previous = event
                 }
+                try sealer?.commit()
                 try state.flush()
                 return index
             }

@@ -80,7 +80,7 @@ extension PermissionLedger {
                     let state = try DomainState(databases: projectionDatabases, reader: reader, overlayAsOf: start - 1, at: lastAt, replay: replay)
                     try log.forEach(from: start, reader: reader) { view in
                         if view.seq > end { return false }
-                        try evolver.evolve(state, try DomainEvent.decode(kind: view.kind, payload: view.payload), seq: view.seq, at: view.at)
+                        try evolver.evolve(state, try foldEvent(kind: view.kind, payload: view.payload), seq: view.seq, at: view.at)
                         // a chunk reads pages all over the projections: what it read is
                         // decoded in memory, so the mapped pages are given back when they
                         // pass the budget (the resident set does not grow with the file)

@@ -7,21 +7,26 @@ extension PermissionLedger {
     /// The My Permissions view of `email`.
     @_disfavoredOverload
     public func permissions(email: String, asOf: AsOf? = nil, includeInactive: Bool = false) throws -> PermissionsView {
-        let e = Normalize.email(email) ?? email.lowercased()
-        return try withState(asOf: asOf) { try $0.permissionsView(email: e, includeInactive: includeInactive) }
+        let e = try stateEmail(email)
+        var view = try withState(asOf: asOf) { try $0.permissionsView(email: e, includeInactive: includeInactive) }
+        view.email = Normalize.email(email) ?? email.lowercased()
+        return view
     }
 
     /// The My Permissions view of `account`: its validated business email's, or a refusal
     /// (`notRegistered`, `emailNotValidated`).
     @_disfavoredOverload
     public func permissions(account: String, asOf: AsOf? = nil, includeInactive: Bool = false) throws -> Result<PermissionsView, DomainError> {
-        let a = Normalize.account(account) ?? account
+        let a = try stateAccount(account), shown = Normalize.account(account) ?? account
+        var r = resolver()
         return try withState(asOf: asOf) { state in
-            guard let record = try state.account(a) else { return .failure(DomainError(.notRegistered, "account '\(a)' is not registered")) }
+            guard let record = try state.account(a) else { return .failure(DomainError(.notRegistered, "account '\(shown)' is not registered")) }
             guard record.validated else {
-                return .failure(DomainError(.emailNotValidated, "account '\(a)' has not validated \(record.email); nothing is visible before validation"))
+                return .failure(DomainError(.emailNotValidated, "account '\(shown)' has not validated \(try r.resolve(record.email)); nothing is visible before validation"))
             }
-            return .success(try state.permissionsView(email: record.email, includeInactive: includeInactive))
+            var view = try state.permissionsView(email: record.email, includeInactive: includeInactive)
+            view.email = try r.resolve(view.email)
+            return .success(view)
         }
     }
 
@@ -34,7 +39,14 @@ extension PermissionLedger {
     }
 
     private func checkTimed(account: String, action: Action, licensingId: String, benefit: SABenefit?, asOf: AsOf?) throws -> CheckResult {
-        let a = Normalize.account(account) ?? account
+        guard vault != nil else { return try checkState(account: Normalize.account(account) ?? account, action: action, licensingId: licensingId, benefit: benefit, asOf: asOf) }
+        let a = try stateAccount(account)
+        var r = resolver(known: [a: Normalize.account(account) ?? account])
+        return try checkState(account: a, action: action, licensingId: licensingId, benefit: benefit, asOf: asOf).resolved(&r)
+    }
+
+    /// `check` of an account in the state's form.
+    private func checkState(account a: String, action: Action, licensingId: String, benefit: SABenefit?, asOf: AsOf?) throws -> CheckResult {
         // at the head, from the hot cache alone when it is at the last commit and holds
         // every record the check reads (no transaction, one lock)
         if asOf == nil, let hot, let answer = try hot.withFacts(at: environment.lastCommitID, {
@@ -56,7 +68,7 @@ extension PermissionLedger {
     /// up to the point; with no point, at `now` over every event. An account never
     /// registered is not an error: it is not locked and has no failures.
     public func lockout(account: String, asOf point: AsOf?, now: Timestamp) throws -> LockoutStatus {
-        let a = Normalize.account(account) ?? account
+        let a = try stateAccount(account)
         let at: Timestamp
         switch point {
         case nil: at = now
@@ -64,17 +76,22 @@ extension PermissionLedger {
         // a seq past the head means the head; seq 0 is the empty state, where nothing counts whenever asked
         case let .seq(n)?: at = try log.event(min(n, try log.head().seq))?.at ?? now
         }
-        return try withState(asOf: point) { try $0.lockoutStatus(account: a, at: at, policy: decider.policy) }
+        var status = try withState(asOf: point) { try $0.lockoutStatus(account: a, at: at, policy: decider.policy) }
+        status.account = Normalize.account(account) ?? account
+        return status
     }
 
     /// R14: the effective administrators of `licensingId`, answered only to an account
     /// that administers it or an ancestor (`forbidden` otherwise).
     @_disfavoredOverload
     public func administrators(of licensingId: String, askedBy account: String) throws -> Result<[AdministratorEntry], DomainError> {
-        let a = Normalize.account(account) ?? account
+        let a = try stateAccount(account)
+        var r = resolver(known: [a: Normalize.account(account) ?? account])
         return try withState { state in
             let email: String
-            do { email = try decider.actor(a, state) } catch let e as DomainError { return .failure(e) }
+            do { email = try decider.actor(a, state) } catch let e as DomainError {
+                return .failure(DomainError(e.code, r.resolveWithin(e.message), until: e.until))
+            }
             guard try state.agreement(licensingId) != nil else {
                 return .failure(DomainError(.unknownLicensingId, "Licensing ID '\(licensingId)' is not recorded"))
             }
@@ -85,7 +102,7 @@ extension PermissionLedger {
             guard allowed else {
                 return .failure(DomainError(.forbidden, "for privacy, only an administrator of \(licensingId) or of a parent agreement may see its administrators; submit a permission request instead"))
             }
-            return .success(try state.administrators(of: licensingId))
+            return .success(try state.administrators(of: licensingId).resolved(&r))
         }
     }
 
@@ -99,7 +116,8 @@ extension PermissionLedger {
     /// `administrators(of:asOf:)` in `state`.
     func administrators(in state: DomainState, of licensingId: String) throws -> Result<[AdministratorEntry], DomainError> {
         guard try state.agreement(licensingId) != nil else { return .failure(Self.unknown(licensingId, state)) }
-        return .success(try state.administrators(of: licensingId))
+        var r = resolver()
+        return .success(try state.administrators(of: licensingId).resolved(&r))
     }
 
     /// Every role of `email` on `licensingId` with the events behind it, at a point;
@@ -112,7 +130,7 @@ extension PermissionLedger {
 
     /// `explain(email:licensingId:asOf:)` in `state`.
     func explain(in state: DomainState, email: String, licensingId: String) throws -> Result<Explanation, DomainError> {
-        let e = Normalize.email(email) ?? email.lowercased()
+        let e = try stateEmail(email)
         guard try state.agreement(licensingId) != nil else { return .failure(Self.unknown(licensingId, state)) }
         var explanation = try state.explain(email: e, licensingId: licensingId)
         // what an auditor asks next: when and by whom, and where an inheritance starts
@@ -128,6 +146,9 @@ extension PermissionLedger {
                 explanation.roles[i].reasons[j] = reason
             }
         }
+        var r = resolver()
+        explanation = try explanation.resolved(&r)
+        explanation.email = Normalize.email(email) ?? email.lowercased()
         return .success(explanation)
     }
 
@@ -137,7 +158,7 @@ extension PermissionLedger {
         let stored = try state.transactionReader.map { try log.event(seq, reader: $0) } ?? log.event(seq)
         guard let stored else { return }
         reason.at = stored.at
-        switch try DomainEvent.decode(kind: stored.kind, payload: stored.payload) {
+        switch try foldEvent(kind: stored.kind, payload: stored.payload) {
         case let .rolesGranted(by, _, _, _, _), let .permissionRequestApproved(by, _, _, _, _, _): reason.by = by
         case let .openLicenseAdded(account, _, _, _, _): reason.by = account
         default: break
@@ -173,13 +194,14 @@ extension PermissionLedger {
 
     /// A permission request.
     public func request(_ id: String) throws -> RequestRecord? {
-        try withState { try $0.request(id) }
+        var r = resolver()
+        return try withState { try $0.request(id) }.map { try $0.resolved(&r) }
     }
 
     /// Permission requests, optionally only those with `status` and/or routed to
     /// `administrator` (an email), sorted by request id, at a point (the head by default).
     public func requests(status: RequestStatus? = nil, routedTo administrator: String? = nil, asOf: AsOf? = nil) throws -> [RequestView] {
-        let admin = administrator.map { Normalize.email($0) ?? $0.lowercased() }
+        let admin = try administrator.map { try stateEmail($0) }
         var out: [RequestView] = []
         try withState(asOf: asOf) { state in
             try state.requests.forEach { id, record in
@@ -189,7 +211,9 @@ extension PermissionLedger {
                 return true
             }
         }
-        return out.sorted { $0.requestId.utf8.lexicographicallyPrecedes($1.requestId.utf8) }
+        var r = resolver()
+        return try out.sorted { $0.requestId.utf8.lexicographicallyPrecedes($1.requestId.utf8) }
+            .map { RequestView(requestId: $0.requestId, record: try $0.record.resolved(&r)) }
     }
 
     /// Stored events with `from ≤ seq ≤ to` and, when given, `fromTime ≤ at ≤ toTime`,
@@ -211,13 +235,15 @@ extension PermissionLedger {
 
     /// Visits decoded events in seq order until `body` returns false (streaming).
     public func forEachEvent(from: UInt64 = 1, to: UInt64 = .max, _ body: (LedgerEvent) throws -> Bool) throws {
+        var r = resolver()
         try environment.read { txn in
             try log.forEach(from: from, in: txn) { view in
                 if view.seq > to { return false }
-                let event: DomainEvent
-                do { event = try DomainEvent.decode(kind: view.kind, payload: view.payload) } catch {
+                var event: DomainEvent
+                do { event = try foldEvent(kind: view.kind, payload: view.payload) } catch {
                     throw LogError.corrupt(seq: view.seq, reason: "\(error)")
                 }
+                event = try r.resolve(event)
                 return try body(LedgerEvent(seq: view.seq, id: view.id, at: view.at, event: event, hash: Array(view.hash)))
             }
         }

@@ -117,6 +117,11 @@ public final class PermissionLedger: Sendable {
         /// costs. Such a ledger's projections are incomplete (`verify` reports it, `rebuild`
         /// makes them whole again); never set it on a ledger anyone reads.
         @_spi(Benchmarks) public var foldsChangelog = true
+        /// The event format a new ledger is created with: 1 (personal values in the hashed
+        /// bytes) or 2 (pseudonyms and commitments, the values in the subject vault beside the
+        /// log; DESIGN.md, "Personal data"). An existing ledger keeps the one it has. Format 2
+        /// is being built (issue 18): not yet every command of the CLI reads it.
+        @_spi(LedgerInternals) public var eventFormat: UInt8 = 1
         /// Where the ledger's metrics go (see the Operating article for their names): nil, the
         /// default, takes `MetricsSystem.factory` when the ledger opens — bootstrap the
         /// metrics system first. The library never bootstraps one.
@@ -165,6 +170,10 @@ public final class PermissionLedger: Sendable {
     let hot: HotCache?
     /// Committed stable ids, shared by this ledger's transactions (nil with the hot cache off).
     let idCache: IDCache?
+    /// The ledger's event format (1 or 2; see `Options.eventFormat`).
+    @_spi(LedgerInternals) public let eventFormat: UInt8
+    /// The subject vault beside the log (format 2), in `DIRECTORY/vault`.
+    @_spi(LedgerInternals) public let vault: SubjectVault?
 
     /// Opens the ledger in `directory`, creating the directory (and its parents, owner-only)
     /// and the ledger's databases when new. Opening never replays history: the projections
@@ -188,6 +197,8 @@ public final class PermissionLedger: Sendable {
         for (t, d) in zip(ProjectionTable.allCases, dbs) { tables[t] = d }
         self.tables = tables
         projectionDatabases = try ProjectionDatabases(tables)
+        eventFormat = try Self.storedEventFormat(options, environment: environment, log: log)
+        vault = eventFormat == 2 ? try SubjectVault(directory: directory + "/vault") : nil
         let (policy, rebuildNeeded) = try Self.storedPolicy(options, environment: environment, log: log)
         decider = Decider(policy: policy, authorizationKey: options.authorizationKey,
                           previousAuthorizationKeys: options.previousAuthorizationKeys)
@@ -266,6 +277,30 @@ public final class PermissionLedger: Sendable {
                 }
                 return (current.policy, current.rebuildPending)
             }
+        }
+    }
+
+    static let eventFormatKey = Array("eventFormat".utf8)
+
+    /// The ledger's event format: the stored one; for a ledger without one, 1 when it holds
+    /// events (written before formats were stored), else the one the options give, stored now.
+    private static func storedEventFormat(_ options: Options, environment: LMDBEnvironment, log: EventLog) throws -> UInt8 {
+        guard let db = try environment.openDatabases([settingsDatabase]).first else { throw StateError.missingTable(settingsDatabase) }
+        func known(_ bytes: [UInt8]) throws -> UInt8 {
+            guard bytes.count == 1, let f = bytes.first, f == 1 || f == 2 else {
+                throw InputError(field: "eventFormat", "the ledger's event format \(bytes) is not one this build reads (1 or 2)")
+            }
+            return f
+        }
+        if let stored = try environment.read({ txn in try txn.get(db, key: eventFormatKey) }) { return try known(stored) }
+        guard options.eventFormat == 1 || options.eventFormat == 2 else {
+            throw InputError(field: "eventFormat", "must be 1 or 2, got \(options.eventFormat)")
+        }
+        return try environment.write { txn in
+            if let stored = try txn.get(db, key: eventFormatKey) { return try known(stored) }
+            let format: UInt8 = try log.head(in: txn).seq > 0 ? 1 : options.eventFormat
+            try txn.put(db, key: eventFormatKey, value: [format])
+            return format
         }
     }
 

@@ -72,7 +72,8 @@ extension PermissionLedger {
     /// Used by a shared-log host: it appends `events` to the shared log expecting
     /// `base.seq`, then applies them locally with `applyReplicated(_:)`.
     public func prepare(_ command: TimedCommand) throws -> PreparedCommand {
-        try environment.read { txn in
+        try refuseSharedLogForFormat2()
+        return try environment.read { txn in
             try txn.withReader { reader in
                 let state = try DomainState(databases: projectionDatabases, reader: reader, hot: hot, idCache: idCache)
                 let head = try log.head(reader: reader)
@@ -120,6 +121,7 @@ extension PermissionLedger {
     /// host appends them in one PostgreSQL transaction. A command id repeated within the
     /// batch is a duplicate of its first occurrence.
     public func prepareBatch(_ commands: [TimedCommand]) throws -> PreparedBatch {
+        try refuseSharedLogForFormat2()
         struct Abandon: Error { let batch: PreparedBatch }
         do {
             _ = try environment.write { txn in
@@ -166,6 +168,7 @@ extension PermissionLedger {
     /// Returns the local head afterwards.
     @discardableResult
     public func applyReplicated(_ events: [StoredEvent]) throws -> Head {
+        try refuseSharedLogForFormat2()
         let validator = ImportValidator(decider: decider)
         var committed: DomainState?
         let head = try environment.write { txn in
@@ -217,5 +220,15 @@ extension PermissionLedger {
         }
         if let committed { committed.publishHot(committed: committed.snapshotVersion + 1) }
         return head
+    }
+}
+
+extension PermissionLedger {
+    /// The shared log carries format 1's payloads; a format-2 ledger (issue 18, being built)
+    /// joins it once the log carries commitments and sealed values only.
+    func refuseSharedLogForFormat2() throws {
+        if eventFormat == 2 {
+            throw InputError(field: "eventFormat", "a format-2 ledger can't use the shared log yet: it carries format 1's payloads")
+        }
     }
 }

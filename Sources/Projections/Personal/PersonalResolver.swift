@@ -41,10 +41,22 @@ struct PersonalResolver {
         try strings.map { try resolve($0) }
     }
 
-    /// The event with each personal field shown.
+    /// The event with each personal field shown; the lists a rule derives in order of the
+    /// state (`routedTo`, `notified`: sorted by token in a format-2 event) sorted by what they
+    /// show, as a format-1 event holds them.
     mutating func resolve(_ event: DomainEvent) throws -> DomainEvent {
         guard vault != nil else { return event }
-        return try event.mappingPersonalFields { try resolve($0.value) }
+        let shown = try event.mappingPersonalFields { try resolve($0.value) }
+        func sorted(_ list: [String]) -> [String] { list.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) } }
+        switch shown {
+        case var .permissionsRequested(r):
+            r.routedTo = sorted(r.routedTo)
+            return .permissionsRequested(r)
+        case let .openLicenseAdded(a, e, l, roles, notified):
+            return .openLicenseAdded(account: a, email: e, licensingId: l, roles: roles, notified: sorted(notified))
+        default:
+            return shown
+        }
     }
 
     /// A free text (a refusal's message) with every token in it shown.

@@ -99,6 +99,9 @@ final class PersonalSealer {
         if let t = PersonalToken(value) { return (t, value) }
         switch kind {
         case .email:
+            guard Normalize.email(value) == value else {
+                throw PersonalDataError(code: "invalidEmail", message: "field \(field): '\(value)' is not a normalised business email")
+            }
             let subject = try batch.subject(email: value).subject
             let s = try emailToken(value)
             return (.email(subject), s)

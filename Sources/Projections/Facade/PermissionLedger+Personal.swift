@@ -1,0 +1,43 @@
+import Foundation
+import Ledger
+
+// Personal data in a format-2 ledger (DESIGN.md, "Personal data"): the fold's view of an
+// event, the state's form of what a query names, and what its answer shows.
+
+extension PermissionLedger {
+    /// The event as the fold sees it: format 1's payload as it is; format 2's with each
+    /// personal field its token (no vault read).
+    func foldEvent(kind: UInt16, payload: UnsafeRawBufferPointer) throws -> DomainEvent {
+        try Self.foldEvent(kind: kind, payload: payload, format: eventFormat)
+    }
+
+    static func foldEvent(kind: UInt16, payload: UnsafeRawBufferPointer, format: UInt8) throws -> DomainEvent {
+        format == 2 ? try SealedPayload.view(kind: kind, payload: payload) : try DomainEvent.decode(kind: kind, payload: payload)
+    }
+
+    /// `foldEvent` of a payload held in an array.
+    func foldEvent(kind: UInt16, payload: [UInt8]) throws -> DomainEvent {
+        try payload.withUnsafeBytes { try foldEvent(kind: kind, payload: $0) }
+    }
+
+    /// What an answer shows for the state's strings (format 1: the strings themselves).
+    func resolver(known: [String: String] = [:]) -> PersonalResolver {
+        PersonalResolver(vault: vault, known: known)
+    }
+
+    /// The state's form of an email a query names (normalised first): its subject's token
+    /// when the vault knows it, else the email itself — which a format-2 state never holds,
+    /// so it is found nowhere, as an email never seen.
+    func stateEmail(_ email: String) throws -> String {
+        let e = Normalize.email(email) ?? email.lowercased()
+        guard let vault, let p = try vault.subject(email: e) else { return e }
+        return PersonalToken.email(p).string
+    }
+
+    /// The state's form of an account a query names (normalised first), as `stateEmail`.
+    func stateAccount(_ account: String) throws -> String {
+        let a = Normalize.account(account) ?? account
+        guard let vault, let found = try vault.account(named: a) else { return a }
+        return PersonalToken.account(found.pseudonym).string
+    }
+}
