@@ -218,3 +218,4 @@ func parseTime(_ text: String, flag: String) throws -> Timestamp {
 extension Role: ExpressibleByArgument {}
 extension Action: ExpressibleByArgument {}
 extension SABenefit: ExpressibleByArgument {}
+extension LegalBasis: ExpressibleByArgument {}

@@ -15,6 +15,12 @@ struct Init: ParsableCommand {
 
     @Argument(help: "The ledger directory to create.")
     var db: String
+    @Option(help: "The event format: 1, or 2 (personal values beside the log, erasable with `erase`).")
+    var eventFormat: UInt8 = 1
+
+    func validate() throws {
+        if eventFormat != 1 && eventFormat != 2 { throw ValidationError("--event-format must be 1 or 2") }
+    }
 
     func run() throws {
         let fm = FileManager.default
@@ -35,12 +41,57 @@ struct Init: ParsableCommand {
             throw Failure(code: Exit.badInput)
         }
         do {
-            _ = try PermissionLedger(directory: db)
+            var options = PermissionLedger.Options()
+            options.eventFormat = eventFormat
+            _ = try PermissionLedger(directory: db, options: options)
         } catch {
             printError("error: can't create a ledger at '\(db)': \(error)")
             throw Failure(code: Exit.denied)
         }
         print("created an empty ledger at \(db)")
+    }
+}
+
+struct Erase: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Erase a person's personal data (R15), keeping every hash and every fact.",
+        discussion: """
+        Appends subjectErased{subject, legalBasis} at the current time, then deletes the subject's email, account names, names, comments and reasons, with the secret their commitments are under and the key that sealed them, and compacts the subject vault so that no file of DB still holds them. Every hash stays as it was: verify passes and checkpoints taken before still verify; outputs show erased:PSEUDONYM in place of each value.
+
+        Refused (exit 1) with unknownEmail, alreadyErased or subjectHoldsAccess (revoke the person's roles and remove them from legal forms first; a contact on a legal form is kept). Needs a ledger of event format 2 (`init --event-format 2`).
+
+        Prints {"ok":true,"seq":[…],"subject":PSEUDONYM,"fieldsErased":N} or {"ok":false,"error":CODE,"message":…,"seq":[]}.
+
+        Example:
+          ledger-tool erase ./ledger --email zelda@contoso.example --legal-basis consentWithdrawn --json
+        """)
+
+    @OptionGroup var location: LedgerLocation
+    @Option(help: "The email whose subject is erased.") var email: String
+    @Option(help: "consentWithdrawn, noLongerNecessary, objection, unlawful or legalObligation.") var legalBasis: LegalBasis
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let ledger = try location.open()
+        guard ledger.eventFormat == 2 else {
+            printError("error: the ledger at '\(location.db)' is of event format 1: its personal values are inside the hash chain and can't be erased; create a ledger with `ledger-tool init DIR --event-format 2`")
+            throw Failure(code: Exit.badInput)
+        }
+        let result = try ledger.erase(email: email, legalBasis: legalBasis)
+        var fields: [(key: String, value: JSONValue)] = [("ok", .bool(result.accepted))]
+        if let refusal = result.refusal {
+            fields += [("error", .string(refusal.code.rawValue)), ("message", .string(refusal.message))]
+        }
+        fields.append(("seq", .array(result.seqs.map { .uint($0) })))
+        if let subject = result.subject { fields += [("subject", .string(subject)), ("fieldsErased", .int(Int64(result.fieldsErased)))] }
+        if json {
+            print(JSONValue.object(fields).text)
+        } else if let refusal = result.refusal {
+            print("refused: \(refusal.code.rawValue): \(refusal.message)")
+        } else {
+            print("erased subject \(result.subject ?? ""): \(result.fieldsErased) personal fields (seq \(result.seqs.map(String.init).joined(separator: ", ")))")
+        }
+        if !result.accepted { throw Failure(code: Exit.denied) }
     }
 }
 

@@ -102,6 +102,24 @@ import Ledger
         }
     }
 
+    /// R15's refusal for the email (its state form) when it holds access at this point: a
+    /// role on any Licensing ID, or a place among an agreement's contacts (the legal form is
+    /// the contract's record, GDPR Art. 17(3)), even after R10 removed its roles.
+    static func erasureRefusal(email: String, state: DomainState) throws -> DomainError? {
+        let view = try state.permissionsView(email: email, includeInactive: true)
+        if let held = view.rows.first(where: { !$0.roles.isEmpty }) {
+            return DomainError(.subjectHoldsAccess, "\(email) holds \(held.roles.map(\.rawValue).joined(separator: ", ")) on \(held.licensingId): revoke and remove it first")
+        }
+        var contactOf: String?
+        try state.agreements.forEachCurrent { lid, agreement in
+            if contactOf == nil, agreement.contacts.contains(where: { $0.email == email }) { contactOf = lid }
+        }
+        if let lid = contactOf {
+            return DomainError(.subjectHoldsAccess, "\(email) is a contact on the legal form of \(lid), which is kept (GDPR Art. 17(3))")
+        }
+        return nil
+    }
+
     // MARK: - The rules
 
     func decideRule(_ command: Command, at: Timestamp, state: DomainState) throws -> Decision {

@@ -137,6 +137,19 @@ import Ledger
                 request.decidedBy = by
                 try state.requests.set(requestId, request, seq: seq)
             }
+        case let .subjectErased(subject, _) where people:
+            // the subject's pending requests are withdrawn: its email's, and its accounts'
+            let email = "~e" + subject  // its email's token (a decoded subject is 32 lowercase hex digits)
+            var withdrawn: [(String, RequestRecord)] = []
+            try state.requests.forEachCurrent { id, request in
+                guard request.status == .pending else { return }
+                if try request.email == email || state.account(request.account)?.email == email { withdrawn.append((id, request)) }
+            }
+            for (id, var request) in withdrawn.sorted(by: { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }) {
+                request.status = .withdrawn
+                request.decidedSeq = seq
+                try state.requests.set(id, request, seq: seq)
+            }
         case let .openLicenseAttemptFailed(account, _, _) where people:
             let record = (try state.lockout(account) ?? .empty).recordingFailure(at: at, policy: policy).record
             try state.lockouts.set(account, record, seq: seq)
@@ -155,7 +168,7 @@ import Ledger
         case let .legacyPermissionMigrated(_, _, email, lid, roles, benefits):
             try add(email, lid, roles, .grant, benefits: benefits)
         case .businessEmailValidated, .profileCompleted, .licensingIdStatusChanged, .permissionsRequested, .permissionRequestDenied,
-             .openLicenseAttemptFailed, .adminInheritanceOptedOut, .adminInheritanceOptedIn:
+             .openLicenseAttemptFailed, .adminInheritanceOptedOut, .adminInheritanceOptedIn, .subjectErased:
             break  // in a part not asked for
         }
         // the effective changes, worked out from the state after the event and the stored

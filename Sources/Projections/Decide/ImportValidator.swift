@@ -89,6 +89,8 @@ struct ImportValidator {
         case let .openLicenseAccessDenied(b, e, l): return try replay(.denyOpenLicenseAccess(by: b, email: e, licensingId: l))
         case let .legacyPermissionMigrated(s, r, e, l, _, _):
             return try replay(.migrateLegacyPermission(source: s, legacyRole: r, email: e, licensingId: l))
+        case let .subjectErased(subject, _):
+            return try Decider.erasureRefusal(email: "~e" + subject, state: state)
         }
     }
 }

@@ -13,6 +13,12 @@ public struct DomainErrorCode: RawRepresentable, Hashable, Sendable, Codable, Cu
 
     /// `timeWentBackwards`.
     public static let timeWentBackwards = DomainErrorCode("timeWentBackwards")
+    /// `unknownEmail` (R15: an email never seen).
+    public static let unknownEmail = DomainErrorCode("unknownEmail")
+    /// `alreadyErased` (R15).
+    public static let alreadyErased = DomainErrorCode("alreadyErased")
+    /// `subjectHoldsAccess` (R15: a role, or a contact on a legal form).
+    public static let subjectHoldsAccess = DomainErrorCode("subjectHoldsAccess")
     /// `notRegistered`.
     public static let notRegistered = DomainErrorCode("notRegistered")
     /// `emailNotValidated`.

@@ -27,6 +27,9 @@ public enum DomainEvent: Sendable, Equatable {
     case resellerAccessDenied(by: String?, byEmail: String, email: String, licensingId: String, via: DenyVia)
     case openLicenseAccessDenied(by: String, email: String, licensingId: String)
     case legacyPermissionMigrated(source: String, legacyRole: String, email: String, licensingId: String, roles: [Role], saBenefits: [SABenefit])
+    /// R15: every personal field of the subject with this pseudonym (32 hex digits) is erased;
+    /// the event itself holds no personal data.
+    case subjectErased(subject: String, legalBasis: LegalBasis)
 
     /// The fields of `agreementRecorded`.
     public struct AgreementRecorded: Sendable, Equatable {
@@ -62,7 +65,7 @@ public enum DomainEvent: Sendable, Equatable {
         "licensingIdStatusChanged", "rolesGranted", "rolesRevoked", "permissionsRequested", "permissionRequestApproved",
         "permissionRequestDenied", "openLicenseAttemptFailed", "openLicenseAdded", "licensingIdRemovedByUser",
         "adminInheritanceOptedOut", "adminInheritanceOptedIn", "resellerAccessDenied", "openLicenseAccessDenied",
-        "legacyPermissionMigrated",
+        "legacyPermissionMigrated", "subjectErased",
     ]
 
     /// The type code stored in the envelope.
@@ -87,6 +90,7 @@ public enum DomainEvent: Sendable, Equatable {
         case .resellerAccessDenied: return 17
         case .openLicenseAccessDenied: return 18
         case .legacyPermissionMigrated: return 19
+        case .subjectErased: return 20
         }
     }
 
@@ -107,7 +111,7 @@ public enum DomainEvent: Sendable, Equatable {
     public var emails: [String] {
         switch self {
         case let .userRegistered(_, e), let .businessEmailValidated(_, e): return [e]
-        case .profileCompleted, .licensingIdStatusChanged, .openLicenseAttemptFailed, .permissionRequestDenied: return []
+        case .profileCompleted, .licensingIdStatusChanged, .openLicenseAttemptFailed, .permissionRequestDenied, .subjectErased: return []
         case let .agreementRecorded(a): return a.contacts.map(\.email) + (a.resellerEmail.map { [$0] } ?? [])
         case let .resellerAutoGranted(e, _, _), let .rolesGranted(_, e, _, _, _), let .rolesRevoked(_, e, _, _),
              let .permissionRequestApproved(_, _, e, _, _, _), let .openLicenseAdded(_, e, _, _, _),
@@ -122,7 +126,7 @@ public enum DomainEvent: Sendable, Equatable {
     /// The Licensing ID this event concerns, if any.
     public var licensingId: String? {
         switch self {
-        case .userRegistered, .businessEmailValidated, .profileCompleted, .permissionRequestDenied: return nil
+        case .userRegistered, .businessEmailValidated, .profileCompleted, .permissionRequestDenied, .subjectErased: return nil
         case let .agreementRecorded(a): return a.licensingId
         case let .permissionsRequested(r): return r.licensingId
         case let .resellerAutoGranted(_, l, _), let .licensingIdStatusChanged(l, _), let .rolesGranted(_, _, l, _, _),
@@ -170,6 +174,7 @@ extension DomainEvent {
         case let .openLicenseAccessDenied(b, e, l): w.write(b); w.write(e); w.write(l)
         case let .legacyPermissionMigrated(s, lr, e, l, roles, benefits):
             w.write(s); w.write(lr); w.write(e); w.write(l); w.writeRoles(roles); w.writeBenefits(benefits)
+        case let .subjectErased(subject, basis): w.write(subject); w.writeEnum(basis)
         }
         return w.bytes
     }
@@ -216,6 +221,10 @@ extension DomainEvent {
         case 18: event = .openLicenseAccessDenied(by: try r.readString(), email: try r.readString(), licensingId: try r.readString())
         case 19: event = .legacyPermissionMigrated(source: try r.readString(), legacyRole: try r.readString(), email: try r.readString(),
                                                    licensingId: try r.readString(), roles: try r.readRoles(), saBenefits: try r.readBenefits())
+        case 20:
+            let subject = try r.readString()
+            guard Pseudonym(hex: subject)?.description == subject else { throw LedgerDecodingError("subject \(subject.debugDescription) is not a pseudonym", offset: 0) }
+            event = .subjectErased(subject: subject, legalBasis: try r.readEnum())
         default: throw LedgerDecodingError("unknown event kind \(kind)", offset: 0)
         }
         try r.expectEnd()

@@ -88,6 +88,7 @@ extension DomainEvent {
         case let .openLicenseAccessDenied(b, e, l): return [("by", .string(b)), ("email", .string(e)), ("licensingId", .string(l))]
         case let .legacyPermissionMigrated(s, lr, e, l, r, sa):
             return [("source", .string(s)), ("legacyRole", .string(lr)), ("email", .string(e)), ("licensingId", .string(l)), ("roles", roles(r))] + benefits(sa)
+        case let .subjectErased(subject, basis): return [("subject", .string(subject)), ("legalBasis", .string(basis.rawValue))]
         }
     }
 }
@@ -206,6 +207,10 @@ extension DomainEvent {
         case "legacyPermissionMigrated":
             return .legacyPermissionMigrated(source: try f.string("source"), legacyRole: try f.string("legacyRole"), email: try email("email"),
                                              licensingId: try f.string("licensingId"), roles: try roles(), saBenefits: try benefits())
+        case "subjectErased":
+            let subject = try f.string("subject")
+            guard let p = Pseudonym(hex: subject) else { throw InputError(field: "subject", "must be a pseudonym of 32 hex digits") }
+            return .subjectErased(subject: p.description, legalBasis: try f.value("legalBasis", LegalBasis.self))
         default:
             throw InputError(field: "type", InputError.unknown("event type", type, known: typeNames))
         }

@@ -80,7 +80,7 @@ extension DomainEvent {
             return .agreementRecorded(r)
         case let .resellerAutoGranted(e, l, roles):
             return .resellerAutoGranted(email: try email("email", e), licensingId: l, roles: roles)
-        case .licensingIdStatusChanged:
+        case .licensingIdStatusChanged, .subjectErased:
             return self
         case let .rolesGranted(b, e, l, roles, benefits):
             return .rolesGranted(by: try account("by", b), email: try email("email", e), licensingId: l, roles: roles, saBenefits: benefits)

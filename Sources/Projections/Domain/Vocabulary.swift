@@ -105,6 +105,20 @@ public enum DenyVia: String, CaseIterable, Sendable, Hashable, Codable {
     case manageUsers
 }
 
+/// The legal basis an erasure is made under (R15, GDPR Art. 17(1)).
+public enum LegalBasis: String, CaseIterable, Sendable, Hashable, Codable {
+    /// Art. 17(1)(b): the person withdrew the consent the processing rested on.
+    case consentWithdrawn
+    /// Art. 17(1)(a): the data are no longer necessary for their purpose.
+    case noLongerNecessary
+    /// Art. 17(1)(c): the person objected, and no overriding legitimate grounds remain.
+    case objection
+    /// Art. 17(1)(d): the data were processed unlawfully.
+    case unlawful
+    /// Art. 17(1)(e): a legal obligation requires the erasure.
+    case legalObligation
+}
+
 /// Where a role on (email, Licensing ID) comes from (DOMAIN.md §2).
 public enum RoleSource: String, CaseIterable, Sendable, Hashable, Codable {
     case contact, grant, openLicense, reseller, inherited

@@ -117,11 +117,12 @@ public final class PermissionLedger: Sendable {
         /// costs. Such a ledger's projections are incomplete (`verify` reports it, `rebuild`
         /// makes them whole again); never set it on a ledger anyone reads.
         @_spi(Benchmarks) public var foldsChangelog = true
-        /// The event format a new ledger is created with: 1 (personal values in the hashed
-        /// bytes) or 2 (pseudonyms and commitments, the values in the subject vault beside the
-        /// log; DESIGN.md, "Personal data"). An existing ledger keeps the one it has. Format 2
-        /// is being built (issue 18): not yet every command of the CLI reads it.
-        @_spi(LedgerInternals) public var eventFormat: UInt8 = 1
+        /// The event format a new ledger is created with: 1 (personal values inside the hashed
+        /// bytes) or 2 (pseudonyms and commitments there, the values in the subject vault
+        /// beside the log, so that they can be erased: `erase(email:legalBasis:at:)`; DESIGN.md,
+        /// "Personal data"). An existing ledger keeps the one it has. Not yet in format 2: an
+        /// export that an import reproduces hash for hash, and the shared log.
+        public var eventFormat: UInt8 = 1
         /// Where the ledger's metrics go (see the Operating article for their names): nil, the
         /// default, takes `MetricsSystem.factory` when the ledger opens — bootstrap the
         /// metrics system first. The library never bootstraps one.
@@ -171,7 +172,7 @@ public final class PermissionLedger: Sendable {
     /// Committed stable ids, shared by this ledger's transactions (nil with the hot cache off).
     let idCache: IDCache?
     /// The ledger's event format (1 or 2; see `Options.eventFormat`).
-    @_spi(LedgerInternals) public let eventFormat: UInt8
+    public let eventFormat: UInt8
     /// The subject vault beside the log (format 2), in `DIRECTORY/vault`.
     @_spi(LedgerInternals) public let vault: SubjectVault?
 
@@ -219,6 +220,7 @@ public final class PermissionLedger: Sendable {
             _ = try rebuild()
             if rebuildNeeded { try Self.finishAdoption(environment: environment) }
         }
+        try finishPendingErasures()
     }
 
     /// The key of the projections' format in `p.meta` (see `DomainState.format`).

@@ -240,7 +240,7 @@ struct ChangeTracker {
         case let .adminInheritanceOptedOut(_, email, parent), let .adminInheritanceOptedIn(_, email, parent):
             candidates = try state.descendants(of: parent).map { (email, $0.lid, .administratorThrough(parent: $0.parent)) }
         case .userRegistered, .businessEmailValidated, .profileCompleted, .licensingIdStatusChanged, .permissionsRequested,
-             .permissionRequestDenied, .openLicenseAttemptFailed:
+             .permissionRequestDenied, .openLicenseAttemptFailed, .subjectErased:
             break
         }
         // the candidates are distinct: one pair and its descendants, one ID's emails, or

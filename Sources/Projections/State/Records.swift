@@ -188,6 +188,8 @@ struct SeqValue: StateRecord, Sendable {
 /// Where a permission request stands.
 public enum RequestStatus: String, Sendable, CaseIterable, Codable {
     case pending, approved, denied
+    /// Withdrawn by the erasure of its subject (R15): no longer pending.
+    case withdrawn
 }
 
 /// A permission request (R7, R8).

@@ -268,6 +268,8 @@ extension DomainEvent {
             return [(.request, requestId), (.email, email), (.licensingId, lid)]
         case let .permissionRequestDenied(_, requestId, _):
             return [(.request, requestId)]
+        case .subjectErased:
+            return []
         }
     }
 }

@@ -172,6 +172,25 @@ final class Table<V: StateRecord> {
         if !stopped { _ = try emit() }
     }
 
+    /// Every entry as this state sees it — the stored ones as of its point with this state's
+    /// own reads and writes over them, and the entries it wrote that are not stored yet — in
+    /// no particular order.
+    func forEachCurrent(_ body: (String, V) throws -> Void) throws {
+        var seen = Set<String>()
+        try forEach { key, stored in
+            seen.insert(key)
+            if let mine = cache[key] {
+                if let mine { try body(key, mine) }
+            } else {
+                try body(key, stored)
+            }
+            return true
+        }
+        for (key, value) in cache where !seen.contains(key) {
+            if let value { try body(key, value) }
+        }
+    }
+
     /// Every entry of a `pair` table whose first name is `first`, as of this table's point:
     /// `body` gets the second name and the value (order: by the second name's id over a
     /// transaction, unordered in memory). One range of the stored table is read.

@@ -1,0 +1,237 @@
+import Foundation
+import Ledger
+@_spi(LedgerInternals) @testable import Projections
+import _LedgerTestSupport
+import Testing
+
+/// R15 on a real format-2 ledger on disk (issue 18): the chain and every kept checkpoint still
+/// verify, every fact is kept with the pseudonym in place of the person, no value is left in
+/// any file, and the refusals come in DOMAIN.md's order.
+@Suite("Erasure of a subject (R15, issue 18)")
+struct ErasureTests {
+    static let t0 = Timestamp(seconds: 1_767_225_600)
+    static let planted = (email: "zelda.quartermain@nightjar-erasure.example", account: "zq-nightjar-account",
+                          first: "Zeldarina", last: "Quartermainova", comment: "for the Nightjar rollout, urgently",
+                          reason: "Nightjar staff only, sorry")
+
+    /// A format-2 ledger with a generated history and a planted subject that wrote one of
+    /// each kind of personal field, administers E-PLANT for a while, then has its roles
+    /// revoked; returns the ledger and the next time.
+    static func ledger(_ dir: TempDir, seed: UInt64 = 41) throws -> (PermissionLedger, Timestamp) {
+        let ledger = try FormatTwoTests.open(dir.path, format: 2)
+        var generator = HistoryGenerator(seed: seed, organisations: 10)
+        let history = generator.commands(400)
+        _ = try ledger.executeBatch(history)
+        var t = (try ledger.inspector.head()).at ?? t0
+        func at() -> Timestamp { t = t.adding(seconds: 60); return t }
+        let p = planted
+        let commands: [Command] = [
+            .recordAgreement(.init(licensingId: "E-PLANT", program: .enterpriseAgreement, contacts: [(.primaryContact, "boss@nightjar.example")])),
+            .registerUser(account: "boss", businessEmail: "boss@nightjar.example"), .validateEmail(account: "boss"),
+            .registerUser(account: p.account, businessEmail: p.email), .validateEmail(account: p.account),
+            .completeProfile(account: p.account, firstName: p.first, lastName: p.last),
+            .grantRoles(by: "boss", email: p.email, licensingId: "E-PLANT", roles: [.administrator], saBenefits: []),
+            .registerUser(account: "asker", businessEmail: "asker@nightjar.example"), .validateEmail(account: "asker"),
+            .requestPermissions(requestId: "plant-r1", account: "asker", licensingId: "E-PLANT", roles: [.download], saBenefits: [], comment: "asking"),
+            .denyRequest(by: p.account, requestId: "plant-r1", reason: p.reason),
+            .requestPermissions(requestId: "plant-r2", account: p.account, licensingId: "E-PLANT", roles: [.download], saBenefits: [], comment: p.comment),
+            .revokeRoles(by: "boss", email: p.email, licensingId: "E-PLANT", roles: [.administrator]),
+        ]
+        for c in commands {
+            let r = try ledger.execute(TimedCommand(at: at(), c))
+            #expect(r.accepted, "\(c): \(r.refusal.map(\.description) ?? "")")
+        }
+        return (ledger, at())
+    }
+
+    static func allFiles(_ directory: String) -> [(String, [UInt8])] {
+        (FileManager.default.subpaths(atPath: directory) ?? []).compactMap { name in
+            var isDirectory: ObjCBool = false
+            let path = directory + "/" + name
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+                  let data = FileManager.default.contents(atPath: path) else { return nil }
+            return (name, [UInt8](data))
+        }
+    }
+
+    /// Every form a value could be written in: UTF-8 and UTF-16 (both orders), lower and
+    /// upper case, JSON-escaped.
+    static func forms(_ value: String) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        for v in Set([value, value.lowercased(), value.uppercased(), value.replacingOccurrences(of: "@", with: "\\u0040")]) {
+            out.append(Array(v.utf8))
+            out.append(Array(v.utf16).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] })
+            out.append(Array(v.utf16).flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] })
+        }
+        return out
+    }
+
+    static func holds(_ bytes: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, bytes.count >= needle.count else { return false }
+        var i = 0
+        while i <= bytes.count - needle.count {
+            if bytes[i] == first && bytes[i ..< i + needle.count].elementsEqual(needle) { return true }
+            i += 1
+        }
+        return false
+    }
+
+    static func exportText(_ ledger: PermissionLedger) throws -> [UInt8] {
+        Array(try ledger.events().map(\.json.text).joined(separator: "\n").utf8)
+    }
+
+    @Test("the log's records are byte for byte the same after the erasure; verify passes and every checkpoint kept before still verifies")
+    func chainInvariance() throws {
+        let dir = TempDir()
+        let (ledger, at) = try Self.ledger(dir)
+        let head = try ledger.inspector.head().seq
+        let checkpoints = try [head / 4, head / 2, head].map { seq -> Checkpoint in
+            let stored = try #require(try ledger.inspector.event(seq))
+            return Checkpoint(seq: seq, headHash: stored.hash, at: stored.at, signature: nil)
+        } + [try ledger.inspector.checkpoint()]
+        let before = try ledger.inspector.events()
+        let result = try ledger.erase(email: Self.planted.email, legalBasis: .consentWithdrawn, at: at)
+        #expect(result.accepted, "\(result.refusal.map(\.description) ?? "")")
+        #expect(result.seqs == [head + 1])
+        // the planted subject's fields: 2 + 2 + 3 (registration, validation, profile), the grant's
+        // and the revocation's email, the denial's by and reason, its request's account, email
+        // and comment, and its email among both requests' routedTo (it administered E-PLANT then)
+        #expect(result.fieldsErased == 16)
+        let after = try ledger.inspector.events()
+        #expect(Array(after.prefix(before.count)) == before, "a stored record changed")
+        #expect(after.count == before.count + 1 && after.last?.kind == DomainEvent.kind(typeName: "subjectErased"))
+        let report = try ledger.verify()
+        #expect(report.ok, "\(report)")
+        for c in checkpoints { #expect(try ledger.inspector.problem(against: c) == nil, "checkpoint at \(c.seq)") }
+        // a reopen keeps all of it
+        let reopened = try FormatTwoTests.open(dir.path, format: 2)
+        #expect(try reopened.verify().ok)
+        #expect(try reopened.inspector.events().prefix(before.count).elementsEqual(before))
+    }
+
+    @Test("facts are kept: others' answers are unchanged; the person's show erased:PSEUDONYM; pending requests are withdrawn")
+    func factsKept() throws {
+        let dir = TempDir()
+        let (ledger, at) = try Self.ledger(dir)
+        let head = try ledger.inspector.head().seq
+        let events = try ledger.events()
+        let others = Array(Set(events.flatMap(\.event.personalFields).filter { $0.kind == .email }.map(\.value))
+            .subtracting([Self.planted.email])).sorted()
+        let sample = Array(others.prefix(30))
+        let lids = Array(Set(events.compactMap(\.event.licensingId))).sorted()
+        let points: [AsOf?] = [.seq(head), .seq(head / 2), .seq(head - 3)]
+        func answers() throws -> [String] {
+            var out: [String] = []
+            for point in points {
+                for e in sample {
+                    out.append(try ledger.permissions(email: e, asOf: point).json.text)
+                    out.append("\(try ledger.history(email: e, to: .seq(head)))")
+                }
+                for lid in lids where lid != "E-PLANT" {
+                    out.append("\(try ledger.access(licensingId: lid, asOf: point))")
+                    out.append("\(try ledger.explain(email: sample[0], licensingId: lid, asOf: point))")
+                }
+            }
+            return out
+        }
+        let before = try answers()
+        let withPerson = try ledger.access(licensingId: "E-PLANT", asOf: .seq(head - 3))
+        #expect(try withPerson.get().principals.contains { $0.email == Self.planted.email })
+        let result = try ledger.erase(email: Self.planted.email, legalBasis: .noLongerNecessary, at: at)
+        let erased = "erased:\(try #require(result.subject))"
+        let afterAnswers = try answers()
+        let differing = zip(before, afterAnswers).first { $0 != $1 }
+        #expect(differing == nil, "\(differing.map { "\($0)\n≠\n\($1)" } ?? "")")
+        // the person's place in the facts: the same roles, under the pseudonym
+        let afterwards = try ledger.access(licensingId: "E-PLANT", asOf: .seq(head - 3)).get()
+        let principal = try #require(afterwards.principals.first { $0.email == erased })
+        let original = try #require(try withPerson.get().principals.first { $0.email == Self.planted.email })
+        #expect(principal.permissions == original.permissions && principal.account == erased)
+        #expect(afterwards.principals.map(\.email) == afterwards.principals.map(\.email).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+        let request = try #require(try ledger.request("plant-r2"))
+        #expect(request.status == .withdrawn && request.account == erased && request.comment == erased)
+        let denied = try #require(try ledger.request("plant-r1"))
+        #expect(denied.decidedBy == erased)
+        let approve = try ledger.execute(TimedCommand(at: at.adding(seconds: 60), .approveRequest(by: "boss", requestId: "plant-r2")))
+        #expect(approve.refusal?.code == .requestNotPending)
+        // the email and the account no longer resolve
+        #expect(try ledger.permissions(account: Self.planted.account).failureCode == .notRegistered)
+        #expect(try ledger.permissions(email: Self.planted.email).rows.isEmpty)
+        let explained = try ledger.explain(email: Self.planted.email, licensingId: "E-PLANT")
+        #expect(try explained.get().roles.isEmpty)
+        #expect(try ledger.events(from: head + 1).map(\.type) == ["subjectErased"])
+    }
+
+    @Test("no file of the ledger's directory, no export and no output holds any form of the person's values afterwards; the export did before")
+    func noPlaintextLeft() throws {
+        let dir = TempDir()
+        let (ledger, at) = try Self.ledger(dir)
+        let p = Self.planted
+        let values = [p.email, p.account, p.first, p.last, p.comment, p.reason]
+        let exportBefore = try Self.exportText(ledger)
+        for v in values { #expect(Self.holds(exportBefore, Array(v.utf8)), "control: \(v) in the export before") }
+        _ = try ledger.erase(email: p.email, legalBasis: .objection, at: at)
+        let files = Self.allFiles(dir.path)
+        #expect(files.contains { $0.0.hasSuffix("data.mdb") && $0.0.contains("vault") })
+        let outputs = try Self.exportText(ledger) + Array("\(try ledger.access(licensingId: "E-PLANT", asOf: .seq(420)))".utf8)
+            + Array("\(try ledger.requests())".utf8)
+        for v in values {
+            for form in Self.forms(v) {
+                let holders = files.filter { Self.holds($0.1, form) }.map(\.0)
+                #expect(holders.isEmpty, "\(v) in \(holders)")
+                #expect(!Self.holds(outputs, form), "\(v) in an output")
+            }
+        }
+    }
+
+    @Test("refusals in order: unknownEmail, alreadyErased, subjectHoldsAccess (a role, or a contact on a legal form even without roles); a later registration is a new subject")
+    func refusals() throws {
+        let dir = TempDir()
+        let (ledger, at) = try Self.ledger(dir)
+        #expect(try ledger.erase(email: "never@seen.example", legalBasis: .objection, at: at).refusal?.code == .unknownEmail)
+        #expect(try ledger.erase(email: "not an email", legalBasis: .objection, at: at).refusal?.code == .unknownEmail)
+        let boss = try ledger.erase(email: "boss@nightjar.example", legalBasis: .objection, at: at)
+        #expect(boss.refusal?.code == .subjectHoldsAccess && boss.seqs.isEmpty)
+        #expect(boss.refusal?.message.contains("boss@nightjar.example") == true)
+        // a contact whose roles R10 removed is still on the legal form
+        _ = try ledger.execute(TimedCommand(at: at, .removeLicensingId(account: "boss", licensingId: "E-PLANT")))
+        #expect(try ledger.erase(email: "boss@nightjar.example", legalBasis: .objection, at: at).refusal?.code == .subjectHoldsAccess)
+        #expect(try ledger.erase(email: Self.planted.email, legalBasis: .objection, at: Self.t0).refusal?.code == .timeWentBackwards)
+        let first = try ledger.erase(email: Self.planted.email.uppercased(), legalBasis: .objection, at: at)
+        #expect(first.accepted)
+        #expect(try ledger.erase(email: Self.planted.email, legalBasis: .objection, at: at).refusal?.code == .alreadyErased)
+        // the same email and account name again: a new subject and a new account
+        let later = at.adding(seconds: 60)
+        #expect(try ledger.execute(TimedCommand(at: later, .registerUser(account: Self.planted.account, businessEmail: Self.planted.email))).accepted)
+        #expect(try ledger.execute(TimedCommand(at: later, .validateEmail(account: Self.planted.account))).accepted)
+        #expect(try ledger.permissions(account: Self.planted.account).failureCode == nil)
+        let again = try ledger.erase(email: Self.planted.email, legalBasis: .objection, at: later)
+        #expect(again.accepted && again.subject != first.subject && again.fieldsErased == 4)
+        // a format-1 ledger can't erase
+        let plain = try FormatTwoTests.open(TempDir().path, format: 1)
+        #expect(throws: InputError.self) { _ = try plain.erase(email: Self.planted.email, legalBasis: .objection) }
+    }
+
+    @Test("an erasure whose event committed and whose vault step did not is finished by the next open")
+    func finishedOnOpen() throws {
+        let dir = TempDir()
+        let (ledger, at) = try Self.ledger(dir)
+        let subject = try #require(try ledger.vault?.subject(email: Self.planted.email))
+        // as a crash after the commit leaves it: the event and the pending mark, the vault untouched
+        let result = try ledger.erase(email: Self.planted.email, legalBasis: .objection, at: at)
+        #expect(result.subject == subject.description)
+        let settings = try #require(try ledger.environment.openDatabases([PermissionLedger.settingsDatabase]).first)
+        try ledger.environment.write { txn in try txn.put(settings, key: PermissionLedger.pendingErasuresKey, value: subject.bytes) }
+        let reopened = try FormatTwoTests.open(dir.path, format: 2)
+        #expect(try reopened.vault?.email(of: subject) == .erased(subject))
+        let pending = try reopened.environment.read { txn in try txn.get(settings, key: PermissionLedger.pendingErasuresKey) }
+        #expect(pending == nil)
+    }
+}
+
+extension Result where Failure == DomainError {
+    var failureCode: DomainErrorCode? {
+        if case let .failure(e) = self { return e.code }
+        return nil
+    }
+}
