@@ -235,3 +235,90 @@ extension Result where Failure == DomainError {
         return nil
     }
 }
+
+@Suite("The export of a format-2 ledger (issue 18)")
+struct FormatTwoExportTests {
+    static func lines(_ ledger: PermissionLedger) throws -> [String] { try ledger.events().map(\.json.text) }
+    static func parsed(_ lines: [String]) throws -> [ImportedEvent] { try lines.map { try ImportedEvent(json: try JSONParser.parse(Array($0.utf8))) } }
+
+    @Test("an export, erased subject included, appends into an empty format-2 ledger with every seq and hash, and exports again byte for byte")
+    func roundTrip() throws {
+        let dir = TempDir()
+        let (ledger, at) = try ErasureTests.ledger(dir)
+        #expect(try ledger.erase(email: ErasureTests.planted.email, legalBasis: .unlawful, at: at).accepted)
+        let exported = try Self.lines(ledger)
+        #expect(exported.allSatisfy { $0.contains("\"sealed\":[") })
+        let copy = try FormatTwoTests.open(TempDir().path, format: 2)
+        try copy.importEvents(try Self.parsed(exported))
+        #expect(try copy.inspector.events() == ledger.inspector.events())
+        #expect(try Self.lines(copy) == exported)
+        #expect(try copy.verify().ok)
+        // the copy shows the same facts, and knows nothing of the erased email
+        #expect(try copy.access(licensingId: "E-PLANT", asOf: .seq(420)) == ledger.access(licensingId: "E-PLANT", asOf: .seq(420)))
+        #expect(try copy.erase(email: ErasureTests.planted.email, legalBasis: .unlawful, at: at).refusal?.code == .unknownEmail)
+        // into a format-1 ledger it is refused, naming why
+        let plain = try FormatTwoTests.open(TempDir().path, format: 1)
+        do {
+            try plain.importEvents(try Self.parsed(exported))
+            Issue.record("a format-2 export went into a format-1 ledger")
+        } catch let error as ImportError {
+            #expect(error.message.contains("format-2"))
+        }
+    }
+
+    @Test("an auditor checks the export offline: every hash from the pseudonyms and commitments, every value against its commitment")
+    func offlineCheck() throws {
+        let dir = TempDir()
+        let (ledger, at) = try ErasureTests.ledger(dir)
+        #expect(try ledger.erase(email: ErasureTests.planted.email, legalBasis: .unlawful, at: at).accepted)
+        let events = try Self.parsed(try Self.lines(ledger))
+        var chain = ExportChain()
+        for e in events {
+            let added = chain.add(e)
+            #expect(added)
+        }
+        let head = try ledger.inspector.head().hash
+        #expect(chain.problem(against: nil) == nil)
+        #expect(chain.headHash == head)
+        // a value changed where its subject lives: its commitment no longer matches
+        var tampered = events
+        let index = try #require(tampered.firstIndex { if case .rolesGranted = $0.event { return true } else { return false } })
+        if case let .rolesGranted(by, _, l, roles, sa) = tampered[index].event {
+            tampered[index].event = .rolesGranted(by: by, email: "mallory@evil.example", licensingId: l, roles: roles, saBenefits: sa)
+        }
+        var bad = ExportChain()
+        for e in tampered where bad.add(e) {}
+        let badSeq = bad.problem(against: nil)?.seq
+        #expect(badSeq == UInt64(index + 1))
+        // an erased value can't be swapped for a guess either: it must read erased:PSEUDONYM
+        let erasedIndex = try #require(events.firstIndex { $0.sealed?.contains { $0.secret == nil } ?? false })
+        var guessed = events
+        guessed[erasedIndex].event = guessed[erasedIndex].event.mappingPersonalFields { f in
+            f.value.hasPrefix("erased:") ? ErasureTests.planted.email : f.value
+        }
+        var guess = ExportChain()
+        for e in guessed where guess.add(e) {}
+        let guessSeq = guess.problem(against: nil)?.seq
+        #expect(guessSeq == UInt64(erasedIndex + 1))
+    }
+
+    @Test("a copy holding the subject live erases it when it appends the erasure from a later export")
+    func erasureTravels() throws {
+        let dir = TempDir()
+        let (ledger, at) = try ErasureTests.ledger(dir)
+        let copyDir = TempDir()
+        let copy = try FormatTwoTests.open(copyDir.path, format: 2)
+        try copy.importEvents(try Self.parsed(try Self.lines(ledger)))
+        #expect(try copy.permissions(account: ErasureTests.planted.account).failureCode == nil)
+        let result = try ledger.erase(email: ErasureTests.planted.email, legalBasis: .unlawful, at: at)
+        // the events already there are skipped by id; the erasure is appended and carried out
+        try copy.importEvents(try Self.parsed(try Self.lines(ledger)))
+        let hex = try #require(result.subject)
+        let subject = try #require(Pseudonym(hex: hex))
+        #expect(try copy.vault?.email(of: subject) == .erased(subject))
+        #expect(try copy.permissions(account: ErasureTests.planted.account).failureCode == .notRegistered)
+        #expect(try copy.inspector.head() == ledger.inspector.head())
+        let files = ErasureTests.allFiles(copyDir.path)
+        for form in ErasureTests.forms(ErasureTests.planted.first) { #expect(!files.contains { ErasureTests.holds($0.1, form) }) }
+    }
+}

@@ -14,11 +14,13 @@ public final class VaultBatch {
     let vault: SubjectVault
 
     struct NewSubject {
-        var email: String
+        /// nil: adopted as erased (from an export)
+        var email: String?
         var keys: SubjectKeys
     }
     struct NewAccount {
-        var name: String
+        /// nil: adopted as erased (from an export)
+        var name: String?
         var owner: Pseudonym
     }
     struct Text {
@@ -38,6 +40,9 @@ public final class VaultBatch {
     private var randomUsed = 0
 
     init(_ vault: SubjectVault) { self.vault = vault }
+
+    /// Whether this batch makes `subject` with its email (a live subject, not yet stored).
+    public func isLive(_ subject: Pseudonym) -> Bool { subjects[subject]?.email != nil }
 
     /// Whether the batch has nothing to write.
     public var isEmpty: Bool { subjects.isEmpty && accounts.isEmpty && texts.isEmpty }
@@ -96,7 +101,10 @@ public final class VaultBatch {
     }
 
     private func keys(of subject: Pseudonym) throws -> SubjectKeys {
-        if let made = subjects[subject] { return made.keys }
+        if let made = subjects[subject] {
+            guard made.email != nil else { throw VaultError(reason: .unknownSubject(subject)) }
+            return made.keys
+        }
         guard let keys = try vault.keys(of: subject, in: try vault.current()) else { throw VaultError(reason: .unknownSubject(subject)) }
         return keys
     }
@@ -105,6 +113,60 @@ public final class VaultBatch {
     /// secret; `unknownSubject` for a subject neither stored (live) nor in this batch.
     public func commitment(value: String, field: String, event: UUID, subject: Pseudonym) throws -> [UInt8] {
         SubjectVault.commitment(value: value, field: field, event: event, secret: try keys(of: subject).secret)
+    }
+
+    /// Takes subject `subject` as an export gives it: its email and the secret its
+    /// commitments were made under, or neither once erased. A subject the vault (or this
+    /// batch) holds must be the same one; a new one gets a fresh key, and its email looks it
+    /// up unless the email names another subject (`conflict`). An erased one is kept as
+    /// erased (its values read as `erased:PSEUDONYM`), and its email is not known as erased.
+    public func adoptSubject(_ subject: Pseudonym, email: String?, secret: [UInt8]?) throws {
+        if let made = subjects[subject] {
+            guard made.email == email, email == nil || made.keys.secret == secret else {
+                throw VaultError(reason: .conflict("subject \(subject) with two emails or secrets"))
+            }
+            return
+        }
+        let g = try vault.current()
+        if let stored = try g.environment.read({ txn in try txn.get(g.subjects, key: subject.bytes) }) {
+            let storedEmail = try SubjectVault.decodeEmail(stored, subject)
+            let storedSecret = try SubjectVault.subjectKeys(stored, subject)?.secret
+            guard storedEmail == email || storedEmail == nil, email == nil || storedEmail == nil || storedSecret == secret else {
+                throw VaultError(reason: .conflict("subject \(subject), held with another email or secret"))
+            }
+            return
+        }
+        if let email {
+            guard let secret, secret.count == 32 else { throw VaultError(reason: .damaged("subject \(subject) comes without a 32-byte secret")) }
+            if let other = try byEmail[email] ?? vault.subject(email: email), other != subject {
+                throw VaultError(reason: .conflict("an email of subject \(subject), which names subject \(other) here"))
+            }
+            subjects[subject] = NewSubject(email: email, keys: SubjectKeys(key: SymmetricKey(data: try randomBytes(32)), secret: secret))
+            byEmail[email] = subject
+        } else {
+            subjects[subject] = NewSubject(email: nil, keys: SubjectKeys(key: SymmetricKey(data: try randomBytes(32)), secret: try randomBytes(32)))
+        }
+        subjectOrder.append(subject)
+    }
+
+    /// Takes account `account` of subject `owner` as an export gives it: its name, or none
+    /// once erased. An account the vault (or this batch) holds must have that owner.
+    public func adoptAccount(_ account: Pseudonym, owner: Pseudonym, name: String?) throws {
+        if let made = accounts[account] {
+            guard made.owner == owner, made.name == name else { throw VaultError(reason: .conflict("account \(account) with two owners or names")) }
+            return
+        }
+        let g = try vault.current()
+        let stored: Pseudonym? = try g.environment.read { txn in
+            try txn.get(g.accounts, key: account.bytes) == nil ? nil : try SubjectVault.owner(of: account, txn, g)
+        }
+        if let stored {
+            guard stored == owner else { throw VaultError(reason: .conflict("account \(account), held for another subject")) }
+            return
+        }
+        accounts[account] = NewAccount(name: name, owner: owner)
+        accountOrder.append(account)
+        if let name { byName[name] = account }
     }
 
     /// Stores a free text (a name, a comment, a reason) of `subject` written in field `field`
@@ -135,18 +197,28 @@ public final class VaultBatch {
             try g.environment.write { txn in
                 for p in subjectOrder {
                     guard let made = subjects[p] else { continue }
-                    let hash = SubjectVault.lookupHash(.email, made.email, g)
+                    guard let email = made.email else {
+                        if try txn.get(g.subjects, key: p.bytes) == nil { try txn.put(g.subjects, key: p.bytes, value: [UInt8]()) }
+                        continue
+                    }
+                    let hash = SubjectVault.lookupHash(.email, email, g)
                     if try txn.get(g.lookup, key: hash) != nil || txn.get(g.subjects, key: p.bytes) != nil {
                         throw VaultError(reason: .conflict("a subject to an email of this batch"))
                     }
-                    try txn.put(g.subjects, key: p.bytes, value: try SubjectVault.encodeSubject(made.keys, email: made.email, p, nonce: nextNonce()))
+                    try txn.put(g.subjects, key: p.bytes, value: try SubjectVault.encodeSubject(made.keys, email: email, p, nonce: nextNonce()))
                     try txn.put(g.lookup, key: hash, value: p.bytes)
                     try txn.put(g.owned, key: SubjectVault.ownedLookupKey(p, hash), value: [UInt8]())
                 }
                 for a in accountOrder {
                     guard let made = accounts[a] else { continue }
+                    guard let name = made.name else {
+                        if try txn.get(g.accounts, key: a.bytes) != nil { throw VaultError(reason: .conflict("an account pseudonym")) }
+                        try txn.put(g.accounts, key: a.bytes, value: made.owner.bytes)
+                        try txn.put(g.owned, key: SubjectVault.ownedAccountKey(made.owner, a), value: [UInt8]())
+                        continue
+                    }
                     let keys: SubjectKeys
-                    if let new = subjects[made.owner] {
+                    if let new = subjects[made.owner], new.email != nil {
                         keys = new.keys
                     } else {
                         guard let stored = try txn.withValue(g.subjects, key: made.owner.bytes, { try SubjectVault.subjectKeys($0, made.owner) }),
@@ -156,7 +228,7 @@ public final class VaultBatch {
                         keys = live
                     }
                     if try txn.get(g.accounts, key: a.bytes) != nil { throw VaultError(reason: .conflict("an account pseudonym")) }
-                    let hash = SubjectVault.lookupHash(.account, made.name, g)
+                    let hash = SubjectVault.lookupHash(.account, name, g)
                     if let old = try txn.get(g.lookup, key: hash) {
                         // only an erased subject's account may be replaced by a registration
                         let previous = try SubjectVault.pseudonym(old)
@@ -165,7 +237,7 @@ public final class VaultBatch {
                             throw VaultError(reason: .conflict("the account name of this batch"))
                         }
                     }
-                    let sealed = try SubjectVault.seal(Array(made.name.utf8), key: keys.key, nonce: nextNonce(),
+                    let sealed = try SubjectVault.seal(Array(name.utf8), key: keys.key, nonce: nextNonce(),
                                                        context: SubjectVault.accountLabel + a.bytes)
                     try txn.put(g.accounts, key: a.bytes, value: made.owner.bytes + sealed)
                     try txn.put(g.lookup, key: hash, value: a.bytes)
@@ -174,7 +246,7 @@ public final class VaultBatch {
                 }
                 for text in texts {
                     let keys: SubjectKeys
-                    if let new = subjects[text.subject] {
+                    if let new = subjects[text.subject], new.email != nil {
                         keys = new.keys
                     } else {
                         guard let stored = try txn.withValue(g.subjects, key: text.subject.bytes, { try SubjectVault.subjectKeys($0, text.subject) }),

@@ -13,14 +13,18 @@ public struct LedgerEvent: Sendable, Equatable {
     public var event: DomainEvent
     /// The chain hash (32 bytes).
     public var hash: [UInt8]
+    /// How the chain holds each personal field (format 2), in payload order; nil for a
+    /// format-1 event, whose values are in its hashed bytes.
+    public var sealed: [ChainField]?
 
     /// Creates a stored event.
-    public init(seq: UInt64, id: UUID, at: Timestamp, event: DomainEvent, hash: [UInt8]) {
+    public init(seq: UInt64, id: UUID, at: Timestamp, event: DomainEvent, hash: [UInt8], sealed: [ChainField]? = nil) {
         self.seq = seq
         self.id = id
         self.at = at
         self.event = event
         self.hash = hash
+        self.sealed = sealed
     }
 
     /// Decodes a stored record.
@@ -38,6 +42,7 @@ public struct LedgerEvent: Sendable, Equatable {
             ("seq", .uint(seq)), ("id", .string(id.uuidString.lowercased())), ("type", .string(type)), ("at", .string(at.iso8601)),
         ]
         fields.append(contentsOf: event.jsonFields)
+        if let sealed { fields.append(("sealed", .array(sealed.map(\.json)))) }
         fields.append(("hash", .string(Hex.encode(hash))))
         return .object(fields)
     }
@@ -105,6 +110,8 @@ public struct ImportedEvent: Sendable, Equatable {
     public var event: DomainEvent
     /// The hash it claims, when given (must match what the chain computes).
     public var hash: [UInt8]?
+    /// How the chain holds its personal fields, when the export is of a format-2 ledger.
+    public var sealed: [ChainField]?
 
     /// Parses one export-form object; throws `InputError` naming the field.
     public init(json: JSONValue) throws {
@@ -122,20 +129,31 @@ public struct ImportedEvent: Sendable, Equatable {
             guard let bytes = Hex.decode(h), bytes.count == 32 else { throw InputError(field: "hash", "must be 64 hex digits") }
             hash = bytes
         }
-        event = try DomainEvent.parse(type: type, fields: &f)
+        if let value = f.raw("sealed") {
+            guard case let .array(items) = value else { throw InputError(field: "sealed", "must be an array of sealed fields") }
+            sealed = try items.enumerated().map { try ChainField.parse($1, index: $0) }
+        }
+        event = try DomainEvent.parse(type: type, fields: &f, erasedAllowed: sealed != nil)
         try f.finish("a \(type) event")
     }
 }
 
 extension DomainEvent {
-    static func parse(type: String, fields f: inout Fields) throws -> DomainEvent {
+    /// `erasedAllowed`: an export of a format-2 ledger, where an erased value reads
+    /// `erased:PSEUDONYM` in place of an email or an account.
+    static func parse(type: String, fields f: inout Fields, erasedAllowed: Bool = false) throws -> DomainEvent {
+        func erased(_ raw: String) -> Bool {
+            erasedAllowed && raw.hasPrefix("erased:") && Pseudonym(hex: String(raw.dropFirst(7)))?.description == String(raw.dropFirst(7))
+        }
         func email(_ name: String) throws -> String {
             let raw = try f.string(name)
+            if erased(raw) { return raw }
             guard let e = Normalize.email(raw) else { throw InputError(field: name, "\(InputError.quote(raw)) is not a business email") }
             return e
         }
         func account(_ name: String) throws -> String {
             let raw = try f.string(name)
+            if erased(raw) { return raw }
             guard let a = Normalize.account(raw) else { throw InputError(field: name, "must be 1–254 characters") }
             return a
         }
@@ -143,6 +161,7 @@ extension DomainEvent {
         func benefits() throws -> [SABenefit] { (try f.values("saBenefits", SABenefit.self, required: false) ?? []).canonical }
         func emails(_ name: String) throws -> [String] {
             try (f.strings(name) ?? []).map { raw in
+                if erased(raw) { return raw }
                 guard let e = Normalize.email(raw) else { throw InputError(field: name, "\(InputError.quote(raw)) is not a business email") }
                 return e
             }

@@ -25,7 +25,17 @@ public struct ExportChain: Sendable {
             firstProblem = (seq, "seq \(claimed) where \(seq) was expected: events are missing, repeated or out of order")
             return false
         }
-        let canonical = Envelope.canonicalBytes(seq: seq, id: event.id, kind: event.event.kind, at: event.at, payload: event.event.encodedPayload())
+        let payload: [UInt8]
+        if let sealed = event.sealed {
+            // format 2: the pseudonyms and commitments, each checked against its value
+            do { payload = try event.sealedPayload(sealed).payload } catch {
+                firstProblem = (seq, "\(error)")
+                return false
+            }
+        } else {
+            payload = event.event.encodedPayload()
+        }
+        let canonical = Envelope.canonicalBytes(seq: seq, id: event.id, kind: event.event.kind, at: event.at, payload: payload)
         let hash = Envelope.chainHash(previous: headHash, canonical: canonical)
         guard let claimed = event.hash else {
             firstProblem = (seq, "the event has no \"hash\": an export to verify carries every event's hash")

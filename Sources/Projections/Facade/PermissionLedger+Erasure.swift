@@ -105,13 +105,13 @@ extension PermissionLedger {
         return count
     }
 
-    private func pendingErasures(_ reader: TransactionReader) throws -> [Pseudonym] {
+    func pendingErasures(_ reader: TransactionReader) throws -> [Pseudonym] {
         guard let db = try environment.openDatabases([Self.settingsDatabase]).first,
               let bytes = try reader.withValue(db, key: Self.pendingErasuresKey, { Array($0) }) else { return [] }
         return stride(from: 0, to: bytes.count - bytes.count % 16, by: 16).compactMap { Pseudonym(bytes: Array(bytes[$0 ..< $0 + 16])) }
     }
 
-    private func setPendingErasures(_ subjects: [Pseudonym], _ writer: TransactionWriter) throws {
+    func setPendingErasures(_ subjects: [Pseudonym], _ writer: TransactionWriter) throws {
         guard let db = try environment.openDatabases([Self.settingsDatabase]).first else { throw StateError.missingTable(Self.settingsDatabase) }
         if subjects.isEmpty {
             _ = try writer.delete(db, key: Self.pendingErasuresKey)

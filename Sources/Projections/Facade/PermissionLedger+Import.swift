@@ -25,7 +25,7 @@ extension PermissionLedger {
     @discardableResult
     public func importEvents(from source: () -> (() throws -> ImportedEvent?), appended: (UInt64, Bool) -> Void = { _, _ in }) throws -> Int {
         let validator = ImportValidator(decider: decider)
-        return try environment.write { txn in
+        let count: Int = try environment.write { txn in
             try txn.withWriter { writer in
                 let state = try DomainState(databases: projectionDatabases, reader: writer, idCache: idCache)
                 let next = source()
@@ -40,7 +40,20 @@ extension PermissionLedger {
                         continue
                     }
                     let payload: [UInt8], event: DomainEvent
-                    if let sealer {
+                    if let sealed = e.sealed {
+                        // an export of a format-2 ledger: its pseudonyms, commitments and secrets are kept
+                        guard let sealer else {
+                            throw ImportError(index: index, message: "an event with sealed fields (an export of a format-2 ledger) goes into a format-2 ledger only (init --event-format 2)")
+                        }
+                        do {
+                            let (bytes, ordered) = try e.sealedPayload(sealed)
+                            try sealer.adopt(ordered, sealed, id: e.id)
+                            payload = bytes
+                            event = try bytes.withUnsafeBytes { try SealedPayload.view(kind: e.event.kind, payload: $0) }
+                        } catch let error as LedgerError {
+                            throw ImportError(index: index, message: "\(e.event.type): \(error.message)", code: error.errorCode.rawValue)
+                        }
+                    } else if let sealer {
                         do { (payload, event) = try sealer.seal(e.event, id: e.id) } catch let error as PersonalDataError {
                             throw ImportError(index: index, message: "\(e.event.type): \(error.message)", code: error.code)
                         }
@@ -62,6 +75,11 @@ extension PermissionLedger {
                         throw ImportError(index: index, message: "hash \(Hex.encode(claimed)) does not match the chain's \(Hex.encode(stored.hash))")
                     }
                     try evolver.evolve(state, event, seq: seq, at: e.at)
+                    // an erasure the vault has not made yet (its subject came in live) is made after the commit
+                    if case let .subjectErased(subject, _) = event, let p = Pseudonym(hex: subject), let vault,
+                       sealer?.isLive(p) ?? false || (try? vault.secret(of: p)) != nil {
+                        try setPendingErasures(try pendingErasures(writer) + [p], writer)
+                    }
                     appended(seq, true)
                     previous = event
                 }
@@ -70,5 +88,7 @@ extension PermissionLedger {
                 return index
             }
         }
+        try finishPendingErasures()
+        return count
     }
 }

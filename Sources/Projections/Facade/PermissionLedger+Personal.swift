@@ -41,3 +41,41 @@ extension PermissionLedger {
         return PersonalToken.account(found.pseudonym).string
     }
 }
+
+/// The owners and secrets an export reads from the vault, each once.
+struct ChainKeys {
+    var owners: [Pseudonym: Pseudonym] = [:]
+    var secrets: [Pseudonym: [UInt8]?] = [:]
+}
+
+extension PermissionLedger {
+    /// How the chain holds each personal field of a format-2 payload (the export form's
+    /// `"sealed"`), with the secret of each subject that still has one.
+    func chainFields(kind: UInt16, payload: UnsafeRawBufferPointer, keys: inout ChainKeys) throws -> [ChainField] {
+        guard let vault else { return [] }
+        let (event, fields) = try SealedPayload.decode(kind: kind, payload: payload)
+        var out: [ChainField] = []
+        out.reserveCapacity(fields.count)
+        for (f, sealed) in zip(event.personalFields, fields) {
+            var owner = sealed.ref
+            if f.kind == .account {
+                if let known = keys.owners[sealed.ref] {
+                    owner = known
+                } else {
+                    owner = try vault.owner(ofAccount: sealed.ref)
+                    keys.owners[sealed.ref] = owner
+                }
+            }
+            let secret: [UInt8]?
+            if let known = keys.secrets[owner] {
+                secret = known
+            } else {
+                secret = try vault.secret(of: owner)
+                keys.secrets[owner] = .some(secret)
+            }
+            out.append(ChainField(field: f.name, pseudonym: sealed.ref.description, commitment: sealed.commitment,
+                                  subject: f.kind == .account ? owner.description : nil, secret: secret))
+        }
+        return out
+    }
+}

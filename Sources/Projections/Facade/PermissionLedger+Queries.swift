@@ -236,6 +236,7 @@ extension PermissionLedger {
     /// Visits decoded events in seq order until `body` returns false (streaming).
     public func forEachEvent(from: UInt64 = 1, to: UInt64 = .max, _ body: (LedgerEvent) throws -> Bool) throws {
         var r = resolver()
+        var keys = ChainKeys()
         try environment.read { txn in
             try log.forEach(from: from, in: txn) { view in
                 if view.seq > to { return false }
@@ -244,7 +245,8 @@ extension PermissionLedger {
                     throw LogError.corrupt(seq: view.seq, reason: "\(error)")
                 }
                 event = try r.resolve(event)
-                return try body(LedgerEvent(seq: view.seq, id: view.id, at: view.at, event: event, hash: Array(view.hash)))
+                let sealed = try vault == nil ? nil : chainFields(kind: view.kind, payload: view.payload, keys: &keys)
+                return try body(LedgerEvent(seq: view.seq, id: view.id, at: view.at, event: event, hash: Array(view.hash), sealed: sealed))
             }
         }
     }

@@ -120,8 +120,8 @@ public final class PermissionLedger: Sendable {
         /// The event format a new ledger is created with: 1 (personal values inside the hashed
         /// bytes) or 2 (pseudonyms and commitments there, the values in the subject vault
         /// beside the log, so that they can be erased: `erase(email:legalBasis:at:)`; DESIGN.md,
-        /// "Personal data"). An existing ledger keeps the one it has. Not yet in format 2: an
-        /// export that an import reproduces hash for hash, and the shared log.
+        /// "Personal data"). An existing ledger keeps the one it has. Not yet in format 2: the
+        /// shared log.
         public var eventFormat: UInt8 = 1
         /// Where the ledger's metrics go (see the Operating article for their names): nil, the
         /// default, takes `MetricsSystem.factory` when the ledger opens — bootstrap the

@@ -159,6 +159,42 @@ final class PersonalSealer {
         return (SealedPayload.encode(event, fields: fields), view)
     }
 
+    /// Takes into the vault what an exported format-2 event's fields need — its subjects and
+    /// accounts with their pseudonyms and secrets, its texts — as the export gives them
+    /// (`event` in payload order, `sealed` checked against it by
+    /// `ImportedEvent.sealedPayload`). Erased ones stay erased.
+    func adopt(_ event: DomainEvent, _ sealed: [ChainField], id: UUID) throws {
+        for (f, c) in zip(event.personalFields, sealed) {
+            guard let ref = Pseudonym(hex: c.pseudonym), let owner = Pseudonym(hex: c.owner) else {
+                throw PersonalDataError(code: "invalidInput", message: "field \(f.name): a pseudonym is not 32 hex digits")
+            }
+            let erased = c.secret == nil
+            switch f.kind {
+            case .email:
+                try batch.adoptSubject(ref, email: erased ? nil : f.value, secret: c.secret)
+                values[PersonalToken.email(ref).string] = f.value
+            case .account:
+                if erased { try batch.adoptSubject(owner, email: nil, secret: nil) }
+                try batch.adoptAccount(ref, owner: owner, name: erased ? nil : f.value)
+                values[PersonalToken.account(ref).string] = f.value
+            case .text:
+                if erased {
+                    try batch.adoptSubject(ref, email: nil, secret: nil)
+                } else {
+                    guard try batch.storeText(f.value, field: f.name, event: id, subject: ref) == c.commitment else {
+                        throw PersonalDataError(code: "invalidInput", message: "field \(f.name): the commitment is not under its subject's secret")
+                    }
+                }
+                values[PersonalToken.text(ref, commitment: c.commitment).string] = f.value
+            }
+            named.insert(ref)
+            named.insert(owner)
+        }
+    }
+
+    /// Whether this batch gives `subject` a live record (it is new here, with its email).
+    func isLive(_ subject: Pseudonym) -> Bool { batch.isLive(subject) }
+
     /// Writes what the sealed events need into the vault (one durable transaction).
     func commit() throws {
         try batch.commit(keeping: named)
