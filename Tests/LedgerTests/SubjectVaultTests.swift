@@ -84,6 +84,22 @@ struct SubjectVaultTests {
         #expect(throws: VaultError(reason: .unknownSubject(stranger))) { try vault.batch().registerAccount(named: "x", owner: stranger) }
     }
 
+    @Test("a batch larger than the vault's map commits whole: the write that found the map full runs again after it grew")
+    func largeBatch() throws {
+        let dir = TempDir()
+        let vault = try SubjectVault(directory: dir.path + "/vault")
+        let batch = vault.batch()
+        var subjects: [Pseudonym] = []
+        for i in 0 ..< 12_000 {
+            let p = try batch.subject(email: "bulk\(i)@contoso.example").subject
+            subjects.append(p)
+            _ = try batch.storeText(String(repeating: "x", count: 200) + "\(i)", field: "comment", event: UUID(), subject: p)
+        }
+        try batch.commit()
+        #expect(try vault.subject(email: "bulk11999@contoso.example") == subjects[11_999])
+        #expect(try vault.email(of: subjects[0]) == .value("bulk0@contoso.example"))
+    }
+
     @Test("commitments: under the subject's secret, bound to the event and the field; the same email in two events or fields differs")
     func commitments() throws {
         let dir = TempDir()

@@ -16,7 +16,7 @@ struct SealedPayloadTests {
 
     /// A sealer whose vault already holds every account the samples name.
     private static func sealerWithAccounts(_ vault: SubjectVault) throws -> PersonalSealer {
-        let sealer = PersonalSealer(vault: vault)
+        let sealer = try PersonalSealer(vault: vault)
         let accounts = Set(PersonalFieldsTests.samples.flatMap { $0.event.personalFields.filter { $0.kind == .account }.map(\.value) })
         for (i, account) in accounts.sorted().enumerated() where account != "acct-reg" {
             _ = try sealer.seal(.userRegistered(account: account, businessEmail: "owner\(i)@personal.example"), id: UUID())
@@ -53,7 +53,7 @@ struct SealedPayloadTests {
     func sameEmailTwice() throws {
         let dir = TempDir()
         let vault = try SubjectVault(directory: dir.path + "/vault")
-        let sealer = PersonalSealer(vault: vault)
+        let sealer = try PersonalSealer(vault: vault)
         let a = try sealer.seal(.resellerAutoGranted(email: "twice@personal.example", licensingId: "L1", roles: [.download]), id: UUID())
         let b = try sealer.seal(.resellerAutoGranted(email: "twice@personal.example", licensingId: "L1", roles: [.download]), id: UUID())
         #expect(a.view == b.view)
@@ -66,7 +66,7 @@ struct SealedPayloadTests {
     func erasedReadsAsPseudonym() throws {
         let dir = TempDir()
         let vault = try SubjectVault(directory: dir.path + "/vault")
-        let sealer = PersonalSealer(vault: vault)
+        let sealer = try PersonalSealer(vault: vault)
         _ = try sealer.seal(.userRegistered(account: "zelda", businessEmail: "zelda@personal.example"), id: UUID())
         let profile = try sealer.seal(.profileCompleted(account: "zelda", firstName: "Zelda", lastName: "Quartermain"), id: UUID())
         let grant = try sealer.seal(.rolesGranted(by: "zelda", email: "kim@personal.example", licensingId: "L1", roles: [.download], saBenefits: []), id: UUID())
@@ -79,7 +79,7 @@ struct SealedPayloadTests {
         #expect(try resolver.resolve(grant.view) == .rolesGranted(by: erased, email: "kim@personal.example", licensingId: "L1",
                                                                   roles: [.download], saBenefits: []))
         // an event can't be sealed for an erased subject's token
-        let again = PersonalSealer(vault: vault)
+        let again = try PersonalSealer(vault: vault)
         #expect(throws: (any Error).self) { _ = try again.seal(grant.view, id: UUID()) }
     }
 
@@ -87,7 +87,7 @@ struct SealedPayloadTests {
     func onlyNamedIsWritten() throws {
         let dir = TempDir()
         let vault = try SubjectVault(directory: dir.path + "/vault")
-        let sealer = PersonalSealer(vault: vault)
+        let sealer = try PersonalSealer(vault: vault)
         let dropped = try sealer.emailToken("refused@personal.example")
         _ = try sealer.newAccountToken("refused-account", owner: dropped)
         _ = try sealer.seal(.resellerAutoGranted(email: "kept@personal.example", licensingId: "L1", roles: [.download]), id: UUID())
@@ -97,11 +97,37 @@ struct SealedPayloadTests {
         #expect(try vault.subject(email: "kept@personal.example") != nil)
     }
 
+    @Test("while an erasure the log records is being made, the subject's email and account start anew; the erasure then leaves the new ones")
+    func namesDuringErasure() throws {
+        let dir = TempDir()
+        let vault = try SubjectVault(directory: dir.path + "/vault")
+        let first = try PersonalSealer(vault: vault)
+        _ = try first.seal(.userRegistered(account: "zelda", businessEmail: "zelda@personal.example"), id: UUID())
+        try first.commit()
+        let old = try #require(try vault.subject(email: "zelda@personal.example"))
+        // the window between the log's commit of subjectErased and the vault's deletion
+        let during = try PersonalSealer(vault: vault, erasing: [old])
+        #expect(try during.accountToken("zelda") == nil)
+        let (_, view) = try during.seal(.userRegistered(account: "zelda", businessEmail: "zelda@personal.example"), id: UUID())
+        try during.commit()
+        guard case let .userRegistered(accountToken, email) = view, case let .email(fresh)? = PersonalToken(email),
+              case let .account(freshAccount)? = PersonalToken(accountToken) else {
+            Issue.record("not a registration of tokens: \(view)")
+            return
+        }
+        #expect(fresh != old)
+        try vault.erase(old)
+        #expect(try vault.subject(email: "zelda@personal.example") == fresh)
+        let account = try #require(try vault.account(named: "zelda"))
+        #expect(account.pseudonym == freshAccount && account.owner == fresh)
+        #expect(try vault.email(of: old) == .erased(old))
+    }
+
     @Test("malformed payloads are refused, never trapped on: a wrong count, a value in a personal field, truncation, random bytes")
     func malformed() throws {
         let dir = TempDir()
         let vault = try SubjectVault(directory: dir.path + "/vault")
-        let sealer = PersonalSealer(vault: vault)
+        let sealer = try PersonalSealer(vault: vault)
         let event = DomainEvent.resellerAutoGranted(email: "x@personal.example", licensingId: "L1", roles: [.download])
         let (payload, _) = try sealer.seal(event, id: UUID())
         func refused(_ bytes: [UInt8], kind: UInt16 = 5) -> Bool {
@@ -127,7 +153,7 @@ struct SealedPayloadTests {
     func messages() throws {
         let dir = TempDir()
         let vault = try SubjectVault(directory: dir.path + "/vault")
-        let sealer = PersonalSealer(vault: vault)
+        let sealer = try PersonalSealer(vault: vault)
         let token = try sealer.emailToken("msg@personal.example")
         var resolver = PersonalResolver(vault: vault, known: sealer.values)
         #expect(resolver.resolveWithin("email \(token) is not validated ~ café ~e12") == "email msg@personal.example is not validated ~ café ~e12")

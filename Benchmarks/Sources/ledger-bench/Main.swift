@@ -124,6 +124,7 @@ struct Main {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             var options = PermissionLedger.Options(durability: .noSync)
             options.foldsChangelog = !CommandLine.arguments.contains("--without-changelog")
+            options.eventFormat = UInt8(argument("--event-format") ?? "") ?? 1
             let ledger = try PermissionLedger(directory: dir, options: options)
             var g = HistoryGenerator(seed: 7, organisations: max(50, count / 150))
             for _ in 0 ..< count / 1_000 { _ = try blocking { try ledger.executeBatch(g.commands(1_000)) } }
@@ -314,7 +315,10 @@ final class Bench {
 
     func run() async throws -> Results {
         let key = try AuthorizationKey(bytes: Array("benchmark-authorization-key-32by".utf8))
-        var ours: PermissionLedger? = try PermissionLedger(directory: base + "/ours", options: .init(authorizationKey: key))
+        // `--event-format 2`: ours keeps personal values beside the log (issue 18)
+        var oursOptions = PermissionLedger.Options(authorizationKey: key)
+        oursOptions.eventFormat = UInt8(Main.argument("--event-format") ?? "") ?? 1
+        var ours: PermissionLedger? = try PermissionLedger(directory: base + "/ours", options: oursOptions)
         guard let ledger = ours else { throw StateError.readOnly }
         let rawEnv = try LMDBEnvironment.open(path: base + "/raw")
         let rawDB = try rawEnv.openDatabases(["events"])[0]
@@ -335,7 +339,10 @@ final class Bench {
             tOurs += try seconds { results = try ledger.executeBatch(chunk) }
             let stored = try storedEvents(of: results, in: ledger, events: oursEvents)
             if stored.isEmpty { continue }
-            let decoded = try stored.map { try LedgerEvent(try $0.1.withUnsafeBytes { try Envelope.decode(stored: $0) }) }
+            // the events as values (format 2's read back from the vault: not timed)
+            let decoded = ledger.eventFormat == 2
+                ? try ledger.events(from: stored[0].0, to: stored[stored.count - 1].0)
+                : try stored.map { try LedgerEvent(try $0.1.withUnsafeBytes { try Envelope.decode(stored: $0) }) }
             for e in decoded {
                 switch e.event {
                 case let .userRegistered(a, email): accounts.append(a); emails.append(email)
@@ -450,10 +457,41 @@ final class Bench {
         // 6. Bytes per event.
         try ledger.environment.sync()
         let fm = FileManager.default
-        let oursBytes = (try? fm.attributesOfItem(atPath: base + "/ours/data.mdb")[.size] as? Int) ?? 0
+        // format 2: the subject vault beside the log counts too
+        let vaultBytes = ((fm.subpaths(atPath: base + "/ours/vault") ?? []).filter { $0.hasSuffix("data.mdb") }
+            .compactMap { try? fm.attributesOfItem(atPath: base + "/ours/vault/" + $0)[.size] as? Int }).reduce(0, +)
+        let oursBytes = ((try? fm.attributesOfItem(atPath: base + "/ours/data.mdb")[.size] as? Int) ?? 0) + vaultBytes
         let totalEvents = Double(try ledger.log.head().seq)
         record("bytes_per_event", Double(oursBytes) / totalEvents)
         record("sqlite_bytes_per_event", Double(try sqlite.bytesOnDisk()) / Double(events))
+
+        // 6b. Format 2: erasing a subject named by 1,000 events (its roles granted and revoked
+        //     in turn, so that it holds none at the end), compaction of the vault included.
+        if ledger.eventFormat == 2 {
+            log("erase a subject with 1,000 events")
+            var at = (try ledger.log.head().at ?? .now).adding(seconds: 60)
+            func next(_ c: Command) -> TimedCommand {
+                at = at.adding(seconds: 1)
+                return TimedCommand(at: at, c)
+            }
+            let person = "erase-person@bench-erasure.example", lid = "E-ERASE-BENCH"
+            var setup: [TimedCommand] = [
+                next(.recordAgreement(.init(licensingId: lid, program: .enterpriseAgreement, contacts: [(.primaryContact, "erase-admin@bench-erasure.example")]))),
+                next(.registerUser(account: "erase-admin", businessEmail: "erase-admin@bench-erasure.example")), next(.validateEmail(account: "erase-admin")),
+                next(.registerUser(account: "erase-person", businessEmail: person)), next(.validateEmail(account: "erase-person")),
+            ]
+            for _ in 0 ..< 498 {
+                setup.append(next(.grantRoles(by: "erase-admin", email: person, licensingId: lid, roles: [.download], saBenefits: [])))
+                setup.append(next(.revokeRoles(by: "erase-admin", email: person, licensingId: lid, roles: [.download])))
+            }
+            let results = try blocking { try ledger.executeBatch(setup) }
+            guard results.allSatisfy(\.accepted) else { throw StateError.readOnly }
+            var erased: ErasureResult?
+            let t = try seconds { erased = try ledger.erase(email: person, legalBasis: .objection, at: at.adding(seconds: 60)) }
+            guard let erased, erased.accepted else { throw StateError.readOnly }
+            record("erase_s", t)
+            record("erase_fields", Double(erased.fieldsErased))
+        }
 
         // 7. Opening: a 10k-event ledger vs the large one, each in a fresh process.
         log("open")
@@ -547,7 +585,11 @@ struct Results {
             ("append_changelog_ratio", value("append_changelog_ratio"), 0.8, true),
             ("watch_p50_ms", value("watch_p50_ms"), 5, false),
             ("bytes_vs_sqlite_bytes_with_changelog", value("bytes_per_event") / value("sqlite_bytes_per_event"), 2, false),
-        ]
+        ] + (figures.contains { $0.0 == "erase_s" } ? [
+            // issue 18, with `--event-format 2`: commitments and sealing cost little; an erasure is quick
+            ("format2_append_vs_sqlite", value("append_eps") / value("sqlite_append_eps"), 0.7, true),
+            ("erase_s", value("erase_s"), 10, false),
+        ] : [])
     }
 
     func passes(_ r: (String, Double, Double, Bool)) -> Bool { r.3 ? r.1 >= r.2 : r.1 <= r.2 }

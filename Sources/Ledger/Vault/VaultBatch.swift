@@ -39,6 +39,11 @@ public final class VaultBatch {
     private var random: [UInt8] = []
     private var randomUsed = 0
 
+    /// Subjects whose erasure is recorded and not yet made (the ledger's log committed it; the
+    /// vault's deletion follows): their email and accounts resolve to nothing here, and a new
+    /// subject or account takes their look-up over.
+    public var erasing: Set<Pseudonym> = []
+
     init(_ vault: SubjectVault) { self.vault = vault }
 
     /// Whether this batch makes `subject` with its email (a live subject, not yet stored).
@@ -67,7 +72,7 @@ public final class VaultBatch {
     /// was erased. `isNew` tells which.
     public func subject(email: String) throws -> (subject: Pseudonym, isNew: Bool) {
         if let p = byEmail[email] { return (p, subjects[p] != nil) }
-        if let p = try vault.subject(email: email) {
+        if let p = try vault.subject(email: email), !erasing.contains(p) {
             byEmail[email] = p
             return (p, false)
         }
@@ -81,11 +86,9 @@ public final class VaultBatch {
 
     /// The account `name` names (in the vault or in this batch), nil when none does.
     public func account(named name: String) throws -> VaultAccount? {
-        if let a = byName[name] {
-            if let made = accounts[a] { return VaultAccount(pseudonym: a, owner: made.owner) }
-            return try vault.account(named: name)
-        }
-        return try vault.account(named: name)
+        if let a = byName[name], let made = accounts[a] { return VaultAccount(pseudonym: a, owner: made.owner) }
+        guard let stored = try vault.account(named: name), !erasing.contains(stored.owner) else { return nil }
+        return stored
     }
 
     /// A new account `name` of subject `owner` (a registration): a fresh random pseudonym; the
@@ -195,6 +198,8 @@ public final class VaultBatch {
         }
         try vault.writing { g in
             try g.environment.write { txn in
+                // a write that found the map full is run again after it grew: from the first nonce
+                nonce = 0
                 for p in subjectOrder {
                     guard let made = subjects[p] else { continue }
                     guard let email = made.email else {
@@ -202,9 +207,10 @@ public final class VaultBatch {
                         continue
                     }
                     let hash = SubjectVault.lookupHash(.email, email, g)
-                    if try txn.get(g.lookup, key: hash) != nil || txn.get(g.subjects, key: p.bytes) != nil {
+                    if let old = try txn.get(g.lookup, key: hash), !erasing.contains(try SubjectVault.pseudonym(old)) {
                         throw VaultError(reason: .conflict("a subject to an email of this batch"))
                     }
+                    if try txn.get(g.subjects, key: p.bytes) != nil { throw VaultError(reason: .conflict("a subject's pseudonym")) }
                     try txn.put(g.subjects, key: p.bytes, value: try SubjectVault.encodeSubject(made.keys, email: email, p, nonce: nextNonce()))
                     try txn.put(g.lookup, key: hash, value: p.bytes)
                     try txn.put(g.owned, key: SubjectVault.ownedLookupKey(p, hash), value: [UInt8]())
@@ -233,7 +239,7 @@ public final class VaultBatch {
                         // only an erased subject's account may be replaced by a registration
                         let previous = try SubjectVault.pseudonym(old)
                         let owner = try SubjectVault.owner(of: previous, txn, g)
-                        if try txn.withValue(g.subjects, key: owner.bytes, { $0.isEmpty }) != true {
+                        if try !erasing.contains(owner) && txn.withValue(g.subjects, key: owner.bytes, { $0.isEmpty }) != true {
                             throw VaultError(reason: .conflict("the account name of this batch"))
                         }
                     }

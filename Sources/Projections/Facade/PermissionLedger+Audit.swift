@@ -175,7 +175,7 @@ extension PermissionLedger {
                 var next = head.seq
                 var results: [ExecutionResult] = []
                 // format 2: tokens as `execute` makes them; the sealer's vault batch is never committed
-                let sealer = vault.map { PersonalSealer(vault: $0) }
+                let sealer = try vault.map { try PersonalSealer(vault: $0, cache: personalCache) }
                 for var command in commands {
                     if let id = command.id, let seqs = try knownSeqs(ofCommand: id, reader: reader) {
                         results.append(ExecutionResult(seqs: seqs, refusal: try originalRefusal(firstSeq: seqs[0], reader: reader), wasDuplicate: true))

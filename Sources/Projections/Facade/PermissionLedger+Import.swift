@@ -30,7 +30,7 @@ extension PermissionLedger {
                 let state = try DomainState(databases: projectionDatabases, reader: writer, idCache: idCache)
                 let next = source()
                 // format 2: each event sealed (its values to the vault, committed before the log)
-                let sealer = vault.map { PersonalSealer(vault: $0) }
+                let sealer = try vault.map { try PersonalSealer(vault: $0, cache: personalCache, erasing: Set(try pendingErasures(writer))) }
                 var previous: DomainEvent?
                 var index = 0
                 while let e = try next() {

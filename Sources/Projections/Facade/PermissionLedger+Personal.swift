@@ -22,7 +22,7 @@ extension PermissionLedger {
 
     /// What an answer shows for the state's strings (format 1: the strings themselves).
     func resolver(known: [String: String] = [:]) -> PersonalResolver {
-        PersonalResolver(vault: vault, known: known)
+        PersonalResolver(vault: vault, known: known, cache: personalCache)
     }
 
     /// The state's form of an email a query names (normalised first): its subject's token
@@ -30,14 +30,14 @@ extension PermissionLedger {
     /// so it is found nowhere, as an email never seen.
     func stateEmail(_ email: String) throws -> String {
         let e = Normalize.email(email) ?? email.lowercased()
-        guard let vault, let p = try vault.subject(email: e) else { return e }
+        guard let vault, let p = try CachedVault(vault: vault, cache: personalCache).subject(email: e) else { return e }
         return PersonalToken.email(p).string
     }
 
     /// The state's form of an account a query names (normalised first), as `stateEmail`.
     func stateAccount(_ account: String) throws -> String {
         let a = Normalize.account(account) ?? account
-        guard let vault, let found = try vault.account(named: a) else { return a }
+        guard let vault, let found = try CachedVault(vault: vault, cache: personalCache).account(named: a) else { return a }
         return PersonalToken.account(found.pseudonym).string
     }
 }

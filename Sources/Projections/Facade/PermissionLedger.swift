@@ -175,6 +175,8 @@ public final class PermissionLedger: Sendable {
     public let eventFormat: UInt8
     /// The subject vault beside the log (format 2), in `DIRECTORY/vault`.
     @_spi(LedgerInternals) public let vault: SubjectVault?
+    /// What this process read from the vault, kept while its generation stays.
+    let personalCache = PersonalCache()
 
     /// Opens the ledger in `directory`, creating the directory (and its parents, owner-only)
     /// and the ledger's databases when new. Opening never replays history: the projections

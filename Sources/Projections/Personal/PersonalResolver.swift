@@ -10,23 +10,27 @@ import Ledger
 struct PersonalResolver {
     let vault: SubjectVault?
     private var cache: [String: String]
+    /// The ledger's cache, shared across answers (nil: none).
+    private let cached: CachedVault?
 
-    init(vault: SubjectVault?, known: [String: String] = [:]) {
+    init(vault: SubjectVault?, known: [String: String] = [:], cache shared: PersonalCache? = nil) {
         self.vault = vault
         cache = known
+        cached = vault.flatMap { v in shared.flatMap { try? CachedVault(vault: v, cache: $0) } }
     }
 
     /// What `string` shows: its value when it is a token, else itself.
     mutating func resolve(_ string: String) throws -> String {
         guard let vault, let token = PersonalToken(string) else { return string }
         if let v = cache[string] { return v }
-        let opened: OpenedField
-        switch token {
-        case .email(let p): opened = try vault.email(of: p)
-        case .account(let a): opened = try vault.name(ofAccount: a)
-        case .text(let p, let c): opened = try vault.text(subject: p, commitment: c)
+        func open() throws -> OpenedField {
+            switch token {
+            case .email(let p): return try vault.email(of: p)
+            case .account(let a): return try vault.name(ofAccount: a)
+            case .text(let p, let c): return try vault.text(subject: p, commitment: c)
+            }
         }
-        let shown = opened.description
+        let shown = try (cached?.shown(string, open) ?? open()).description
         cache[string] = shown
         return shown
     }

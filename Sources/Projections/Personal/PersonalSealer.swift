@@ -37,21 +37,39 @@ final class PersonalSealer {
     /// The new subjects and accounts the sealed events name: what ``commit()`` writes.
     private var named = Set<Pseudonym>()
 
-    init(vault: SubjectVault) {
+    /// The ledger's cache of look-ups and values (nil: every read goes to the vault).
+    let cached: CachedVault?
+    /// The owner of each account this batch named.
+    private var owners: [Pseudonym: Pseudonym] = [:]
+
+    /// Subjects whose erasure the log records and the vault has not made yet.
+    let erasing: Set<Pseudonym>
+
+    /// A sealer for one batch; `erasing`: the subjects an erasure the log records is still
+    /// deleting (their names resolve to new subjects and accounts, as after the deletion).
+    init(vault: SubjectVault, cache: PersonalCache? = nil, erasing: Set<Pseudonym> = []) throws {
         self.vault = vault
+        self.erasing = erasing
         batch = vault.batch()
+        batch.erasing = erasing
+        cached = try cache.map { try CachedVault(vault: vault, cache: $0) }
     }
 
     /// The token of `email` (a normalised email): its subject's, a new one when never seen.
     func emailToken(_ email: String) throws -> String {
-        let token = PersonalToken.email(try batch.subject(email: email).subject).string
+        // a stored subject is never also made by the batch: the cache's answer is the batch's
+        let stored = try cached?.subject(email: email).flatMap { erasing.contains($0) ? nil : $0 }
+        let subject = try stored ?? batch.subject(email: email).subject
+        let token = PersonalToken.email(subject).string
         values[token] = email
         return token
     }
 
     /// The token of the account `name` names, nil when none does.
     func accountToken(_ name: String) throws -> String? {
-        guard let account = try batch.account(named: name) else { return nil }
+        let stored = try cached?.account(named: name).flatMap { erasing.contains($0.owner) ? nil : $0 }
+        guard let account = try stored ?? batch.account(named: name) else { return nil }
+        owners[account.pseudonym] = account.owner
         let token = PersonalToken.account(account.pseudonym).string
         values[token] = name
         return token
@@ -62,7 +80,9 @@ final class PersonalSealer {
         guard case let .email(subject)? = PersonalToken(owner) else {
             throw PersonalDataError(code: "invalidInput", message: "an account is registered with an email's token, not \(owner.debugDescription)")
         }
-        let token = PersonalToken.account(try batch.registerAccount(named: name, owner: subject)).string
+        let account = try batch.registerAccount(named: name, owner: subject)
+        owners[account] = subject
+        let token = PersonalToken.account(account).string
         values[token] = name
         return token
     }
@@ -71,12 +91,14 @@ final class PersonalSealer {
     /// an erased subject's.
     private func value(of token: PersonalToken, _ string: String, field: String) throws -> String {
         if let v = values[string] { return v }
-        let opened: OpenedField
-        switch token {
-        case .email(let p): opened = try vault.email(of: p)
-        case .account(let a): opened = try vault.name(ofAccount: a)
-        case .text: throw PersonalDataError.notAText(field)
+        func open() throws -> OpenedField {
+            switch token {
+            case .email(let p): return try vault.email(of: p)
+            case .account(let a): return try vault.name(ofAccount: a)
+            case .text: throw PersonalDataError.notAText(field)
+            }
         }
+        let opened = try cached?.shown(string, open) ?? open()
         switch opened {
         case .value(let v):
             values[string] = v
@@ -87,10 +109,10 @@ final class PersonalSealer {
 
     /// The owner subject of an account token.
     private func owner(ofAccount a: Pseudonym, field: String) throws -> Pseudonym {
-        if let name = values[PersonalToken.account(a).string], let made = try batch.account(named: name), made.pseudonym == a {
-            return made.owner
-        }
-        return try vault.owner(ofAccount: a)
+        if let known = owners[a] { return known }
+        let owner = try cached?.owner(ofAccount: a) ?? vault.owner(ofAccount: a)
+        owners[a] = owner
+        return owner
     }
 
     /// The token of a field's value: itself when it is one; else the value's (an email's
