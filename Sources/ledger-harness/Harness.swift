@@ -11,7 +11,7 @@ struct LedgerHarness: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger-harness",
         abstract: "Child processes for the reliability test suites.",
-        subcommands: [CrashChild.self, Stress.self, HoldRead.self, VaultEraser.self, VaultAssigner.self])
+        subcommands: [CrashChild.self, Stress.self, HoldRead.self, VaultEraser.self, VaultAssigner.self, LedgerEraser.self])
 }
 
 /// Prints a line and flushes at once, so an acknowledgement reaches the parent before the
@@ -178,6 +178,30 @@ struct VaultAssigner: ParsableCommand {
             for i in range { _ = try batch.subject(email: subjects.email(i)) }
             try batch.commit()
             for i in range { say("ack \(i)") }
+        }
+    }
+}
+
+struct LedgerEraser: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger-erase",
+        abstract: "Erase PREFIX0@contoso.example … PREFIX(N-1)@… from a format-2 ledger (R15), one by one, printing `erasing I` and `erased I SEQ` around each.")
+
+    @Argument var db: String
+    @Option var count: Int
+    @Option var prefix: String
+
+    func run() throws {
+        var options = PermissionLedger.Options(authorizationKey: harnessKey)
+        options.eventFormat = 2
+        let ledger = try PermissionLedger(directory: db, options: options)
+        say("ready")
+        var at = try ledger.inspector.head().at ?? Timestamp(seconds: 1_767_225_600)
+        for i in 0 ..< count {
+            at = at.adding(seconds: 1)
+            say("erasing \(i)")
+            let result = try ledger.erase(email: "\(prefix)\(i)@contoso.example", legalBasis: .consentWithdrawn, at: at)
+            say(result.accepted ? "erased \(i) \(result.seqs.first ?? 0)" : "refused \(i) \(result.refusal?.code.rawValue ?? "")")
         }
     }
 }
