@@ -12,7 +12,7 @@ struct LedgerTool: ParsableCommand {
         Exit codes: 0 success or allowed, 1 denied or integrity failure, 2 bad input or usage. Times are ISO-8601 UTC: YYYY-MM-DDTHH:MM:SSZ. Every query of state takes a point: --as-of-seq N (the state after event N) or --as-of TIME (the events with at ≤ TIME); check and lockout also take --at TIME.
         """,
         version: "0.1.0",
-        subcommands: [Init.self, Exec.self, Erase.self, Append.self, Export.self, Events.self, Permissions.self, Check.self, Lockout.self,
+        subcommands: [Init.self, Exec.self, Erase.self, Upgrade.self, Append.self, Export.self, Events.self, Permissions.self, Check.self, Lockout.self,
                       Admins.self, Explain.self, Access.self, History.self, Diff.self, WhatIf.self, Watch.self, Verify.self, Rebuild.self, Stats.self, CheckpointCommand.self, Keygen.self, RotateKey.self, Generate.self, Follow.self])
 
     /// Runs the tool with DOMAIN.md's exit codes (usage errors exit 2, not 64) and its

@@ -52,6 +52,67 @@ struct Init: ParsableCommand {
     }
 }
 
+struct Upgrade: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a ledger of event format 2 from one of format 1.",
+        discussion: """
+        Copies OLD's events, in order, with their ids and times, into NEW (a new directory), each personal value moved out of the hashed bytes into NEW's subject vault (a pseudonym and a commitment stay in its place), so that NEW's subjects can be erased (`erase`). OLD's authorization key files and policy are carried over; OLD is only read.
+
+        Every hash of NEW differs from OLD's: the command prints both heads. An auditor keeping a checkpoint of OLD verifies it against OLD, then keeps the printed pair (old head, new head) — and a new checkpoint of NEW — to carry the chain of custody across.
+
+        Prints {"events":N,"oldHead":{"seq","hash"},"newHead":{"seq","hash"}} with --json.
+
+        Example:
+          ledger-tool upgrade ./ledger ./ledger-v2 --json
+        """)
+
+    @OptionGroup var location: LedgerLocation
+    @Argument(help: "The new ledger directory (must not hold a ledger).") var new: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let old = try location.open(withKey: true)
+        guard old.eventFormat == 1 else {
+            printError("error: the ledger at '\(location.db)' is of event format \(old.eventFormat) already")
+            throw Failure(code: Exit.badInput)
+        }
+        if FileManager.default.fileExists(atPath: new + "/data.mdb") {
+            printError("error: '\(new)' holds a ledger already: upgrade into a new directory")
+            throw Failure(code: Exit.badInput)
+        }
+        var options = PermissionLedger.Options()
+        do {
+            // the key files first (the directory owner-only, as init makes it), then the ledger
+            try FileManager.default.createDirectory(atPath: new, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            for name in try FileManager.default.contentsOfDirectory(atPath: location.db)
+            where name == AuthorizationKey.fileName || name.hasPrefix(AuthorizationKey.fileName + ".") {
+                if !FileManager.default.fileExists(atPath: new + "/" + name) {
+                    try FileManager.default.copyItem(atPath: location.db + "/" + name, toPath: new + "/" + name)
+                }
+            }
+            try options.useKeys(ofLedger: new)
+        } catch {
+            printError("error: can't prepare '\(new)': \(error)")
+            throw Failure(code: Exit.badInput)
+        }
+        let report: UpgradeReport
+        do {
+            report = try old.upgrade(to: new, options: options)
+        } catch {
+            printError("error: the upgrade failed: \(error); remove '\(new)' before trying again")
+            throw Failure(code: Exit.denied)
+        }
+        func head(_ h: Head) -> JSONValue { .object([("seq", .uint(h.seq)), ("hash", .string(Hex.encode(h.hash)))]) }
+        if json {
+            print(JSONValue.object([("events", .uint(report.events)), ("oldHead", head(report.oldHead)), ("newHead", head(report.newHead))]).text)
+        } else {
+            print("upgraded \(report.events) events to event format 2 in \(new)")
+            print("old head: seq \(report.oldHead.seq) hash \(Hex.encode(report.oldHead.hash))")
+            print("new head: seq \(report.newHead.seq) hash \(Hex.encode(report.newHead.hash))")
+        }
+    }
+}
+
 struct Erase: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Erase a person's personal data (R15), keeping every hash and every fact.",

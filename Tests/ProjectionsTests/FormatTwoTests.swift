@@ -148,3 +148,32 @@ struct FormatTwoTests {
         #expect(throws: InputError.self) { _ = try PermissionLedger(directory: TempDir().path, options: options) }
     }
 }
+
+@Suite("Upgrading a format-1 ledger to format 2 (issue 18)")
+struct UpgradeTests {
+    @Test("upgrade writes every event with its id, time and facts into a format-2 ledger whose answers are the same; only the hashes change")
+    func upgrade() throws {
+        let dir1 = TempDir(), dir2 = TempDir()
+        let old = try FormatTwoTests.open(dir1.path, format: 1)
+        var generator = HistoryGenerator(seed: 51, organisations: 15)
+        _ = try old.executeBatch(generator.commands(900))
+        let report = try old.upgrade(to: dir2.path + "/new", options: .init(authorizationKey: testKey, durability: .noSync))
+        let new = try PermissionLedger(directory: dir2.path + "/new", options: .init(authorizationKey: testKey))
+        #expect(new.eventFormat == 2)
+        let oldHead = try old.inspector.head(), newHead = try new.inspector.head()
+        #expect(report.oldHead == oldHead && report.newHead == newHead)
+        #expect(report.oldHead.seq == report.newHead.seq && report.oldHead.hash != report.newHead.hash)
+        let before = try old.events(), after = try new.events()
+        #expect(before.map(\.id) == after.map(\.id) && before.map(\.at) == after.map(\.at))
+        #expect(before.map(\.event) == after.map(\.event))
+        #expect(try new.verify().ok)
+        let lids = Array(Set(before.compactMap(\.event.licensingId))).sorted()
+        for lid in lids { #expect(try old.access(licensingId: lid) == new.access(licensingId: lid), "\(lid)") }
+        // the same commands afterwards decide the same way
+        let next = generator.commands(100)
+        #expect(try old.executeBatch(next) == new.executeBatch(next))
+        // refusals: a format-2 ledger, and a directory holding a ledger
+        #expect(throws: InputError.self) { _ = try new.upgrade(to: TempDir().path) }
+        #expect(throws: InputError.self) { _ = try old.upgrade(to: dir2.path + "/new") }
+    }
+}

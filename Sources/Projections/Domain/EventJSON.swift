@@ -113,6 +113,16 @@ public struct ImportedEvent: Sendable, Equatable {
     /// How the chain holds its personal fields, when the export is of a format-2 ledger.
     public var sealed: [ChainField]?
 
+    /// An event to import: `seq` and `hash`, when given, must match where it lands.
+    public init(seq: UInt64? = nil, id: UUID, at: Timestamp, event: DomainEvent, hash: [UInt8]? = nil, sealed: [ChainField]? = nil) {
+        self.seq = seq
+        self.id = id
+        self.at = at
+        self.event = event
+        self.hash = hash
+        self.sealed = sealed
+    }
+
     /// Parses one export-form object; throws `InputError` naming the field.
     public init(json: JSONValue) throws {
         var f = try Fields(json, what: "an event")

@@ -152,6 +152,21 @@ final class PersonalSealer {
     /// The format-2 payload of `event` (id `id`), and the event as the fold sees it (each
     /// personal field its token).
     func seal(_ event: DomainEvent, id: UUID) throws -> (payload: [UInt8], view: DomainEvent) {
+        // the lists a rule derives from the state are in the state's order, which in a
+        // format-2 state is the tokens' (values given in another order, by an import, are put in it)
+        func inTokenOrder(_ list: [String], _ name: String) throws -> [String] {
+            let keyed = try list.enumerated().map { i, v in (try token(of: v, kind: .email, field: "\(name)[\(i)]").1, v) }
+            return keyed.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        var event = event
+        switch event {
+        case var .permissionsRequested(r):
+            r.routedTo = try inTokenOrder(r.routedTo, "routedTo")
+            event = .permissionsRequested(r)
+        case let .openLicenseAdded(a, e, l, roles, notified):
+            event = .openLicenseAdded(account: a, email: e, licensingId: l, roles: roles, notified: try inTokenOrder(notified, "notified"))
+        default: break
+        }
         var fields: [SealedPayload.Field] = []
         let registrationEmail: String?
         if case let .userRegistered(_, e) = event { registrationEmail = e } else { registrationEmail = nil }
