@@ -35,6 +35,7 @@ struct CodecTests {
         .openLicenseAccessDenied(by: "pa", email: "r@t.com", licensingId: "OL-1"),
         .legacyPermissionMigrated(source: "mvls", legacyRole: "saBenefitAdministrator", email: "m@t.com", licensingId: "S-1",
                                   roles: [.softwareAssuranceManager], saBenefits: SABenefit.allCases),
+        .subjectErased(subject: "0123456789abcdef0123456789abcdef", legalBasis: .legalObligation),
     ]
 
     @Test("every event type is sampled")

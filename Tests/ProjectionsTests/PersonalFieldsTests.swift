@@ -54,6 +54,7 @@ struct PersonalFieldsTests {
         (.legacyPermissionMigrated(source: "LEGACY-SRC", legacyRole: "LEGACY-ROLE", email: "migrated@personal.example",
                                    licensingId: "LID-MIGRATE", roles: [.download], saBenefits: []),
          ["migrated@personal.example"], ["LEGACY-SRC", "LEGACY-ROLE", "LID-MIGRATE"]),
+        (.subjectErased(subject: "00112233445566778899aabbccddeeff", legalBasis: .consentWithdrawn), [], ["00112233445566778899aabbccddeeff"]),
     ]
 
     private static func holds(_ payload: [UInt8], _ text: String) -> Bool {
