@@ -263,6 +263,6 @@ extension SubjectVault {
         return try g.environment.read { txn in try txn.get(g.erased, key: Self.erasedHash(email, g)) } != nil
     }
 
-    /// A batch of writes, committed in one durable transaction (``VaultBatch/commit()``).
+    /// A batch of writes, committed in one durable transaction (``VaultBatch/commit(keeping:)``).
     public func batch() -> VaultBatch { VaultBatch(self) }
 }

@@ -7,7 +7,7 @@ import Foundation
 /// the secrets of the subjects they belong to (new or stored).
 ///
 /// A batch is made, filled and committed by one writer at a time (the ledger does it inside
-/// its write transaction, which serialises writers across processes); ``commit()`` refuses
+/// its write transaction, which serialises writers across processes); ``commit(keeping:)`` refuses
 /// with `conflict` a value that another writer gave a subject or an account meanwhile, and
 /// writes nothing then. A batch that is never committed leaves no trace.
 public final class VaultBatch {
