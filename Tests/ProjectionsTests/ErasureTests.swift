@@ -44,16 +44,6 @@ struct ErasureTests {
         return (ledger, at())
     }
 
-    static func allFiles(_ directory: String) -> [(String, [UInt8])] {
-        (FileManager.default.subpaths(atPath: directory) ?? []).compactMap { name in
-            var isDirectory: ObjCBool = false
-            let path = directory + "/" + name
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-                  let data = FileManager.default.contents(atPath: path) else { return nil }
-            return (name, [UInt8](data))
-        }
-    }
-
     /// Every form a value could be written in: UTF-8 and UTF-16 (both orders), lower and
     /// upper case, JSON-escaped.
     static func forms(_ value: String) -> [[UInt8]] {
@@ -64,16 +54,6 @@ struct ErasureTests {
             out.append(Array(v.utf16).flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] })
         }
         return out
-    }
-
-    static func holds(_ bytes: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard let first = needle.first, bytes.count >= needle.count else { return false }
-        var i = 0
-        while i <= bytes.count - needle.count {
-            if bytes[i] == first && bytes[i ..< i + needle.count].elementsEqual(needle) { return true }
-            i += 1
-        }
-        return false
     }
 
     static func exportText(_ ledger: PermissionLedger) throws -> [UInt8] {
@@ -169,17 +149,17 @@ struct ErasureTests {
         let p = Self.planted
         let values = [p.email, p.account, p.first, p.last, p.comment, p.reason]
         let exportBefore = try Self.exportText(ledger)
-        for v in values { #expect(Self.holds(exportBefore, Array(v.utf8)), "control: \(v) in the export before") }
+        for v in values { #expect(holds(exportBefore, Array(v.utf8)), "control: \(v) in the export before") }
         _ = try ledger.erase(email: p.email, legalBasis: .objection, at: at)
-        let files = Self.allFiles(dir.path)
+        let files = filesUnder(dir.path)
         #expect(files.contains { $0.0.hasSuffix("data.mdb") && $0.0.contains("vault") })
         let outputs = try Self.exportText(ledger) + Array("\(try ledger.access(licensingId: "E-PLANT", asOf: .seq(420)))".utf8)
             + Array("\(try ledger.requests())".utf8)
         for v in values {
             for form in Self.forms(v) {
-                let holders = files.filter { Self.holds($0.1, form) }.map(\.0)
+                let holders = files.filter { holds($0.1, form) }.map(\.0)
                 #expect(holders.isEmpty, "\(v) in \(holders)")
-                #expect(!Self.holds(outputs, form), "\(v) in an output")
+                #expect(!holds(outputs, form), "\(v) in an output")
             }
         }
     }
@@ -318,7 +298,7 @@ struct FormatTwoExportTests {
         #expect(try copy.vault?.email(of: subject) == .erased(subject))
         #expect(try copy.permissions(account: ErasureTests.planted.account).failureCode == .notRegistered)
         #expect(try copy.inspector.head() == ledger.inspector.head())
-        let files = ErasureTests.allFiles(copyDir.path)
-        for form in ErasureTests.forms(ErasureTests.planted.first) { #expect(!files.contains { ErasureTests.holds($0.1, form) }) }
+        let files = filesUnder(copyDir.path)
+        for form in ErasureTests.forms(ErasureTests.planted.first) { #expect(!files.contains { holds($0.1, form) }) }
     }
 }

@@ -14,26 +14,7 @@ struct FormatTwoTests {
         return try PermissionLedger(directory: path, options: options)
     }
 
-    private static func holds(_ bytes: [UInt8], _ text: String) -> Bool {
-        let needle = Array(text.utf8)
-        guard let first = needle.first, bytes.count >= needle.count else { return false }
-        var i = 0
-        while i <= bytes.count - needle.count {
-            if bytes[i] == first && bytes[i ..< i + needle.count].elementsEqual(needle) { return true }
-            i += 1
-        }
-        return false
-    }
 
-    private static func files(_ directory: String) -> [(String, [UInt8])] {
-        (FileManager.default.subpaths(atPath: directory) ?? []).compactMap { name in
-            var isDirectory: ObjCBool = false
-            let path = directory + "/" + name
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-                  let data = FileManager.default.contents(atPath: path) else { return nil }
-            return (name, [UInt8](data))
-        }
-    }
 
     @Test("one history, two formats: every command's result and every question's answer are the same", arguments: [31, 32] as [UInt64])
     func sameAnswers(seed: UInt64) throws {
@@ -112,11 +93,11 @@ struct FormatTwoTests {
 
         // no personal value in any file of the format-2 ledger; the format-1 one holds them
         let sample = (emails.prefix(25) + accounts.prefix(25)).filter { $0.count >= 6 }
-        let sealedFiles = Self.files(dir2.path), plainLog = Self.files(dir1.path).filter { $0.0 == "data.mdb" }
+        let sealedFiles = filesUnder(dir2.path), plainLog = filesUnder(dir1.path).filter { $0.0 == "data.mdb" }
         #expect(sealedFiles.contains { $0.0.hasSuffix("vault/current") })
         for value in sample {
-            #expect(plainLog.contains { Self.holds($0.1, value) }, "control: \(value) in the format-1 log")
-            let holders = sealedFiles.filter { Self.holds($0.1, value) }.map(\.0)
+            #expect(plainLog.contains { holds($0.1, value) }, "control: \(value) in the format-1 log")
+            let holders = sealedFiles.filter { holds($0.1, value) }.map(\.0)
             #expect(holders.isEmpty, "\(value) in \(holders)")
         }
     }

@@ -8,11 +8,6 @@ import Testing
 /// from a real subject vault on disk.
 @Suite("Format-2 payloads: sealing, the fold's view, reading back (issue 18)")
 struct SealedPayloadTests {
-    private static func holds(_ payload: [UInt8], _ text: String) -> Bool {
-        let needle = Array(text.utf8)
-        guard payload.count >= needle.count else { return false }
-        return (0 ... payload.count - needle.count).contains { Array(payload[$0 ..< $0 + needle.count]) == needle }
-    }
 
     /// A sealer whose vault already holds every account the samples name.
     private static func sealerWithAccounts(_ vault: SubjectVault) throws -> PersonalSealer {
@@ -33,9 +28,9 @@ struct SealedPayloadTests {
         for sample in PersonalFieldsTests.samples {
             let (payload, view) = try sealer.seal(sample.event, id: UUID())
             for value in sample.personal {
-                #expect(!Self.holds(payload, value), "\(sample.event.type): \(value) in the sealed payload")
+                #expect(!holds(payload, value), "\(sample.event.type): \(value) in the sealed payload")
             }
-            for value in sample.other { #expect(Self.holds(payload, value), "\(sample.event.type): \(value) lost") }
+            for value in sample.other { #expect(holds(payload, value), "\(sample.event.type): \(value) lost") }
             #expect(view.personalFields.allSatisfy { PersonalToken($0.value) != nil }, "\(sample.event.type): a value in the view")
             let decoded = try payload.withUnsafeBytes { try SealedPayload.view(kind: sample.event.kind, payload: $0) }
             #expect(decoded == view, "\(sample.event.type): the view from the bytes differs from the sealer's")

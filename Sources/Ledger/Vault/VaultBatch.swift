@@ -223,16 +223,7 @@ public final class VaultBatch {
                         try txn.put(g.owned, key: SubjectVault.ownedAccountKey(made.owner, a), value: [UInt8]())
                         continue
                     }
-                    let keys: SubjectKeys
-                    if let new = subjects[made.owner], new.email != nil {
-                        keys = new.keys
-                    } else {
-                        guard let stored = try txn.withValue(g.subjects, key: made.owner.bytes, { try SubjectVault.subjectKeys($0, made.owner) }),
-                              let live = stored else {
-                            throw VaultError(reason: .unknownSubject(made.owner))
-                        }
-                        keys = live
-                    }
+                    let keys = try liveKeys(of: made.owner, txn, g)
                     if try txn.get(g.accounts, key: a.bytes) != nil { throw VaultError(reason: .conflict("an account pseudonym")) }
                     let hash = SubjectVault.lookupHash(.account, name, g)
                     if let old = try txn.get(g.lookup, key: hash) {
@@ -251,16 +242,7 @@ public final class VaultBatch {
                     try txn.put(g.owned, key: SubjectVault.ownedAccountKey(made.owner, a), value: [UInt8]())
                 }
                 for text in texts {
-                    let keys: SubjectKeys
-                    if let new = subjects[text.subject], new.email != nil {
-                        keys = new.keys
-                    } else {
-                        guard let stored = try txn.withValue(g.subjects, key: text.subject.bytes, { try SubjectVault.subjectKeys($0, text.subject) }),
-                              let live = stored else {
-                            throw VaultError(reason: .unknownSubject(text.subject))
-                        }
-                        keys = live
-                    }
+                    let keys = try liveKeys(of: text.subject, txn, g)
                     let sealed = try SubjectVault.seal(text.plain, key: keys.key, nonce: nextNonce(),
                                                        context: SubjectVault.textContext(text.subject, text.commitment))
                     try txn.put(g.texts, key: text.subject.bytes + text.commitment, value: sealed)
@@ -268,6 +250,15 @@ public final class VaultBatch {
             }
         }
         clear()
+    }
+
+    /// The keys of a live subject, made by this batch or stored (`unknownSubject` otherwise).
+    private func liveKeys(of subject: Pseudonym, _ txn: borrowing WriteTransaction, _ g: SubjectVault.Generation) throws -> SubjectKeys {
+        if let new = subjects[subject], new.email != nil { return new.keys }
+        guard let stored = try txn.withValue(g.subjects, key: subject.bytes, { try SubjectVault.subjectKeys($0, subject) }), let live = stored else {
+            throw VaultError(reason: .unknownSubject(subject))
+        }
+        return live
     }
 
     private func clear() {

@@ -35,6 +35,21 @@ public struct PersonalField: Sendable, Equatable {
 }
 
 extension DomainEvent {
+    /// The event with each list a rule derives from the state — a request's `routedTo`, an
+    /// Open License's `notified`, in the state's order — replaced by `transform` of it (given
+    /// the list and its field's name).
+    func mappingDerivedLists(_ transform: ([String], String) throws -> [String]) rethrows -> DomainEvent {
+        switch self {
+        case var .permissionsRequested(r):
+            r.routedTo = try transform(r.routedTo, "routedTo")
+            return .permissionsRequested(r)
+        case let .openLicenseAdded(a, e, l, roles, notified):
+            return .openLicenseAdded(account: a, email: e, licensingId: l, roles: roles, notified: try transform(notified, "notified"))
+        default:
+            return self
+        }
+    }
+
     /// Every personal field of the event, in the order of its canonical payload: each email
     /// wherever it appears (lists and contacts included), each account, first and last names,
     /// a request's comment and a denial's free-text reason. An Open License attempt's reason

@@ -92,15 +92,7 @@ extension ImportedEvent {
             }
             return out
         }
-        var event = self.event
-        switch event {
-        case var .permissionsRequested(r):
-            r.routedTo = try ordered(r.routedTo, "routedTo")
-            event = .permissionsRequested(r)
-        case let .openLicenseAdded(a, e, l, roles, notified):
-            event = .openLicenseAdded(account: a, email: e, licensingId: l, roles: roles, notified: try ordered(notified, "notified"))
-        default: break
-        }
+        let event = try self.event.mappingDerivedLists(ordered)
         let fields = event.personalFields
         guard fields.count == sealed.count else {
             throw InputError(field: "sealed", "\(sealed.count) sealed fields for an event of \(fields.count) personal fields")

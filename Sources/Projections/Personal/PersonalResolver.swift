@@ -50,17 +50,8 @@ struct PersonalResolver {
     /// show, as a format-1 event holds them.
     mutating func resolve(_ event: DomainEvent) throws -> DomainEvent {
         guard vault != nil else { return event }
-        let shown = try event.mappingPersonalFields { try resolve($0.value) }
-        func sorted(_ list: [String]) -> [String] { list.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) } }
-        switch shown {
-        case var .permissionsRequested(r):
-            r.routedTo = sorted(r.routedTo)
-            return .permissionsRequested(r)
-        case let .openLicenseAdded(a, e, l, roles, notified):
-            return .openLicenseAdded(account: a, email: e, licensingId: l, roles: roles, notified: sorted(notified))
-        default:
-            return shown
-        }
+        return try event.mappingPersonalFields { try resolve($0.value) }
+            .mappingDerivedLists { list, _ in list.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) } }
     }
 
     /// A free text (a refusal's message) with every token in it shown.

@@ -158,15 +158,7 @@ final class PersonalSealer {
             let keyed = try list.enumerated().map { i, v in (try token(of: v, kind: .email, field: "\(name)[\(i)]").1, v) }
             return keyed.sorted { $0.0 < $1.0 }.map(\.1)
         }
-        var event = event
-        switch event {
-        case var .permissionsRequested(r):
-            r.routedTo = try inTokenOrder(r.routedTo, "routedTo")
-            event = .permissionsRequested(r)
-        case let .openLicenseAdded(a, e, l, roles, notified):
-            event = .openLicenseAdded(account: a, email: e, licensingId: l, roles: roles, notified: try inTokenOrder(notified, "notified"))
-        default: break
-        }
+        let event = try event.mappingDerivedLists(inTokenOrder)
         var fields: [SealedPayload.Field] = []
         let registrationEmail: String?
         if case let .userRegistered(_, e) = event { registrationEmail = e } else { registrationEmail = nil }
