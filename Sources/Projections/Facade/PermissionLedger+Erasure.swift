@@ -57,7 +57,8 @@ extension PermissionLedger {
                     return (refused(.unknownEmail, "\(normalised) is not an email this ledger has seen"), nil)
                 }
                 let token = PersonalToken.email(subject).string
-                guard try state.ids.id(.email, token) != nil || hasAccounts(of: token, state) else {
+                let accounts = try accounts(of: token, state)
+                guard try state.ids.id(.email, token) != nil || !accounts.isEmpty else {
                     return (refused(.unknownEmail, "\(normalised) is not an email this ledger has seen"), nil)
                 }
                 if let refusal = try Decider.erasureRefusal(email: token, state: state) {
@@ -65,7 +66,7 @@ extension PermissionLedger {
                     return (ErasureResult(seqs: [], subject: nil, fieldsErased: 0,
                                           refusal: DomainError(refusal.code, shown.resolveWithin(refusal.message))), nil)
                 }
-                let fields = try countFields(of: subject, token: token, state: state, reader: writer)
+                let fields = try countFields(of: subject, accounts: accounts, reader: writer)
                 let event = DomainEvent.subjectErased(subject: subject.description, legalBasis: legalBasis)
                 // format 2's payload: no personal field, then the event's own bytes
                 let seqs = try log.append([NewEvent(id: ids.next(), kind: event.kind, at: time, payload: SealedPayload.encode(event, fields: []))],
@@ -81,19 +82,18 @@ extension PermissionLedger {
         return outcome.0
     }
 
-    private func hasAccounts(of email: String, _ state: DomainState) throws -> Bool {
-        var found = false
-        try state.accounts.forEachCurrent { _, record in if record.email == email { found = true } }
-        return found
-    }
-
-    /// The personal fields of the log that are `subject`'s: its email's, its accounts', and
-    /// the texts it wrote — each occurrence in each event once.
-    private func countFields(of subject: Pseudonym, token: String, state: DomainState, reader: TransactionReader) throws -> Int {
+    /// The accounts registered with the email whose token is `email`.
+    private func accounts(of email: String, _ state: DomainState) throws -> Set<Pseudonym> {
         var accounts = Set<Pseudonym>()
         try state.accounts.forEachCurrent { account, record in
-            if record.email == token, case let .account(a)? = PersonalToken(account) { accounts.insert(a) }
+            if record.email == email, case let .account(a)? = PersonalToken(account) { accounts.insert(a) }
         }
+        return accounts
+    }
+
+    /// The personal fields of the log that are `subject`'s: its email's, its `accounts`', and
+    /// the texts it wrote — each occurrence in each event once.
+    private func countFields(of subject: Pseudonym, accounts: Set<Pseudonym>, reader: TransactionReader) throws -> Int {
         var count = 0
         try log.forEach(from: 1, reader: reader) { view in
             let (event, fields) = try SealedPayload.decode(kind: view.kind, payload: view.payload)

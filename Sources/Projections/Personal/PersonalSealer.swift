@@ -57,12 +57,17 @@ final class PersonalSealer {
 
     /// The token of `email` (a normalised email): its subject's, a new one when never seen.
     func emailToken(_ email: String) throws -> String {
+        try emailSubject(email).1
+    }
+
+    /// The subject of `email` and its token.
+    private func emailSubject(_ email: String) throws -> (Pseudonym, String) {
         // a stored subject is never also made by the batch: the cache's answer is the batch's
         let stored = try cached?.subject(email: email).flatMap { erasing.contains($0) ? nil : $0 }
         let subject = try stored ?? batch.subject(email: email).subject
         let token = PersonalToken.email(subject).string
         values[token] = email
-        return token
+        return (subject, token)
     }
 
     /// The token of the account `name` names, nil when none does.
@@ -124,8 +129,7 @@ final class PersonalSealer {
             guard Normalize.email(value) == value else {
                 throw PersonalDataError(code: "invalidEmail", message: "field \(field): '\(value)' is not a normalised business email")
             }
-            let subject = try batch.subject(email: value).subject
-            let s = try emailToken(value)
+            let (subject, s) = try emailSubject(value)
             return (.email(subject), s)
         case .account:
             if let s = try accountToken(value), let t = PersonalToken(s) { return (t, s) }
