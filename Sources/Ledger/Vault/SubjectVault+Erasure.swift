@@ -90,7 +90,7 @@ extension SubjectVault {
         } catch {
             throw LMDBError(code: EACCES, operation: "create \(temporary): \(error.localizedDescription)")
         }
-        try g.environment.copyCompacted(toDirectory: temporary)
+        try Self.rewrite(g, into: temporary)
         guard rename(temporary, target) == 0 else { throw LMDBError(code: errno, operation: "rename(\(temporary), \(target))") }
         try LMDBEnvironment.flush(directory: directory)
         // mark the old generation before switching, so that every process holding it open
@@ -101,5 +101,35 @@ extension SubjectVault {
         state.withLock { $0 = fresh }
         try Self.removeLeftovers(directory, keeping: next)
         return true
+    }
+
+    /// Writes every live entry of generation `g` into a new environment in `directory` and
+    /// flushes it. Entry by entry, not `mdb_env_copy2` with `MDB_CP_COMPACT`: the compacting
+    /// copy leaves out freed pages but copies live pages whole, and a deletion leaves the
+    /// removed node's bytes in its page's unused space (the on-disk test found an erased
+    /// account's look-up hash in the copy); pages made by fresh puts hold only what was put.
+    static func rewrite(_ g: Generation, into directory: String) throws {
+        let sources = [g.meta, g.subjects, g.lookup, g.owned, g.erased, g.accounts, g.texts]
+        // read first, then write: the vault holds records, not history (a few MB)
+        let entries: [[([UInt8], [UInt8])]] = try g.environment.read { txn in
+            try sources.map { db in
+                var rows: [([UInt8], [UInt8])] = []
+                try txn.scan(db) { key, value in
+                    rows.append((Array(key), Array(value)))
+                    return true
+                }
+                return rows
+            }
+        }
+        do {
+            let copy = try LMDBEnvironment.open(path: directory, options: EnvironmentOptions(initialMapSize: 1 << 20, durability: .durable))
+            let dbs = try copy.openDatabases(databaseNames)
+            try copy.write { txn in
+                for (db, rows) in zip(dbs, entries) {
+                    for (key, value) in rows { try txn.put(db, key: key, value: value, flags: .append) }
+                }
+            }
+        }
+        try LMDBEnvironment.flush(directory: directory)
     }
 }
