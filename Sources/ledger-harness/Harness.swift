@@ -11,7 +11,7 @@ struct LedgerHarness: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger-harness",
         abstract: "Child processes for the reliability test suites.",
-        subcommands: [CrashChild.self, Stress.self, HoldRead.self, VaultEraser.self, VaultAssigner.self, LedgerEraser.self])
+        subcommands: [CrashChild.self, Stress.self, HoldRead.self, VaultEraser.self, VaultAssigner.self, LedgerEraser.self, LegacyLedger.self])
 }
 
 /// Prints a line and flushes at once, so an acknowledgement reaches the parent before the
@@ -203,6 +203,28 @@ struct LedgerEraser: ParsableCommand {
             let result = try ledger.erase(email: "\(prefix)\(i)@contoso.example", legalBasis: .consentWithdrawn, at: at)
             say(result.accepted ? "erased \(i) \(result.seqs.first ?? 0)" : "refused \(i) \(result.refusal?.code.rawValue ?? "")")
         }
+    }
+}
+
+struct LegacyLedger: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "legacy-ledger",
+        abstract: "Write a ledger of the legacy event format 1 in DB (as earlier releases did; `ledger-tool` refuses to write one) from the exec lines of FILE, with an authorization key file, to test `ledger-tool upgrade`.")
+
+    @Argument var db: String
+    @Argument var file: String
+
+    func run() throws {
+        let key = try AuthorizationKey.readOrCreate(inLedger: db)
+        var options = PermissionLedger.Options(authorizationKey: key)
+        options.eventFormat = 1
+        let ledger = try PermissionLedger(directory: db, options: options)
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        let commands = try text.split(separator: "\n").filter { !$0.allSatisfy(\.isWhitespace) }.map { line in
+            try TimedCommand(json: JSONParser.parse(Array(line.utf8)))
+        }
+        let results = try ledger.executeBatch(commands)
+        say("executed \(results.count) commands, \(results.filter(\.accepted).count) accepted")
     }
 }
 

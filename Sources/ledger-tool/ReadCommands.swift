@@ -358,7 +358,8 @@ struct Verify: ParsableCommand {
             return
         }
         guard let db else { return }
-        let ledger = try LedgerLocation.at(db).open()
+        // reads a legacy format-1 ledger too: an auditor checks a checkpoint before `upgrade`
+        let ledger = try LedgerLocation.at(db).open(readsFormat1: true)
         let progress = ProgressLine("verify", total: try ledger.inspector.head().seq)
         var report = try ledger.verify { progress.advance(to: $0) }
         progress.finish()

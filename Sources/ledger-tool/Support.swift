@@ -180,10 +180,12 @@ struct LedgerLocation: ParsableArguments {
         return db
     }
 
-    /// Opens the ledger, with its authorization key when `withKey`.
-    func open(withKey: Bool = false) throws -> PermissionLedger {
+    /// Opens the ledger, with its authorization key when `withKey`. A ledger of the legacy
+    /// event format 1 is refused with exit 2 naming `upgrade`, unless `readsFormat1`.
+    func open(withKey: Bool = false, readsFormat1: Bool = false) throws -> PermissionLedger {
         let path = try validated()
         var options = PermissionLedger.Options()
+        if readsFormat1 { options.eventFormat = 1 }
         if withKey {
             // the current key and those `rotate-key` retired (authorization.key.KEYID)
             do {
@@ -199,6 +201,9 @@ struct LedgerLocation: ParsableArguments {
         }
         do {
             return try PermissionLedger(directory: path, options: options)
+        } catch let error as EventFormatError {
+            printError("error: \(error.errorCode): \(error.message)")
+            throw Failure(code: Exit.badInput)
         } catch {
             printError("error: can't open the ledger at '\(path)': \(error)")
             throw Failure(code: Exit.denied)

@@ -15,8 +15,8 @@ struct Init: ParsableCommand {
 
     @Argument(help: "The ledger directory to create.")
     var db: String
-    @Option(help: "The event format: 1, or 2 (personal values beside the log, erasable with `erase`).")
-    var eventFormat: UInt8 = 1
+    @Option(help: "The event format: 2, the default (personal values beside the log, erasable with `erase`), or 1, the legacy format (values inside the hashed bytes), which only `upgrade` and `verify` read — to test an upgrade.")
+    var eventFormat: UInt8 = 2
 
     func validate() throws {
         if eventFormat != 1 && eventFormat != 2 { throw ValidationError("--event-format must be 1 or 2") }
@@ -71,7 +71,7 @@ struct Upgrade: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let old = try location.open(withKey: true)
+        let old = try location.open(withKey: true, readsFormat1: true)
         guard old.eventFormat == 1 else {
             printError("error: the ledger at '\(location.db)' is of event format \(old.eventFormat) already")
             throw Failure(code: Exit.badInput)
@@ -119,7 +119,7 @@ struct Erase: ParsableCommand {
         discussion: """
         Appends subjectErased{subject, legalBasis} at the current time, then deletes the subject's email, account names, names, comments and reasons, with the secret their commitments are under and the key that sealed them, and compacts the subject vault so that no file of DB still holds them. Every hash stays as it was: verify passes and checkpoints taken before still verify; outputs show erased:PSEUDONYM in place of each value.
 
-        Refused (exit 1) with unknownEmail, alreadyErased or subjectHoldsAccess (revoke the person's roles and remove them from legal forms first; a contact on a legal form is kept). Needs a ledger of event format 2 (`init --event-format 2`).
+        Refused (exit 1) with unknownEmail, alreadyErased or subjectHoldsAccess (revoke the person's roles and remove them from legal forms first; a contact on a legal form is kept).
 
         Prints {"ok":true,"seq":[…],"subject":PSEUDONYM,"fieldsErased":N} or {"ok":false,"error":CODE,"message":…,"seq":[]}.
 
@@ -135,7 +135,7 @@ struct Erase: ParsableCommand {
     func run() throws {
         let ledger = try location.open()
         guard ledger.eventFormat == 2 else {
-            printError("error: the ledger at '\(location.db)' is of event format 1: its personal values are inside the hash chain and can't be erased; create a ledger with `ledger-tool init DIR --event-format 2`")
+            printError("error: the ledger at '\(location.db)' is of event format 1 (a replica of the shared log, which carries that format only): its personal values are inside the hash chain and can't be erased")
             throw Failure(code: Exit.badInput)
         }
         let result = try ledger.erase(email: email, legalBasis: legalBasis)

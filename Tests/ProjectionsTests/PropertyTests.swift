@@ -11,7 +11,7 @@ struct PropertyTests {
     /// Executes `count` generated commands on a disk ledger, calling `observe` after each.
     func run(seed: UInt64, count: Int, observe: (Int, PermissionLedger) throws -> Void = { _, _ in }) throws -> (TempDir, PermissionLedger, [TimedCommand]) {
         let dir = TempDir()
-        let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync, initialMapSize: 1 << 20))
+        let ledger = try PermissionLedger(directory: dir.path, options: PermissionLedger.Options(authorizationKey: testKey, durability: .noSync, initialMapSize: 1 << 20).legacy)
         var generator = HistoryGenerator(seed: seed, organisations: 25)
         let commands = generator.commands(count)
         for (i, c) in commands.enumerated() {
@@ -395,7 +395,7 @@ struct VersionedStoreTests {
     @Test("as of random seqs and times every question equals a fresh fold up to that point; also after a reopen and after a rebuild")
     func asOfEqualsReplay() throws {
         let dir = TempDir()
-        var ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync))
+        var ledger = try PermissionLedger(directory: dir.path, options: PermissionLedger.Options(authorizationKey: testKey, durability: .noSync).legacy)
         var g = HistoryGenerator(seed: 77, organisations: 8)
         // batch sizes from a seeded generator too: with unseeded ones the history was shorter
         // than the test needs in some runs (1,442 events once, in CI)
@@ -415,7 +415,7 @@ struct VersionedStoreTests {
             #expect(atTime.asOfSeq >= points[0])
             #expect(try ledger.resolve(.time(e.at)) == atTime.asOfSeq)
         }
-        ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync))
+        ledger = try PermissionLedger(directory: dir.path, options: PermissionLedger.Options(authorizationKey: testKey, durability: .noSync).legacy)
         for p in points.prefix(3) { try expectEveryQuestionMatchesReplay(ledger, at: p, "reopened, seq \(p)") }
         let before = try projectionDump(ledger)
         let report = try ledger.rebuild()

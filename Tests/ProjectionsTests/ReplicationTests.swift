@@ -11,7 +11,32 @@ struct ReplicationTests {
     func open(_ dir: TempDir) throws -> PermissionLedger {
         var options = PermissionLedger.Options()
         options.authorizationKey = testKey
+        options.eventFormat = 1  // the shared log carries format 1
         return try PermissionLedger(directory: dir.path, options: options)
+    }
+
+    @Test("a format-1 ledger is refused with the default options, naming `ledger-tool upgrade`, unless it is a replica of the shared log")
+    func legacyFormatRefusedUnlessReplica() throws {
+        let a = TempDir(), b = TempDir()
+        do {
+            let origin = try open(a), replica = try open(b)
+            _ = try origin.executeBatch(history(200))
+            try replica.applyReplicated(try origin.log.events())
+        }
+        let defaults = PermissionLedger.Options(authorizationKey: testKey)
+        #expect {
+            _ = try PermissionLedger(directory: a.path, options: defaults)
+        } throws: { error in
+            guard let error = error as? EventFormatError else { return false }
+            return error.errorCode == .upgradeRequired && error.message.contains("ledger-tool upgrade \(a.path) NEW")
+        }
+        let replica = try PermissionLedger(directory: b.path, options: defaults)
+        #expect(replica.eventFormat == 1)
+        #expect(try replica.verify().ok)
+        // a format-2 ledger opens whatever the options say
+        let c = TempDir()
+        _ = try PermissionLedger(directory: c.path, options: defaults)
+        #expect(try PermissionLedger(directory: c.path, options: PermissionLedger.Options.init(authorizationKey: testKey).legacy).eventFormat == 2)
     }
 
     func history(_ n: Int, seed: UInt64 = 5) -> [TimedCommand] {

@@ -21,7 +21,7 @@ func profileFloor(commands: Int) async throws {
     defer { try? FileManager.default.removeItem(atPath: base) }
     for d in ["ours", "floor", "floor-nosync", "raw", "sqlite"] { try FileManager.default.createDirectory(atPath: base + "/" + d, withIntermediateDirectories: true) }
     let key = try AuthorizationKey(bytes: Array("benchmark-authorization-key-32by".utf8))
-    let ledger = try PermissionLedger(directory: base + "/ours", options: .init(authorizationKey: key))
+    let ledger = try PermissionLedger(directory: base + "/ours", options: Options(authorizationKey: key).inRunFormat)
     let floorEnv = try LMDBEnvironment.open(path: base + "/floor")
     let rawEnv = try LMDBEnvironment.open(path: base + "/raw")
     let raw = try rawEnv.openDatabases(["events"])[0]

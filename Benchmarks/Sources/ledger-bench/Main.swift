@@ -27,7 +27,7 @@ struct Main {
     static func run() async throws {
         if let dir = argument("--rebuild-only") {
             // child mode: rebuild a ledger so the parent can read this process's peak RSS
-            let ledger = try PermissionLedger(directory: dir)
+            let ledger = try PermissionLedger(directory: dir, options: .legacyAllowed)
             let report = try ledger.rebuild()
             // this process's own peak: VmHWM of its memory map. (getrusage's ru_maxrss, for
             // RUSAGE_CHILDREN in the parent or RUSAGE_SELF here, also counts the memory map the
@@ -45,7 +45,7 @@ struct Main {
             var times: [Double] = []
             for _ in 0 ..< 7 {
                 times.append(try seconds {
-                    let l = try PermissionLedger(directory: dir)
+                    let l = try PermissionLedger(directory: dir, options: .legacyAllowed)
                     _ = try l.log.head()
                     _ = try l.check(account: "nobody", action: .viewLicensingInfo, licensingId: "X")
                 } * 1_000)
@@ -124,7 +124,7 @@ struct Main {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             var options = PermissionLedger.Options(durability: .noSync)
             options.foldsChangelog = !CommandLine.arguments.contains("--without-changelog")
-            options.eventFormat = UInt8(argument("--event-format") ?? "") ?? 1
+            options.eventFormat = runFormat
             let ledger = try PermissionLedger(directory: dir, options: options)
             var g = HistoryGenerator(seed: 7, organisations: max(50, count / 150))
             for _ in 0 ..< count / 1_000 { _ = try blocking { try ledger.executeBatch(g.commands(1_000)) } }
@@ -142,7 +142,7 @@ struct Main {
             for _ in 0 ..< size / 1_000 { _ = try blocking { try building?.executeBatch(g.commands(1_000)) } }
             try building?.environment.sync()
             building = nil
-            let ledger = try PermissionLedger(directory: dir, options: .init(authorizationKey: key))
+            let ledger = try PermissionLedger(directory: dir, options: Options(authorizationKey: key).inRunFormat)
             let at = try ledger.log.head().at ?? Timestamp(seconds: 0)
             let serial = g.commands(count).map { TimedCommand(at: at, $0.command) }
             let concurrent = g.commands(count).map { TimedCommand(at: at, $0.command) }
@@ -251,12 +251,25 @@ func durableCommits(_ ledger: PermissionLedger, serial: [TimedCommand], concurre
     return (tSerial, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
 }
 
+typealias Options = PermissionLedger.Options
+
+/// The event format of the ledgers this run makes: `--event-format N`, else the library's
+/// default (2); `--event-format 1` measures the legacy format.
+let runFormat: UInt8 = UInt8(Main.argument("--event-format") ?? "") ?? Options().eventFormat
+
+extension PermissionLedger.Options {
+    /// These options with the run's event format.
+    var inRunFormat: Self { var o = self; o.eventFormat = runFormat; return o }
+    /// Options that open a ledger of either format (a child process opening the parent's).
+    static var legacyAllowed: Self { var o = Self(); o.eventFormat = 1; return o }
+}
+
 /// A fresh `noSync` ledger in a new temporary directory (the caller removes it).
 func scratchLedger(_ name: String, hotEntries: Int = 1_000_000) throws -> (String, PermissionLedger) {
     let dir = NSTemporaryDirectory() + "ledger-bench-\(name)-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let key = try AuthorizationKey(bytes: Array("benchmark-authorization-key-32by".utf8))
-    return (dir, try PermissionLedger(directory: dir, options: .init(authorizationKey: key, durability: .noSync, hotCacheEntries: hotEntries)))
+    return (dir, try PermissionLedger(directory: dir, options: Options(authorizationKey: key, durability: .noSync, hotCacheEntries: hotEntries).inRunFormat))
 }
 
 /// The stored bytes of the events `results` appended, in seq order.
@@ -315,9 +328,8 @@ final class Bench {
 
     func run() async throws -> Results {
         let key = try AuthorizationKey(bytes: Array("benchmark-authorization-key-32by".utf8))
-        // `--event-format 2`: ours keeps personal values beside the log (issue 18)
-        var oursOptions = PermissionLedger.Options(authorizationKey: key)
-        oursOptions.eventFormat = UInt8(Main.argument("--event-format") ?? "") ?? 1
+        // `--event-format 1`: ours keeps personal values inside the hashed bytes (the legacy format)
+        let oursOptions = Options(authorizationKey: key).inRunFormat
         var ours: PermissionLedger? = try PermissionLedger(directory: base + "/ours", options: oursOptions)
         guard let ledger = ours else { throw StateError.readOnly }
         let rawEnv = try LMDBEnvironment.open(path: base + "/raw")
@@ -430,7 +442,7 @@ final class Bench {
         record("asof_check_p50_ns", percentile(asOf.checks, 0.5))
         do {
             log("as-of on a 100k-event ledger")
-            let small = try PermissionLedger(directory: base + "/asof-small", options: .init(authorizationKey: key, durability: .noSync))
+            let small = try PermissionLedger(directory: base + "/asof-small", options: Options(authorizationKey: key, durability: .noSync).inRunFormat)
             var g = HistoryGenerator(seed: seed &+ 2, organisations: max(50, 100_000 / 150))
             var sa: [String] = [], se: [String] = [], sl: [String] = []
             while try small.log.head().seq < 100_000 {
@@ -496,7 +508,7 @@ final class Bench {
         // 7. Opening: a 10k-event ledger vs the large one, each in a fresh process.
         log("open")
         do {
-            let small = try PermissionLedger(directory: base + "/small", options: .init(authorizationKey: key, durability: .noSync))
+            let small = try PermissionLedger(directory: base + "/small", options: Options(authorizationKey: key, durability: .noSync).inRunFormat)
             var g = HistoryGenerator(seed: seed &+ 1, organisations: 60)
             while try small.log.head().seq < 10_000 { _ = try blocking { try small.executeBatch(g.commands(1_000)) } }
             try small.environment.sync()
@@ -701,7 +713,7 @@ func changelogAppendRatio(commands: Int, batch: Int, seed: UInt64) throws -> Dou
         let dir = NSTemporaryDirectory() + "ledger-bench-changelog-\(changelog)-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         dirs.append(dir)
-        var options = PermissionLedger.Options(authorizationKey: key, durability: .noSync)
+        var options = Options(authorizationKey: key, durability: .noSync).inRunFormat
         options.foldsChangelog = changelog
         return try PermissionLedger(directory: dir, options: options)
     }

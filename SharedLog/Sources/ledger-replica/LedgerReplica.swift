@@ -97,6 +97,7 @@ struct ReplicaOptions: ParsableArguments {
             throw Failure(code: 2)
         }
         var options = PermissionLedger.Options()
+        options.eventFormat = 1  // the shared log carries event format 1 only (DESIGN.md, "Personal data")
         var logger = Logger(label: "ledger-replica")
         logger.logLevel = verbose ? (Logger.Level(rawValue: logLevel) ?? .info) : .error
         options.logger = logger

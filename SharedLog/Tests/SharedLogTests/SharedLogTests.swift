@@ -110,6 +110,7 @@ struct SharedLogTests {
         // a replica that moved away from the shared log fails verify
         var options = PermissionLedger.Options()
         options.authorizationKey = try AuthorizationKey(bytes: Env.keyBytes)
+        options.eventFormat = 1  // the shared log carries format 1
         let rogue = try PermissionLedger(directory: dir.sub("replica"), options: options)
         var h = HistoryGenerator(seed: 23, organisations: 5, start: Timestamp(seconds: 1_900_000_000), namespace: "x")
         _ = try await rogue.executeBatch(h.commands(20))
@@ -218,6 +219,7 @@ struct SharedLogTests {
         let single = TempDir()
         var options = PermissionLedger.Options()
         options.authorizationKey = try AuthorizationKey(bytes: Env.keyBytes)
+        options.eventFormat = 1  // the shared log carries format 1
         let one = try PermissionLedger(directory: single.path, options: options)
         for c in setup { _ = try await one.execute(c) }
         let baseline = try failures(one)
@@ -304,6 +306,7 @@ struct SharedLogTests {
         for k in 0..<hosts { try followOnce(dir.sub("h\(k)"), name: name, dir: dir) }
         var options = PermissionLedger.Options()
         options.authorizationKey = try AuthorizationKey(bytes: Env.keyBytes)
+        options.eventFormat = 1  // the shared log carries format 1
         let ledgers = try (0..<hosts).map { try PermissionLedger(directory: dir.sub("h\($0)"), options: options) }
         let chains = try ledgers.map(chain)
         #expect(chains[0].count > 100)

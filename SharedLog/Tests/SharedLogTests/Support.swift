@@ -50,6 +50,7 @@ func host(_ dir: String, name: String, clamp: Bool = false) throws -> SharedLedg
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     var options = PermissionLedger.Options()
     options.authorizationKey = try AuthorizationKey(bytes: Env.keyBytes)
+    options.eventFormat = 1  // the shared log carries format 1
     let local = try PermissionLedger(directory: dir, options: options)
     return try SharedLedger(local: local, location: try Env.location(),
                             options: .init(name: name, pollInterval: .milliseconds(200), clampTimeToHead: clamp))

@@ -141,6 +141,13 @@ public final class LMDBEnvironment: @unchecked Sendable {
             ioFailure.map { LMDBError(code: $0.code, operation: "write refused: an earlier commit or flush of the data file failed (\($0.description)); after a failed write or fsync this process can't trust its view of the file, so it writes no more — reopen the ledger in a new process, which starts from the last commit on disk") }
         }
     }
+    /// Throws the refusal every write gets after an I/O failure of a commit or a flush (see
+    /// `refuseWritesAfter`); returns when there was none. For a store written together with
+    /// this environment (the subject vault beside the log), so that neither goes on alone.
+    public func refuseWritesAfterFailure() throws {
+        if let refusal = writeRefusal { throw refusal }
+    }
+
     /// Flushes made by `makeDurable` so far (for tests and monitoring).
     var durableFlushes: Int { syncLock.withLock { flushCount } }
 

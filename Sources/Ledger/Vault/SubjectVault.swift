@@ -298,6 +298,13 @@ public final class SubjectVault: Sendable {
         return try body()
     }
 
+    /// Throws the write refusal of the open generation after an I/O failure of its commit or
+    /// flush (`LMDBEnvironment.refuseWritesAfterFailure`): the ledger then writes no more,
+    /// since what the vault holds on disk is no longer known.
+    public func refuseWritesAfterFailure() throws {
+        try state.withLock { $0 }.environment.refuseWritesAfterFailure()
+    }
+
     /// The live generation: the one open, or the next one when an erasure switched since.
     ///
     /// An erasure marks the generation it replaces (`supersededBy`, committed before

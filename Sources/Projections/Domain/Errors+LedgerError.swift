@@ -21,6 +21,9 @@ extension LedgerErrorCode {
     public static let projections = LedgerErrorCode("projections")
     /// A write through a read-only view of the projections (StateError).
     public static let readOnly = LedgerErrorCode("readOnly")
+    /// A ledger of event format 1 opened without asking for that format (EventFormatError):
+    /// write a format-2 ledger from it with `ledger-tool upgrade OLD NEW`.
+    public static let upgradeRequired = LedgerErrorCode("upgradeRequired")
 }
 
 extension InputError: LedgerError {

@@ -29,7 +29,7 @@ public struct ExportChain: Sendable {
         if let sealed = event.sealed {
             // format 2: the pseudonyms and commitments, each checked against its value
             do { payload = try event.sealedPayload(sealed).payload } catch {
-                firstProblem = (seq, "\(error)")
+                firstProblem = (seq, "\(error): the history was altered at seq \(seq)")
                 return false
             }
         } else {

@@ -37,6 +37,8 @@ extension PermissionLedger {
                 guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
                 // format 2: the batch's personal values go to the vault, committed (durably)
                 // before the log's transaction is, so no event names what the vault lacks
+                // after a failed commit or flush of the vault, the log is not written either
+                try vault?.refuseWritesAfterFailure()
                 let sealer = try vault.map { try PersonalSealer(vault: $0, cache: personalCache, erasing: Set(try pendingErasures(writer))) }
                 var results = try commands.map { try executeOne($0, state: state, head: &head, writer: writer, sealer: sealer) }
                 try sealer?.commit()

@@ -30,6 +30,8 @@ extension PermissionLedger {
                 let state = try DomainState(databases: projectionDatabases, reader: writer, idCache: idCache)
                 let next = source()
                 // format 2: each event sealed (its values to the vault, committed before the log)
+                // after a failed commit or flush of the vault, the log is not written either
+                try vault?.refuseWritesAfterFailure()
                 let sealer = try vault.map { try PersonalSealer(vault: $0, cache: personalCache, erasing: Set(try pendingErasures(writer))) }
                 var previous: DomainEvent?
                 var index = 0
@@ -55,7 +57,7 @@ extension PermissionLedger {
                         }
                     } else if let sealer {
                         do { (payload, event) = try sealer.seal(e.event, id: e.id) } catch let error as PersonalDataError {
-                            throw ImportError(index: index, message: "\(e.event.type): \(error.message)", code: error.code)
+                            throw ImportError(index: index, message: "\(e.event.type) does not apply: \(error.code): \(error.message)", code: error.code)
                         }
                     } else {
                         (payload, event) = (e.event.encodedPayload(), e.event)

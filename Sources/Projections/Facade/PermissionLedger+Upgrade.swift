@@ -13,13 +13,31 @@ public struct UpgradeReport: Sendable, Equatable {
     public var newHead: Head
 }
 
+/// A ledger of event format 1 — its personal values inside the hashed bytes, where they can't
+/// be erased — opened without `Options.eventFormat = 1`. Such a ledger is read to be upgraded:
+/// `ledger-tool upgrade OLD NEW`, or `upgrade(to:options:)` on it opened with
+/// `Options.eventFormat = 1`.
+public struct EventFormatError: LedgerError, Equatable {
+    /// The ledger's directory.
+    public var path: String
+    /// `upgradeRequired`.
+    public var errorCode: LedgerErrorCode { .upgradeRequired }
+    /// What is wrong and what to do, naming the directory.
+    public var message: String {
+        "the ledger at '\(path)' is of event format 1, which keeps personal values inside its hash chain where they can't be erased; write a format-2 ledger from it with `ledger-tool upgrade \(path) NEW` (the library: open it with Options.eventFormat = 1 and call upgrade(to:))"
+    }
+    public var description: String { message }
+}
+
 extension PermissionLedger {
     /// Writes a format-2 ledger in `directory` (new, or empty) from this format-1 one: every
     /// event with its id, time and facts, in order, each personal value sealed into the new
     /// ledger's vault (fresh pseudonyms, secrets and commitments), under this ledger's
     /// policy and with the authorization keys in `keys` (copy the key files first, as
     /// `ledger-tool upgrade` does). The new chain's hashes all differ from the old one's; the
-    /// report gives both heads. This ledger is only read.
+    /// report gives both heads. This ledger is only read (open it with
+    /// `Options.eventFormat = 1`). `options.eventFormat` is ignored: the new ledger is of
+    /// format 2.
     public func upgrade(to directory: String, options: Options = .init()) throws -> UpgradeReport {
         guard eventFormat == 1 else {
             throw InputError(field: "eventFormat", "the ledger is of event format \(eventFormat) already")

@@ -117,12 +117,15 @@ public final class PermissionLedger: Sendable {
         /// costs. Such a ledger's projections are incomplete (`verify` reports it, `rebuild`
         /// makes them whole again); never set it on a ledger anyone reads.
         @_spi(Benchmarks) public var foldsChangelog = true
-        /// The event format a new ledger is created with: 1 (personal values inside the hashed
-        /// bytes) or 2 (pseudonyms and commitments there, the values in the subject vault
-        /// beside the log, so that they can be erased: `erase(email:legalBasis:at:)`; DESIGN.md,
-        /// "Personal data"). An existing ledger keeps the one it has. Not yet in format 2: the
-        /// shared log.
-        public var eventFormat: UInt8 = 1
+        /// The event format a new ledger is created with: 2, the default (pseudonyms and
+        /// commitments in the hashed bytes, the values in the subject vault beside the log, so
+        /// that they can be erased: `erase(email:legalBasis:at:)`; DESIGN.md, "Personal data"),
+        /// or 1, the legacy format (personal values inside the hashed bytes). An existing ledger
+        /// keeps the one it has. A format-1 ledger opens only when this is 1 — to be read by
+        /// `upgrade(to:options:)`, or for the shared log, which carries format 1 only; otherwise
+        /// opening it throws ``EventFormatError`` (`upgradeRequired`), naming
+        /// `ledger-tool upgrade OLD NEW`.
+        public var eventFormat: UInt8 = 2
         /// Where the ledger's metrics go (see the Operating article for their names): nil, the
         /// default, takes `MetricsSystem.factory` when the ledger opens — bootstrap the
         /// metrics system first. The library never bootstraps one.
@@ -186,7 +189,8 @@ public final class PermissionLedger: Sendable {
     /// ledger; `LMDBError` naming the path and the cause when the directory can't be made
     /// (`notADirectory`, `accessDenied`) or the ledger can't be opened there (`accessDenied`
     /// for a read-only directory, `notALedger` for a `data.mdb` that is not LMDB's);
-    /// `PolicyConflict` for another policy than the stored one.
+    /// `PolicyConflict` for another policy than the stored one; `EventFormatError`
+    /// (`upgradeRequired`) for a ledger of event format 1 unless `options.eventFormat` is 1.
     public init(directory: String, options: Options = .init()) throws {
         try options.validate()
         try Self.makeDirectory(directory)
@@ -201,6 +205,7 @@ public final class PermissionLedger: Sendable {
         self.tables = tables
         projectionDatabases = try ProjectionDatabases(tables)
         eventFormat = try Self.storedEventFormat(options, environment: environment, log: log)
+        try Self.refuseLegacyFormat(eventFormat, directory: directory, options: options, environment: environment)
         vault = eventFormat == 2 ? try SubjectVault(directory: directory + "/vault") : nil
         let (policy, rebuildNeeded) = try Self.storedPolicy(options, environment: environment, log: log)
         decider = Decider(policy: policy, authorizationKey: options.authorizationKey,
@@ -306,6 +311,19 @@ public final class PermissionLedger: Sendable {
             try txn.put(db, key: eventFormatKey, value: [format])
             return format
         }
+    }
+
+    /// Marks a ledger that applied events from the shared log (`applyReplicated`).
+    static let sharedLogReplicaKey = Array("sharedLogReplica".utf8)
+
+    /// Refuses a ledger of event format 1 with `EventFormatError` unless the options ask for
+    /// that format, or the ledger is a replica of the shared log, which carries format 1 only
+    /// (so that every reader of a replica, `ledger-tool` included, still opens it).
+    private static func refuseLegacyFormat(_ format: UInt8, directory: String, options: Options, environment: LMDBEnvironment) throws {
+        guard format == 1, options.eventFormat != 1 else { return }
+        guard let db = try environment.openDatabases([settingsDatabase]).first else { throw StateError.missingTable(settingsDatabase) }
+        if try environment.read({ txn in try txn.get(db, key: sharedLogReplicaKey) }) != nil { return }
+        throw EventFormatError(path: directory)
     }
 
     /// Clears the pending-rebuild mark once the projections were rebuilt under the policy.

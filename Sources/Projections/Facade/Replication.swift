@@ -170,6 +170,7 @@ extension PermissionLedger {
     public func applyReplicated(_ events: [StoredEvent]) throws -> Head {
         try refuseSharedLogForFormat2()
         let validator = ImportValidator(decider: decider)
+        let settings = try environment.openDatabases([Self.settingsDatabase]).first
         var committed: DomainState?
         let head = try environment.write { txn in
             try txn.withWriter { writer in
@@ -214,6 +215,9 @@ extension PermissionLedger {
                     try evolver.evolve(state, event, seq: e.seq, at: e.at)
                     previous = event
                 }
+                if let settings, try writer.withValue(settings, key: Self.sharedLogReplicaKey, { _ in true }) == nil {
+                    try writer.put(settings, key: Self.sharedLogReplicaKey, value: [1])
+                }
                 committed = try state.flush() ? state : nil
                 return head
             }
@@ -225,7 +229,9 @@ extension PermissionLedger {
 
 extension PermissionLedger {
     /// The shared log carries format 1's payloads; a format-2 ledger (issue 18, being built)
-    /// joins it once the log carries commitments and sealed values only.
+    /// joins it once the log carries commitments and sealed values only. Until then a host
+    /// opens its replica with `Options.eventFormat = 1`, and a replica that applied events
+    /// opens for every reader (`sharedLogReplicaKey`).
     func refuseSharedLogForFormat2() throws {
         if eventFormat == 2 {
             throw InputError(field: "eventFormat", "a format-2 ledger can't use the shared log yet: it carries format 1's payloads")

@@ -11,8 +11,8 @@ struct PersonalDataError: LedgerError {
     static func erasedSubject(_ field: String, _ p: Pseudonym) -> PersonalDataError {
         PersonalDataError(code: "erasedSubject", message: "field \(field) names subject \(p), which is erased: an event can't name it again")
     }
-    static func unknownAccount(_ field: String) -> PersonalDataError {
-        PersonalDataError(code: "notRegistered", message: "field \(field) names an account the vault does not hold")
+    static func unknownAccount(_ field: String, _ name: String) -> PersonalDataError {
+        PersonalDataError(code: "notRegistered", message: "field \(field) names account '\(name)', which is not registered")
     }
     static func notAText(_ field: String) -> PersonalDataError {
         PersonalDataError(code: "invalidInput", message: "field \(field) holds a token where a free text must be")
@@ -133,10 +133,10 @@ final class PersonalSealer {
             return (.email(subject), s)
         case .account:
             if let s = try accountToken(value), let t = PersonalToken(s) { return (t, s) }
-            guard let owner else { throw PersonalDataError.unknownAccount(field) }
+            guard let owner else { throw PersonalDataError.unknownAccount(field, value) }
             let ownerToken = try self.token(of: owner, kind: .email, field: field).1
             let s = try newAccountToken(value, owner: ownerToken)
-            guard let t = PersonalToken(s) else { throw PersonalDataError.unknownAccount(field) }
+            guard let t = PersonalToken(s) else { throw PersonalDataError.unknownAccount(field, value) }
             return (t, s)
         case .text: throw PersonalDataError.notAText(field)
         }
