@@ -75,7 +75,10 @@ extension SubjectVault {
 
     /// The keyed hash a look-up is stored under (never the value).
     static func lookupHash(_ kind: VaultLookup, _ value: String, _ g: Generation) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: [kind.rawValue] + Array(value.utf8), using: g.indexKey))
+        var mac = g.indexMAC
+        mac.update(data: [kind.rawValue])
+        mac.update(data: Array(value.utf8))
+        return Array(mac.finalize())
     }
 
     static func erasedHash(_ email: String, _ g: Generation) -> [UInt8] {

@@ -122,6 +122,8 @@ public final class SubjectVault: Sendable {
     public let directory: String
     let lockFD: Int32
     let state: Mutex<Generation>
+    /// The generation and the commit of its environment at which it was last found live.
+    private let liveAt = Mutex<(index: UInt64, commit: UInt64)>((0, 0))
     /// Serialises this process's writers; `flock` serialises processes.
     let writers = PlainMutex()
     /// Subjects' keys and secrets read in one generation (nil: erased).
@@ -147,6 +149,26 @@ public final class SubjectVault: Sendable {
         /// The look-up key and the key of the erased-email hashes.
         var indexKey: SymmetricKey
         var erasedKey: SymmetricKey
+        /// HMAC-SHA-256 keyed with `indexKey` once: each look-up copies it (the key's two
+        /// blocks are not hashed again for every name).
+        var indexMAC: HMAC<SHA256>
+
+        init(index: UInt64, environment: LMDBEnvironment, meta: LMDBDatabase, subjects: LMDBDatabase, lookup: LMDBDatabase,
+             owned: LMDBDatabase, erased: LMDBDatabase, accounts: LMDBDatabase, texts: LMDBDatabase,
+             indexKey: SymmetricKey, erasedKey: SymmetricKey) {
+            self.index = index
+            self.environment = environment
+            self.meta = meta
+            self.subjects = subjects
+            self.lookup = lookup
+            self.owned = owned
+            self.erased = erased
+            self.accounts = accounts
+            self.texts = texts
+            self.indexKey = indexKey
+            self.erasedKey = erasedKey
+            indexMAC = HMAC<SHA256>(key: indexKey)
+        }
     }
 
     static let databaseNames = ["meta", "subjects", "lookup", "owned", "erased", "accounts", "texts"]
@@ -312,9 +334,18 @@ public final class SubjectVault: Sendable {
     /// whether it is still live — no system call, and no trust in `current`'s inode, which a
     /// file system reuses at once (a writer of another process that compared inodes kept
     /// writing to a removed generation: found by `VaultCrashTests`).
+    ///
+    /// A generation found live at commit N of its environment stays live until a later
+    /// commit: LMDB's last transaction id (read from the shared meta page, no transaction)
+    /// tells, so the mark is read again only after a commit of the vault.
     func current() throws -> Generation {
         let open = state.withLock { $0 }
-        guard try Self.supersedingIndex(open) != nil else { return open }
+        let commit = open.environment.lastCommitID
+        if liveAt.withLock({ $0.index == open.index && $0.commit == commit }) { return open }
+        guard try Self.supersedingIndex(open) != nil else {
+            liveAt.withLock { $0 = (open.index, commit) }
+            return open
+        }
         let fresh = try Self.openCurrent(directory, creating: false)
         // `current` may still name this one: the erasure that marked it crashed before the
         // switch, and the next writer or open redoes the copy

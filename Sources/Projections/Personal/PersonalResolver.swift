@@ -10,13 +10,16 @@ import Ledger
 struct PersonalResolver {
     let vault: SubjectVault?
     private var cache: [String: String]
-    /// The ledger's cache, shared across answers (nil: none).
-    private let cached: CachedVault?
+    /// The ledger's cache, shared across answers (nil: none), and the view of it this
+    /// resolver reads through, opened at the first value it needs (an answer that shows none
+    /// reads nothing of the vault).
+    private let shared: PersonalCache?
+    private var cached: CachedVault??
 
     init(vault: SubjectVault?, known: [String: String] = [:], cache shared: PersonalCache? = nil) {
         self.vault = vault
         cache = known
-        cached = vault.flatMap { v in shared.flatMap { try? CachedVault(vault: v, cache: $0) } }
+        self.shared = shared
     }
 
     /// What `string` shows: its value when it is a token, else itself.
@@ -30,7 +33,8 @@ struct PersonalResolver {
             case .text(let p, let c): return try vault.text(subject: p, commitment: c)
             }
         }
-        let shown = try (cached?.shown(string, open) ?? open()).description
+        if cached == nil { cached = .some(shared.flatMap { try? CachedVault(vault: vault, cache: $0) }) }
+        let shown = try ((cached ?? nil)?.shown(string, open) ?? open()).description
         cache[string] = shown
         return shown
     }
