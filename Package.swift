@@ -67,7 +67,7 @@ let package = Package(
             .product(name: "MetricsTestKit", package: "swift-metrics"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
-        .testTarget(name: "CLITests", dependencies: ["Projections", "Ledger"]),
+        .testTarget(name: "CLITests", dependencies: ["Projections", "Ledger", "_LedgerTestSupport"]),
         .testTarget(name: "ReliabilityTests", dependencies: ["Projections", "Ledger", "_LedgerTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,5 @@
 import Foundation
+import _LedgerTestSupport
 import Testing
 
 /// `erase` and `upgrade` through the built `ledger-tool` (issue 18): what an operator types and
@@ -49,23 +50,6 @@ struct ErasureCommandTests {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// Every form of `value` a file or an output could hold it in.
-    static func forms(_ value: String) -> [[UInt8]] {
-        var out: [[UInt8]] = []
-        for v in Set([value, value.lowercased(), value.uppercased(), value.replacingOccurrences(of: "@", with: "\\u0040")]) {
-            out.append(Array(v.utf8))
-            out.append(Array(v.utf16).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] })
-            out.append(Array(v.utf16).flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] })
-        }
-        return out
-    }
-
-    static func holds(_ bytes: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty, bytes.count >= needle.count else { return false }
-        for i in 0 ... bytes.count - needle.count where bytes[i] == needle[0] && bytes[i ..< i + needle.count].elementsEqual(needle) { return true }
-        return false
-    }
-
     /// How many string values of the exported events (their facts, not the sealed entries)
     /// are one of `values`.
     static func occurrences(of values: Set<String>, inExport bytes: [UInt8]) -> Int {
@@ -79,16 +63,6 @@ struct ErasureCommandTests {
         }
         return String(decoding: bytes, as: UTF8.self).split(separator: "\n").reduce(0) { total, line in
             total + count((try? JSONSerialization.jsonObject(with: Data(line.utf8))) ?? [:])
-        }
-    }
-
-    static func files(under directory: String) -> [(String, [UInt8])] {
-        (FileManager.default.subpaths(atPath: directory) ?? []).compactMap { name in
-            var isDirectory: ObjCBool = false
-            let path = directory + "/" + name
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-                  let data = FileManager.default.contents(atPath: path) else { return nil }
-            return (name, [UInt8](data))
         }
     }
 
@@ -117,7 +91,7 @@ struct ErasureCommandTests {
         try checkpoint.out.write(toFile: work.path + "/cp.json", atomically: true, encoding: .utf8)
         #expect(try Self.run(["export", d.path, "--to", work.path + "/before.jsonl"]).status == 0)
         let before = try Array(Data(contentsOf: URL(fileURLWithPath: work.path + "/before.jsonl")))
-        for v in values { #expect(Self.holds(before, Array(v.utf8)), "control: \(v) in the export before") }
+        for v in values { #expect(holds(before, Array(v.utf8)), "control: \(v) in the export before") }
         let eventsBefore = try Self.run(["events", d.path])
         #expect(eventsBefore.out.contains(p.email) && eventsBefore.out.contains(p.reason))
 
@@ -169,14 +143,14 @@ struct ErasureCommandTests {
         #expect(try Self.run(["verify", copy.path, "--against", work.path + "/cp.json"]).status == 0)
 
         let after = try Array(Data(contentsOf: URL(fileURLWithPath: work.path + "/after.jsonl")))
-        let ledgerFiles = Self.files(under: d.path) + Self.files(under: copy.path)
+        let ledgerFiles = filesUnder(d.path) + filesUnder(copy.path)
         #expect(ledgerFiles.contains { $0.0.contains("vault") })
         for v in values {
-            for form in Self.forms(v) {
-                let holders = ledgerFiles.filter { Self.holds($0.1, form) }.map(\.0)
+            for form in plaintextForms(v) {
+                let holders = ledgerFiles.filter { holds($0.1, form) }.map(\.0)
                 #expect(holders.isEmpty, "\(v) in \(holders)")
-                #expect(!Self.holds(after, form), "\(v) in the export after")
-                #expect(!Self.holds(outputs, form), "\(v) in an output or a log line")
+                #expect(!holds(after, form), "\(v) in the export after")
+                #expect(!holds(outputs, form), "\(v) in an output or a log line")
             }
         }
     }

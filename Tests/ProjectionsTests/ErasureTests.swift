@@ -46,15 +46,7 @@ struct ErasureTests {
 
     /// Every form a value could be written in: UTF-8 and UTF-16 (both orders), lower and
     /// upper case, JSON-escaped.
-    static func forms(_ value: String) -> [[UInt8]] {
-        var out: [[UInt8]] = []
-        for v in Set([value, value.lowercased(), value.uppercased(), value.replacingOccurrences(of: "@", with: "\\u0040")]) {
-            out.append(Array(v.utf8))
-            out.append(Array(v.utf16).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] })
-            out.append(Array(v.utf16).flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] })
-        }
-        return out
-    }
+    static func forms(_ value: String) -> [[UInt8]] { plaintextForms(value) }
 
     static func exportText(_ ledger: PermissionLedger) throws -> [UInt8] {
         Array(try ledger.events().map(\.json.text).joined(separator: "\n").utf8)

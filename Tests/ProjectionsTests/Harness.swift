@@ -13,17 +13,6 @@ final class TempDir: @unchecked Sendable {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// Every file under `directory` (its subdirectories included), with its bytes.
-func filesUnder(_ directory: String) -> [(String, [UInt8])] {
-    (FileManager.default.subpaths(atPath: directory) ?? []).compactMap { name in
-        var isDirectory: ObjCBool = false
-        let path = directory + "/" + name
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-              let data = FileManager.default.contents(atPath: path) else { return nil }
-        return (name, [UInt8](data))
-    }
-}
-
 extension PermissionLedger.Options {
     /// These options, asking for the legacy event format 1: the projections then hold the
     /// values themselves, which the tests that compare a ledger's stored state with a fold
@@ -31,20 +20,6 @@ extension PermissionLedger.Options {
     /// answers are compared with format 1's in FormatTwoTests).
     var legacy: Self { var o = self; o.eventFormat = 1; return o }
 }
-
-/// Whether `bytes` hold `needle` anywhere.
-func holds(_ bytes: [UInt8], _ needle: [UInt8]) -> Bool {
-    guard let first = needle.first, bytes.count >= needle.count else { return false }
-    var i = 0
-    while i <= bytes.count - needle.count {
-        if bytes[i] == first && bytes[i ..< i + needle.count].elementsEqual(needle) { return true }
-        i += 1
-    }
-    return false
-}
-
-/// Whether `bytes` hold `text`'s UTF-8.
-func holds(_ bytes: [UInt8], _ text: String) -> Bool { holds(bytes, Array(text.utf8)) }
 
 /// Every projection database's entries of `ledger`, as bytes.
 func projectionDump(_ ledger: PermissionLedger) throws -> [String: [[UInt8]]] {

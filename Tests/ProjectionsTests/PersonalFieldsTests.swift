@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
 @_spi(LedgerInternals) @testable import Projections
+import _LedgerTestSupport
 import Testing
 
 /// DOMAIN.md §5.1's list of personal fields, checked against the canonical bytes of every

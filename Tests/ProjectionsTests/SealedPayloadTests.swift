@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
 @_spi(LedgerInternals) @testable import Projections
+import _LedgerTestSupport
 import Testing
 
 /// Format 2's personal data (issue 18): events sealed into payloads that hold pseudonyms and
