@@ -69,10 +69,11 @@ public final class VaultBatch {
 
     /// The subject of `email`: the one it has (in the vault or in this batch), or a new one
     /// (random pseudonym, fresh key and secret) when the email was never seen or its subject
-    /// was erased. `isNew` tells which.
-    public func subject(email: String) throws -> (subject: Pseudonym, isNew: Bool) {
+    /// was erased. `isNew` tells which. `storedLookedUp`: the caller has just found no live
+    /// subject of `email` in the vault, so it is not looked up again.
+    public func subject(email: String, storedLookedUp: Bool = false) throws -> (subject: Pseudonym, isNew: Bool) {
         if let p = byEmail[email] { return (p, subjects[p] != nil) }
-        if let p = try vault.subject(email: email), !erasing.contains(p) {
+        if !storedLookedUp, let p = try vault.subject(email: email), !erasing.contains(p) {
             byEmail[email] = p
             return (p, false)
         }
@@ -85,9 +86,10 @@ public final class VaultBatch {
     }
 
     /// The account `name` names (in the vault or in this batch), nil when none does.
-    public func account(named name: String) throws -> VaultAccount? {
+    /// `storedLookedUp`: the caller has just found no live account of that name in the vault.
+    public func account(named name: String, storedLookedUp: Bool = false) throws -> VaultAccount? {
         if let a = byName[name], let made = accounts[a] { return VaultAccount(pseudonym: a, owner: made.owner) }
-        guard let stored = try vault.account(named: name), !erasing.contains(stored.owner) else { return nil }
+        guard !storedLookedUp, let stored = try vault.account(named: name), !erasing.contains(stored.owner) else { return nil }
         return stored
     }
 

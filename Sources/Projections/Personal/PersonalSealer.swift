@@ -64,7 +64,8 @@ final class PersonalSealer {
     private func emailSubject(_ email: String) throws -> (Pseudonym, String) {
         // a stored subject is never also made by the batch: the cache's answer is the batch's
         let stored = try cached?.subject(email: email).flatMap { erasing.contains($0) ? nil : $0 }
-        let subject = try stored ?? batch.subject(email: email).subject
+        // (the batch does not look the email up in the vault again when the cache just did)
+        let subject = try stored ?? batch.subject(email: email, storedLookedUp: cached != nil).subject
         let token = PersonalToken.email(subject).string
         values[token] = email
         return (subject, token)
@@ -73,7 +74,7 @@ final class PersonalSealer {
     /// The token of the account `name` names, nil when none does.
     func accountToken(_ name: String) throws -> String? {
         let stored = try cached?.account(named: name).flatMap { erasing.contains($0.owner) ? nil : $0 }
-        guard let account = try stored ?? batch.account(named: name) else { return nil }
+        guard let account = try stored ?? batch.account(named: name, storedLookedUp: cached != nil) else { return nil }
         owners[account.pseudonym] = account.owner
         let token = PersonalToken.account(account.pseudonym).string
         values[token] = name
