@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // What the erasure tests search with: every file under a directory, and every form a
 // personal value could be found in (issue 18's "no plaintext" tests).
@@ -14,15 +17,25 @@ public func filesUnder(_ directory: String) -> [(String, [UInt8])] {
     }
 }
 
-/// Whether `bytes` hold `needle` anywhere.
+/// Whether `bytes` hold `needle` anywhere (the C library's `memchr` for the first byte, then
+/// `memcmp`: the shared-log tests search a PostgreSQL data directory of some hundred
+/// megabytes; glibc's `memmem` is not in Swift's Glibc module).
 public func holds(_ bytes: [UInt8], _ needle: [UInt8]) -> Bool {
     guard let first = needle.first, bytes.count >= needle.count else { return false }
-    var i = 0
-    while i <= bytes.count - needle.count {
-        if bytes[i] == first && bytes[i ..< i + needle.count].elementsEqual(needle) { return true }
-        i += 1
+    return bytes.withUnsafeBytes { b in
+        needle.withUnsafeBytes { n in
+            guard let base = b.baseAddress, let nb = n.baseAddress else { return false }
+            var at = 0
+            let last = b.count - n.count
+            while at <= last {
+                guard let hit = memchr(base + at, Int32(first), last - at + 1) else { return false }
+                let offset = base.distance(to: UnsafeRawPointer(hit))
+                if memcmp(base + offset, nb, n.count) == 0 { return true }
+                at = offset + 1
+            }
+            return false
+        }
     }
-    return false
 }
 
 /// Whether `bytes` hold `text`'s UTF-8.

@@ -309,6 +309,7 @@ struct Verify: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Compare this replica with the shared log at postgres://USER@HOST[:PORT]/DATABASE.") var postgres: String?
     @Option(help: "With --postgres: the ledger's name in PostgreSQL. Default: ledger.") var name: String?
+    @Option(help: "With --postgres: the cluster key file (default: DB/cluster.key).") var clusterKeyFile: String?
 
     func run() throws {
         if publicKey != nil && key != nil {
@@ -325,7 +326,8 @@ struct Verify: ParsableCommand {
                 throw Failure(code: Exit.badInput)
             }
             _ = try LedgerLocation.at(db).validated()
-            try SharedLogPart.run(["verify", db, "--postgres", postgres] + (name.map { ["--name", $0] } ?? []))
+            try SharedLogPart.run(["verify", db, "--postgres", postgres] + (name.map { ["--name", $0] } ?? [])
+                                  + (clusterKeyFile.map { ["--cluster-key-file", $0] } ?? []))
         }
         let checkpoint = try against.map(readCheckpoint)
         let keyBytes = try key.map { try readKey($0, flag: "--key") }

@@ -65,10 +65,13 @@ struct Follow: ParsableCommand {
     var once = false
     @Option(help: "Poll interval in milliseconds when no notification arrives.")
     var pollMs: Int?
+    @Option(help: "The cluster key file personal data is sealed under in PostgreSQL, the same on every host. Default: DB/cluster.key.")
+    var clusterKeyFile: String?
 
     func run() throws {
         var args = ["follow", db, "--postgres", postgres]
         if let name { args += ["--name", name] }
+        if let clusterKeyFile { args += ["--cluster-key-file", clusterKeyFile] }
         if once { args.append("--once") }
         if let pollMs { args += ["--poll-ms", String(pollMs)] }
         try SharedLogPart.run(args)

@@ -135,10 +135,17 @@ struct Erase: ParsableCommand {
     func run() throws {
         let ledger = try location.open()
         guard ledger.eventFormat == 2 else {
-            printError("error: the ledger at '\(location.db)' is of event format 1 (a replica of the shared log, which carries that format only): its personal values are inside the hash chain and can't be erased")
+            printError("error: the ledger at '\(location.db)' is of event format 1 (`ledger-tool upgrade OLD NEW` writes a format-2 ledger from it): its personal values are inside the hash chain and can't be erased")
             throw Failure(code: Exit.badInput)
         }
-        let result = try ledger.erase(email: email, legalBasis: legalBasis)
+        let result: ErasureResult
+        do {
+            result = try ledger.erase(email: email, legalBasis: legalBasis)
+        } catch let error as InputError {
+            // a replica of the shared log erases through it (ledger-replica erase)
+            printError("error: the ledger at '\(location.db)': \(error.message)")
+            throw Failure(code: Exit.badInput)
+        }
         var fields: [(key: String, value: JSONValue)] = [("ok", .bool(result.accepted))]
         if let refusal = result.refusal {
             fields += [("error", .string(refusal.code.rawValue)), ("message", .string(refusal.message))]

@@ -52,10 +52,14 @@ public final class SharedLedger: Sendable {
         /// `LogError.timeWentBackwards`. Off by default: as on one host, time never goes
         /// backwards and the caller decides.
         public var clampTimeToHead: Bool
+        /// The key the vault items of a format-2 ledger are sealed under in PostgreSQL, the
+        /// same on every host (required for a format-2 replica; see `ClusterKey`).
+        public var clusterKey: ClusterKey?
 
         /// Creates options.
         public init(name: String = "ledger", pollInterval: Duration = .seconds(1), maxConflictRetries: Int = 64, escalateAfterConflicts: Int = 2,
-                    pageSize: Int = 1_000, logger: Logger = Logger(label: "shared-ledger"), clampTimeToHead: Bool = false) {
+                    pageSize: Int = 1_000, logger: Logger = Logger(label: "shared-ledger"), clampTimeToHead: Bool = false,
+                    clusterKey: ClusterKey? = nil) {
             self.name = name
             self.pollInterval = pollInterval
             self.maxConflictRetries = maxConflictRetries
@@ -63,12 +67,16 @@ public final class SharedLedger: Sendable {
             self.pageSize = pageSize
             self.logger = logger
             self.clampTimeToHead = clampTimeToHead
+            self.clusterKey = clusterKey
         }
     }
 
     /// Wraps `local` as a replica of the shared log at `location`. Call `start()` (creates
     /// the tables when missing and catches up) before `execute`.
+    /// Throws `SharedLogError.clusterKeyMissing` for a format-2 ledger without
+    /// `options.clusterKey`.
     public init(local: PermissionLedger, location: PostgresLocation, options: Options = .init()) throws {
+        if local.eventFormat == 2, options.clusterKey == nil { throw SharedLogError.clusterKeyMissing }
         self.local = local
         self.location = location
         self.options = options
@@ -95,12 +103,36 @@ public final class SharedLedger: Sendable {
             if head.seq > 0, page.first?.seq != head.seq {
                 throw SharedLogError.diverged(seq: head.seq, problem: "the replica is ahead of the shared log (written outside it)")
             }
+            // the vault items of the appends that start in the page past the local head
+            var personal: [VaultItem] = []
+            if let key = options.clusterKey, let last = page.last, last.seq > head.seq {
+                personal = try opened(try await reader.personal(at: (head.seq + 1)...last.seq), key)
+            }
             do {
-                head = try local.applyReplicated(page)
+                head = try local.applyReplicated(page, personal: personal)
             } catch let error as ReplicationError {
                 throw SharedLogError.diverged(seq: page.first?.seq ?? head.seq, problem: error.description)
             }
             if page.count < options.pageSize { return head }
+        }
+    }
+
+    /// The items `rows` hold, opened under `key`.
+    private func opened(_ rows: [SharedLogStore.PersonalRow], _ key: ClusterKey) throws -> [VaultItem] {
+        do {
+            return try rows.map { try key.open(kind: $0.kind, ref: $0.ref, subject: $0.subject, sealed: $0.sealed, ledger: store.name) }
+        } catch let error as VaultError {
+            throw SharedLogError.personalData(error.message)
+        }
+    }
+
+    /// `items` sealed under the cluster key for PostgreSQL.
+    private func sealed(_ items: [VaultItem]) throws -> [SharedLogStore.PersonalRow] {
+        guard !items.isEmpty else { return [] }
+        guard let key = options.clusterKey else { throw SharedLogError.clusterKeyMissing }
+        return try items.map { item in
+            SharedLogStore.PersonalRow(kind: item.kind.rawValue, ref: item.ref, subject: item.subject.bytes,
+                                       sealed: try key.seal(item, ledger: store.name))
         }
     }
 
@@ -180,8 +212,7 @@ public final class SharedLedger: Sendable {
         let prepared: PreparedBatch
         do {
             if commands.count == 1 {
-                let one = try local.prepare(commands[0])
-                prepared = PreparedBatch(base: one.base, results: [one.result], events: one.events)
+                prepared = PreparedBatch(try local.prepare(commands[0]))
             } else {
                 prepared = try local.prepareBatch(commands)
             }
@@ -192,7 +223,7 @@ public final class SharedLedger: Sendable {
         if prepared.events.isEmpty { return .done(prepared.results) }
         let outcome: SharedLogStore.AppendOutcome
         do {
-            outcome = try await store.append(prepared.events, after: prepared.base)
+            outcome = try await store.append(prepared.events, after: prepared.base, personal: try sealed(prepared.personal))
         } catch SharedLogError.unavailable(let why) {
             // The commit may or may not have happened: look for the first event.
             if let first = prepared.events.first, let seq = try? await store.seq(forID: first.id) {
@@ -205,7 +236,7 @@ public final class SharedLedger: Sendable {
         switch outcome {
         case .appended:
             do {
-                try local.applyReplicated(prepared.events)
+                try local.applyReplicated(prepared.events, personal: prepared.personal)
             } catch let error as ReplicationError {
                 throw SharedLogError.diverged(seq: prepared.base.seq + 1, problem: error.description)
             }
@@ -214,6 +245,46 @@ public final class SharedLedger: Sendable {
             options.logger.debug("shared head moved", metadata: ["expected": "\(prepared.base.seq)", "actual": "\(actual)"])
             return .conflict
         }
+    }
+
+    /// Erases the subject of `email` (R15) through the shared log: decided at the shared head
+    /// as `PermissionLedger.erase` decides it, `subjectErased` appended to PostgreSQL in the
+    /// transaction that empties the subject's vault items there, then applied locally — which
+    /// erases the local vault, as every replica's does when it applies the event. Refusals
+    /// append nothing. Retried after a lost race, as `execute` is.
+    public func erase(email: String, legalBasis: LegalBasis, at: Timestamp? = nil) async throws -> ErasureResult {
+        try await writer.withLock {
+            var conflicts = 0
+            while true {
+                let exclusive = conflicts >= options.escalateAfterConflicts
+                if exclusive { try await store.lockAppends() }
+                let outcome: ErasureResult?
+                do {
+                    outcome = try await attemptErasure(email: email, legalBasis: legalBasis, at: at)
+                } catch {
+                    if exclusive { try? await store.unlockAppends() }
+                    throw error
+                }
+                if exclusive { try? await store.unlockAppends() }
+                if let outcome { return outcome }
+                conflicts += 1
+                if conflicts > options.maxConflictRetries { throw SharedLogError.tooManyConflicts(attempts: conflicts) }
+            }
+        }
+    }
+
+    /// One try of `erase`: nil when another host appended first.
+    private func attemptErasure(email: String, legalBasis: LegalBasis, at: Timestamp?) async throws -> ErasureResult? {
+        try await catchUp()
+        let prepared = try local.prepareErasure(email: email, legalBasis: legalBasis, at: at)
+        guard let subject = prepared.result.subject.flatMap(Pseudonym.init(hex:)), !prepared.events.isEmpty else { return prepared.result }
+        guard case .appended = try await store.append(prepared.events, after: prepared.base, erasing: subject) else { return nil }
+        do {
+            try local.applyReplicated(prepared.events)
+        } catch let error as ReplicationError {
+            throw SharedLogError.diverged(seq: prepared.base.seq + 1, problem: error.description)
+        }
+        return prepared.result
     }
 
     /// Keeps the replica current until the task is cancelled: catches up whenever PostgreSQL

@@ -20,6 +20,10 @@ public enum SharedLogError: Error, Equatable, Sendable, CustomStringConvertible 
     case corruptRow(seq: Int64, problem: String)
     /// PostgreSQL refused a statement.
     case server(String)
+    /// A format-2 replica was opened without the cluster key its vault items are sealed under.
+    case clusterKeyMissing
+    /// A vault item of the shared log does not open under this host's cluster key.
+    case personalData(String)
 
     /// A stable code.
     public var code: String {
@@ -31,6 +35,8 @@ public enum SharedLogError: Error, Equatable, Sendable, CustomStringConvertible 
         case .diverged: return "replicaDiverged"
         case .corruptRow: return "corruptSharedLogRow"
         case .server: return "sharedLogServerError"
+        case .clusterKeyMissing: return "clusterKeyMissing"
+        case .personalData: return "invalidClusterKey"
         }
     }
 
@@ -43,6 +49,8 @@ public enum SharedLogError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .diverged(seq, problem): return "\(code): at seq \(seq): \(problem)"
         case let .corruptRow(seq, problem): return "\(code): row seq \(seq): \(problem)"
         case let .server(message): return "\(code): \(message)"
+        case .clusterKeyMissing: return "\(code): a format-2 replica needs the cluster key its personal data is sealed under in PostgreSQL (the same 32-byte file on every host: --cluster-key-file, or DB/cluster.key)"
+        case let .personalData(message): return "\(code): \(message)"
         }
     }
 }

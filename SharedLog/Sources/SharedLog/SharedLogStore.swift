@@ -5,13 +5,20 @@ import NIOCore
 import PostgresNIO
 import Projections
 
-/// The shared log in PostgreSQL: the events of one ledger in two tables named after it.
+/// The shared log in PostgreSQL: the events of one ledger in tables named after it.
 ///
 /// ```sql
 /// CREATE TABLE NAME_events (seq bigint PRIMARY KEY, id uuid NOT NULL UNIQUE,
 ///                           record bytea NOT NULL, hash bytea NOT NULL);
 /// CREATE TABLE NAME_head (singleton boolean PRIMARY KEY, seq bigint NOT NULL, hash bytea NOT NULL);
+/// CREATE TABLE NAME_personal (kind smallint, ref bytea, subject bytea, seq bigint NOT NULL,
+///                             sealed bytea, PRIMARY KEY (kind, ref, subject));
 /// ```
+///
+/// `NAME_personal` holds the vault items of a format-2 ledger (`VaultItem`: subjects,
+/// accounts, free texts), each sealed under the cluster key and stored at the seq of the first
+/// event of the append that brought it; an erasure sets the subject's `sealed` to NULL in the
+/// transaction that appends its `subjectErased`.
 ///
 /// `record` is exactly the value the LMDB log stores (the canonical bytes of DOMAIN.md §5's
 /// envelope followed by the chain hash), so the chain is the same on every host. An append
@@ -49,6 +56,28 @@ public struct SharedLogStore: Sendable {
 
     var events: String { name + "_events" }
     var headTable: String { name + "_head" }
+    var personalTable: String { name + "_personal" }
+
+    /// A vault item as the shared log holds it: its kind, record and subject in the clear
+    /// (pseudonyms and a commitment), its personal bytes sealed under the cluster key (nil
+    /// once the subject was erased).
+    public struct PersonalRow: Sendable, Equatable {
+        /// `VaultItem.Kind`'s raw value.
+        public var kind: UInt8
+        /// The item's record key.
+        public var ref: [UInt8]
+        /// The subject's pseudonym (16 bytes).
+        public var subject: [UInt8]
+        /// The sealed personal bytes, nil once erased.
+        public var sealed: [UInt8]?
+        /// A row from its parts.
+        public init(kind: UInt8, ref: [UInt8], subject: [UInt8], sealed: [UInt8]?) {
+            self.kind = kind
+            self.ref = ref
+            self.subject = subject
+            self.sealed = sealed
+        }
+    }
     /// The NOTIFY channel.
     public var channel: String { name + "_appended" }
 
@@ -71,6 +100,27 @@ public struct SharedLogStore: Sendable {
                       seq bigint NOT NULL,
                       hash bytea NOT NULL)
                     """, logger: logger)
+                // CREATE INDEX takes a share lock on its table even when the index exists, and
+                // an append running meanwhile (head row locked, items still to insert) would
+                // deadlock with this transaction's INSERT into the head table below: the
+                // items' table and its indexes are created only when missing
+                var hasPersonal = false
+                for row in try await c.rows("SELECT to_regclass(\(personalTable)) IS NOT NULL", logger: logger) {
+                    hasPersonal = try row.decode(Bool.self)
+                }
+                if !hasPersonal {
+                    _ = try await c.rows("""
+                        CREATE TABLE \(unescaped: personalTable) (
+                          kind smallint NOT NULL,
+                          ref bytea NOT NULL,
+                          subject bytea NOT NULL CHECK (length(subject) = 16),
+                          seq bigint NOT NULL CHECK (seq > 0),
+                          sealed bytea,
+                          PRIMARY KEY (kind, ref, subject))
+                        """, logger: logger)
+                    _ = try await c.rows("CREATE INDEX IF NOT EXISTS \(unescaped: personalTable)_seq ON \(unescaped: personalTable) (seq)", logger: logger)
+                    _ = try await c.rows("CREATE INDEX IF NOT EXISTS \(unescaped: personalTable)_subject ON \(unescaped: personalTable) (subject)", logger: logger)
+                }
                 let genesis = ByteBuffer(bytes: Envelope.genesisHash)
                 _ = try await c.rows("INSERT INTO \(unescaped: headTable) (singleton, seq, hash) VALUES (true, 0, \(genesis)) ON CONFLICT DO NOTHING", logger: logger)
                 _ = try await c.rows("COMMIT", logger: logger)
@@ -95,7 +145,11 @@ public struct SharedLogStore: Sendable {
     /// Appends `events` (sequenced and chained after `base`) if the shared head is still
     /// `base`; otherwise appends nothing and reports the actual head. A `base` whose seq
     /// matches but whose hash does not means the replica diverged: `SharedLogError.diverged`.
-    public func append(_ newEvents: [StoredEvent], after base: Head) async throws -> AppendOutcome {
+    /// `personal`: the vault items the events need, stored at the first event's seq in the
+    /// same transaction; `erasing`: a subject whose items are emptied in it (the events'
+    /// `subjectErased`).
+    public func append(_ newEvents: [StoredEvent], after base: Head, personal: [PersonalRow] = [],
+                       erasing: Pseudonym? = nil) async throws -> AppendOutcome {
         guard let last = newEvents.last else { return .appended }
         return try await connection.run { c in
             _ = try await c.rows("BEGIN", logger: logger)
@@ -135,6 +189,28 @@ public struct SharedLogStore: Sendable {
                     _ = try await c.rows(PostgresQuery(unsafeSQL: "INSERT INTO \(events) (seq, id, record, hash) VALUES " + values.joined(separator: ", "),
                                                        binds: binds), logger: logger)
                     start += chunk.count
+                }
+                // the vault items, at the append's first seq (one INSERT per 1,000 rows, 5 parameters each)
+                let at = Int64(newEvents[0].seq)
+                start = 0
+                while start < personal.count {
+                    let chunk = personal[start ..< min(start + 1_000, personal.count)]
+                    var binds = PostgresBindings()
+                    var values: [String] = []
+                    for (k, row) in chunk.enumerated() {
+                        binds.append(Int16(row.kind))
+                        binds.append(ByteBuffer(bytes: row.ref))
+                        binds.append(ByteBuffer(bytes: row.subject))
+                        binds.append(at)
+                        if let sealed = row.sealed { binds.append(ByteBuffer(bytes: sealed)) } else { binds.appendNull() }
+                        values.append("($\(5 * k + 1), $\(5 * k + 2), $\(5 * k + 3), $\(5 * k + 4), $\(5 * k + 5))")
+                    }
+                    _ = try await c.rows(PostgresQuery(unsafeSQL: "INSERT INTO \(personalTable) (kind, ref, subject, seq, sealed) VALUES "
+                                                       + values.joined(separator: ", "), binds: binds), logger: logger)
+                    start += chunk.count
+                }
+                if let erasing {
+                    _ = try await c.rows("UPDATE \(unescaped: personalTable) SET sealed = NULL WHERE subject = \(ByteBuffer(bytes: erasing.bytes))", logger: logger)
                 }
                 _ = try await c.rows("SELECT pg_notify(\(channel), \(String(last.seq)))", logger: logger)
                 _ = try await c.rows("COMMIT", logger: logger)
@@ -197,6 +273,39 @@ public struct SharedLogStore: Sendable {
                 out.append(event)
             }
             return out
+        }
+    }
+
+    /// The vault items stored at seqs in `seqs` (those of the appends whose first event is
+    /// there).
+    public func personal(at seqs: ClosedRange<UInt64>) async throws -> [PersonalRow] {
+        try await connection.run { c in
+            let rows = try await c.rows("""
+                SELECT kind, ref, subject, sealed FROM \(unescaped: personalTable)
+                WHERE seq >= \(Int64(seqs.lowerBound)) AND seq <= \(Int64(seqs.upperBound)) ORDER BY seq, kind
+                """, logger: logger)
+            var out: [PersonalRow] = []
+            for row in rows {
+                let (kind, ref, subject, sealed) = try row.decode((Int16, ByteBuffer, ByteBuffer, ByteBuffer?).self)
+                guard let k = UInt8(exactly: kind) else { throw SharedLogError.server("a row of \(personalTable) has kind \(kind)") }
+                out.append(PersonalRow(kind: k, ref: Array(ref.readableBytesView), subject: Array(subject.readableBytesView),
+                                       sealed: sealed.map { Array($0.readableBytesView) }))
+            }
+            return out
+        }
+    }
+
+    /// Every vault item of `subject` (what an erasure empties).
+    public func personal(of subject: Pseudonym) async throws -> [PersonalRow] {
+        try await connection.run { c in
+            let rows = try await c.rows("""
+                SELECT kind, ref, subject, sealed FROM \(unescaped: personalTable) WHERE subject = \(ByteBuffer(bytes: subject.bytes))
+                """, logger: logger)
+            return try rows.map { row in
+                let (kind, ref, s, sealed) = try row.decode((Int16, ByteBuffer, ByteBuffer, ByteBuffer?).self)
+                return PersonalRow(kind: UInt8(truncatingIfNeeded: kind), ref: Array(ref.readableBytesView), subject: Array(s.readableBytesView),
+                                   sealed: sealed.map { Array($0.readableBytesView) })
+            }
         }
     }
 

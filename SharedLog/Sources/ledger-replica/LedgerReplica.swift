@@ -21,7 +21,7 @@ struct LedgerReplica: AsyncParsableCommand {
         Example: ledger-replica follow ./replica --postgres postgres://ledger@db.internal/ledger
         """,
         version: "1.0.0",
-        subcommands: [Follow.self, Exec.self, Verify.self, Stress.self])
+        subcommands: [Follow.self, Exec.self, Erase.self, Verify.self, MakeClusterKey.self, Stress.self])
 
     static func main() async {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)  // stdout carries results
@@ -72,6 +72,8 @@ struct ReplicaOptions: ParsableArguments {
     var name: String = "ledger"
     @Option(help: "The authorization key file, the same on every host (default: DB/authorization.key).")
     var keyFile: String?
+    @Option(help: "The cluster key file (32 bytes, the same on every host; make one with cluster-key FILE) that personal data is sealed under in PostgreSQL (default: DB/cluster.key).")
+    var clusterKeyFile: String?
     @Flag(help: "Log what the replica does on stderr.")
     var verbose = false
     @Option(help: "With --verbose: trace, debug, info (default), notice, warning, error.")
@@ -97,7 +99,6 @@ struct ReplicaOptions: ParsableArguments {
             throw Failure(code: 2)
         }
         var options = PermissionLedger.Options()
-        options.eventFormat = 1  // the shared log carries event format 1 only (DESIGN.md, "Personal data")
         var logger = Logger(label: "ledger-replica")
         logger.logLevel = verbose ? (Logger.Level(rawValue: logLevel) ?? .info) : .error
         options.logger = logger
@@ -113,16 +114,37 @@ struct ReplicaOptions: ParsableArguments {
             printError("error: the authorization key \(keyPath) is missing: give --key-file (the same key on every host), or copy it into the replica")
             throw Failure(code: 2)
         }
+        let clusterPath = clusterKeyFile ?? db + "/cluster.key"
+        var clusterKey: ClusterKey?
+        if let clusterBytes = FileManager.default.contents(atPath: clusterPath) {
+            do {
+                clusterKey = try ClusterKey(bytes: Array(clusterBytes))
+            } catch {
+                printError("error: \(clusterPath): \(error)")
+                throw Failure(code: 2)
+            }
+        } else if clusterKeyFile != nil {
+            printError("error: the cluster key \(clusterPath) can't be read")
+            throw Failure(code: 2)
+        }
         let ledger: PermissionLedger
         do {
             ledger = try PermissionLedger(directory: db, options: options)
+        } catch let error as EventFormatError {
+            printError("error: \(error)")
+            throw Failure(code: 2)
         } catch {
             printError("error: can't open the ledger at '\(db)': \(error)")
             throw Failure(code: 1)
         }
+        if ledger.eventFormat == 2, clusterKey == nil {
+            // (a replica made while the shared log carried event format 1 needs none)
+            printError("error: the cluster key \(clusterPath) is missing: give --cluster-key-file (the same 32-byte key on every host; make one with `ledger-replica cluster-key FILE`), or copy it into the replica")
+            throw Failure(code: 2)
+        }
         do {
             return try SharedLedger(local: ledger, location: location,
-                                    options: .init(name: name, logger: logger, clampTimeToHead: clampTime))
+                                    options: .init(name: name, logger: logger, clampTimeToHead: clampTime, clusterKey: clusterKey))
         } catch {
             printError("error: \(error)")
             throw Failure(code: 2)
@@ -267,6 +289,77 @@ struct Exec: AsyncParsableCommand {
             throw Failure(code: 1)
         }
         await shared.close()
+    }
+}
+
+struct Erase: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Erase a person's personal data (R15) through the shared log.",
+        discussion: """
+        Decided at the shared head as ledger-tool erase decides it; subjectErased is appended
+        to PostgreSQL in the transaction that empties the subject's sealed items there, then
+        applied here, which erases this replica's vault. Every other replica erases when it
+        applies the event (online, or when it next catches up). Refused (exit 1) with
+        unknownEmail, alreadyErased or subjectHoldsAccess.
+
+        Prints {"ok":true,"seq":[…],"subject":PSEUDONYM,"fieldsErased":N} or {"ok":false,"error":CODE,"message":…,"seq":[]}.
+
+        Example: ledger-replica erase ./replica --email zelda@contoso.example --legal-basis objection --postgres postgres://ledger@localhost/ledger
+        """)
+    @OptionGroup var options: ReplicaOptions
+    @Option(help: "The email whose subject is erased.") var email: String
+    @Option(help: "consentWithdrawn, noLongerNecessary, objection, unlawful or legalObligation.") var legalBasis: String
+
+    func run() async throws {
+        guard let basis = LegalBasis(rawValue: legalBasis) else {
+            printError("error: --legal-basis '\(legalBasis)' is not one of \(LegalBasis.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw Failure(code: 2)
+        }
+        let shared = try options.open(needsKey: false)
+        let result: ErasureResult
+        do {
+            try await shared.start()
+            result = try await shared.erase(email: email, legalBasis: basis)
+        } catch let error as SharedLogError {
+            printError("error: \(error)")
+            await shared.close()
+            throw Failure(code: 1)
+        }
+        await shared.close()
+        var fields: [(key: String, value: JSONValue)] = [("ok", .bool(result.accepted))]
+        if let refusal = result.refusal {
+            fields += [("error", .string(refusal.code.rawValue)), ("message", .string(refusal.message))]
+        }
+        fields.append(("seq", .array(result.seqs.map { .uint($0) })))
+        if let subject = result.subject { fields += [("subject", .string(subject)), ("fieldsErased", .int(Int64(result.fieldsErased)))] }
+        emit(JSONValue.object(fields).text)
+        if !result.accepted { throw Failure(code: 1) }
+    }
+}
+
+struct MakeClusterKey: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster-key",
+        abstract: "Write a new cluster key (32 random bytes) to FILE, readable by its owner only.",
+        discussion: """
+        Every host of one shared log needs the same cluster key (--cluster-key-file, or
+        DB/cluster.key): personal data is sealed under it in PostgreSQL. Refuses to overwrite.
+
+        Example: ledger-replica cluster-key ./replica/cluster.key
+        """)
+    @Argument(help: "Where to write the key.") var file: String
+
+    func run() throws {
+        guard !FileManager.default.fileExists(atPath: file) else {
+            printError("error: \(file) exists: a cluster key is never overwritten (every host needs the same one)")
+            throw Failure(code: 2)
+        }
+        let bytes = try ClusterKey.generate()
+        guard FileManager.default.createFile(atPath: file, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
+            printError("error: can't write \(file)")
+            throw Failure(code: 2)
+        }
+        emit("wrote a cluster key to \(file)")
     }
 }
 

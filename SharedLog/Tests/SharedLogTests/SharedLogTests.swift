@@ -68,7 +68,8 @@ struct SharedLogTests {
         try await writer.start()
         let local = try host(dir.sub("r"), name: name).local
         let follower = try SharedLedger(local: local, location: try Env.location(),
-                                        options: .init(name: name, pollInterval: .seconds(60)))
+                                        options: .init(name: name, pollInterval: .seconds(60),
+                                                       clusterKey: try ClusterKey(bytes: Env.clusterKeyBytes)))
         let heads = HeadBox()
         let task = Task { try await follower.follow { heads.set($0.seq) } }
         // the first catch-up happens once LISTEN is in place
@@ -99,22 +100,22 @@ struct SharedLogTests {
         for c in g.commands(100) { _ = try await writer.execute(c) }
         await writer.close()
         let tool = Env.packageRoot + "/../.build/debug/ledger-tool"
-        let follow = try Child(["follow", dir.sub("replica"), "--postgres", try Env.url(), "--name", name, "--once"],
+        let follow = try Child(["follow", dir.sub("replica"), "--postgres", try Env.url(), "--name", name, "--once",
+                                "--cluster-key-file", Env.clusterKeyFile],
                                dir: dir, label: "tool-follow", executable: tool)
         #expect(follow.wait() == 0, "\(follow.stderr)")
         #expect(follow.lines.first?.hasPrefix("caught up: seq \(try writer.local.inspector.head().seq) ") == true)
-        let verify = try Child(["verify", dir.sub("replica"), "--postgres", try Env.url(), "--name", name],
+        let verify = try Child(["verify", dir.sub("replica"), "--postgres", try Env.url(), "--name", name, "--cluster-key-file", Env.clusterKeyFile],
                                dir: dir, label: "tool-verify", executable: tool)
         #expect(verify.wait() == 0, "\(verify.stderr)")
         #expect(verify.lines.contains("in step"))
         // a replica that moved away from the shared log fails verify
         var options = PermissionLedger.Options()
         options.authorizationKey = try AuthorizationKey(bytes: Env.keyBytes)
-        options.eventFormat = 1  // the shared log carries format 1
         let rogue = try PermissionLedger(directory: dir.sub("replica"), options: options)
         var h = HistoryGenerator(seed: 23, organisations: 5, start: Timestamp(seconds: 1_900_000_000), namespace: "x")
         _ = try await rogue.executeBatch(h.commands(20))
-        let bad = try Child(["verify", dir.sub("replica"), "--postgres", try Env.url(), "--name", name],
+        let bad = try Child(["verify", dir.sub("replica"), "--postgres", try Env.url(), "--name", name, "--cluster-key-file", Env.clusterKeyFile],
                             dir: dir, label: "tool-verify-bad", executable: tool)
         #expect(bad.wait() == 1)
         #expect(bad.lines.contains { $0.hasPrefix("MISMATCH") })
@@ -150,7 +151,7 @@ struct SharedLogTests {
         #expect(try await a.execute(register).accepted)
         // the same replica pointed at a port nothing listens on
         let down = try SharedLedger(local: a.local, location: PostgresLocation(host: "127.0.0.1", port: 1, username: "ledger", database: "ledger"),
-                                    options: .init(name: name))
+                                    options: .init(name: name, clusterKey: try ClusterKey(bytes: Env.clusterKeyBytes)))
         let validate = try TimedCommand(json: JSONParser.parse(#"{"command":"validateEmail","at":"2026-03-01T10:05:00Z","account":"ada-msa"}"#))
         do {
             _ = try await down.execute(validate)
@@ -201,7 +202,7 @@ struct SharedLogTests {
         let file = dir.sub("attempts.jsonl")
         try Array(repeating: attempt, count: 4).joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
         let children = try (0..<3).map { k in
-            try Child(["exec", dir.sub("h\(k)"), file, "--postgres", try Env.url(), "--name", name, "--key-file", Env.keyFile,
+            try Child(["exec", dir.sub("h\(k)"), file, "--postgres", try Env.url(), "--name", name, "--key-file", Env.keyFile, "--cluster-key-file", Env.clusterKeyFile,
                        "--batch", String([1, 2, 4][k])], dir: dir, label: "x\(k)")
         }
         for (k, c) in children.enumerated() { #expect(c.wait() == 0, "host \(k): \(c.stderr)") }
@@ -219,7 +220,6 @@ struct SharedLogTests {
         let single = TempDir()
         var options = PermissionLedger.Options()
         options.authorizationKey = try AuthorizationKey(bytes: Env.keyBytes)
-        options.eventFormat = 1  // the shared log carries format 1
         let one = try PermissionLedger(directory: single.path, options: options)
         for c in setup { _ = try await one.execute(c) }
         let baseline = try failures(one)
@@ -306,7 +306,6 @@ struct SharedLogTests {
         for k in 0..<hosts { try followOnce(dir.sub("h\(k)"), name: name, dir: dir) }
         var options = PermissionLedger.Options()
         options.authorizationKey = try AuthorizationKey(bytes: Env.keyBytes)
-        options.eventFormat = 1  // the shared log carries format 1
         let ledgers = try (0..<hosts).map { try PermissionLedger(directory: dir.sub("h\($0)"), options: options) }
         let chains = try ledgers.map(chain)
         #expect(chains[0].count > 100)
@@ -320,7 +319,7 @@ struct SharedLogTests {
             }
         }
         #expect(events == chains[0].count, "the log holds exactly the acknowledged events")
-        let verify = try Child(["verify", dir.sub("h0"), "--postgres", try Env.url(), "--name", name], dir: dir, label: "verify")
+        let verify = try Child(["verify", dir.sub("h0"), "--postgres", try Env.url(), "--name", name, "--cluster-key-file", Env.clusterKeyFile], dir: dir, label: "verify")
         #expect(verify.wait() == 0)
         #expect(verify.lines.contains("in step"))
     }

@@ -30,6 +30,15 @@ enum Env {
 
     static let keyBytes: [UInt8] = (0..<32).map { UInt8(($0 * 37 + 11) & 0xFF) }
 
+    static let clusterKeyBytes: [UInt8] = (0..<32).map { UInt8(($0 * 53 + 5) & 0xFF) }
+
+    /// Writes the shared cluster key file once and returns its path.
+    static let clusterKeyFile: String = {
+        let path = NSTemporaryDirectory() + "shared-log-test-" + UUID().uuidString + ".cluster"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(clusterKeyBytes))
+        return path
+    }()
+
     /// Writes the shared authorization key file once and returns its path.
     static let keyFile: String = {
         let path = NSTemporaryDirectory() + "shared-log-test-" + UUID().uuidString + ".key"
@@ -50,10 +59,10 @@ func host(_ dir: String, name: String, clamp: Bool = false) throws -> SharedLedg
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     var options = PermissionLedger.Options()
     options.authorizationKey = try AuthorizationKey(bytes: Env.keyBytes)
-    options.eventFormat = 1  // the shared log carries format 1
     let local = try PermissionLedger(directory: dir, options: options)
     return try SharedLedger(local: local, location: try Env.location(),
-                            options: .init(name: name, pollInterval: .milliseconds(200), clampTimeToHead: clamp))
+                            options: .init(name: name, pollInterval: .milliseconds(200), clampTimeToHead: clamp,
+                                           clusterKey: try ClusterKey(bytes: Env.clusterKeyBytes)))
 }
 
 /// (seq, id, hash) of every event of a local ledger.
@@ -120,13 +129,13 @@ func acknowledged(_ lines: [String]) throws -> [Int: [UInt64]] {
 
 func stressArgs(_ db: String, name: String, host: Int, hosts: Int, commands: Int, seed: UInt64 = 11, batch: Int = 1) throws -> [String] {
     ["stress", db, "--postgres", try Env.url(), "--name", name, "--key-file", Env.keyFile,
-     "--host", String(host), "--hosts", String(hosts), "--commands", String(commands), "--seed", String(seed),
+     "--cluster-key-file", Env.clusterKeyFile, "--host", String(host), "--hosts", String(hosts), "--commands", String(commands), "--seed", String(seed),
      "--batch", String(batch)]
 }
 
 /// Catches `db` up with the shared log through the CLI, as an operator would.
 func followOnce(_ db: String, name: String, dir: TempDir) throws {
-    let c = try Child(["follow", db, "--postgres", try Env.url(), "--name", name, "--once"], dir: dir, label: "follow-" + UUID().uuidString)
+    let c = try Child(["follow", db, "--postgres", try Env.url(), "--name", name, "--once", "--cluster-key-file", Env.clusterKeyFile], dir: dir, label: "follow-" + UUID().uuidString)
     #expect(c.wait() == 0, "follow --once failed: \(c.stderr)")
 }
 

@@ -59,17 +59,21 @@ public struct VaultError: LedgerError, Equatable {
         /// A batch assigned a subject or an account to a value that another writer gave one
         /// meanwhile (writers of one vault must be serialised, as the ledger's are).
         case conflict(String)
+        /// A shared log's cluster key is not 32 bytes, or an item does not open under it.
+        case clusterKey(String)
     }
     /// What went wrong.
     public let reason: Reason
 
     /// `corrupt` for a broken seal, a commitment mismatch or a damaged record;
     /// `unknownSubject` for a pseudonym the vault does not hold; `conflict` for a batch that
-    /// raced another writer.
+    /// raced another writer; `invalidClusterKey` for a shared log's key that is not one or
+    /// does not open its items.
     public var errorCode: LedgerErrorCode {
         switch reason {
         case .unknownSubject: return LedgerErrorCode("unknownSubject")
         case .conflict: return LedgerErrorCode("conflict")
+        case .clusterKey: return LedgerErrorCode("invalidClusterKey")
         default: return .corrupt
         }
     }
@@ -82,6 +86,7 @@ public struct VaultError: LedgerError, Equatable {
         case .damaged(let what): return "the subject vault holds a damaged record: \(what)"
         case .unknownSubject(let p): return "no live subject or account \(p) in the vault"
         case .conflict(let what): return "another writer assigned \(what) meanwhile: the batch was not written"
+        case .clusterKey(let what): return what
         }
     }
 

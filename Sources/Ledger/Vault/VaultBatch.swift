@@ -29,13 +29,13 @@ public final class VaultBatch {
         var plain: [UInt8]
     }
 
-    private var subjects: [Pseudonym: NewSubject] = [:]
-    private var subjectOrder: [Pseudonym] = []
+    var subjects: [Pseudonym: NewSubject] = [:]
+    var subjectOrder: [Pseudonym] = []
     private var byEmail: [String: Pseudonym] = [:]
-    private var accounts: [Pseudonym: NewAccount] = [:]
-    private var accountOrder: [Pseudonym] = []
+    var accounts: [Pseudonym: NewAccount] = [:]
+    var accountOrder: [Pseudonym] = []
     private var byName: [String: Pseudonym] = [:]
-    private var texts: [Text] = []
+    var texts: [Text] = []
     private var random: [UInt8] = []
     private var randomUsed = 0
 
@@ -143,7 +143,8 @@ public final class VaultBatch {
         }
         if let email {
             guard let secret, secret.count == 32 else { throw VaultError(reason: .damaged("subject \(subject) comes without a 32-byte secret")) }
-            if let other = try byEmail[email] ?? vault.subject(email: email), other != subject {
+            // (a subject whose erasure is on its way gives its email's look-up up)
+            if let other = try byEmail[email] ?? vault.subject(email: email), other != subject, !erasing.contains(other) {
                 throw VaultError(reason: .conflict("an email of subject \(subject), which names subject \(other) here"))
             }
             subjects[subject] = NewSubject(email: email, keys: SubjectKeys(key: SymmetricKey(data: try randomBytes(32)), secret: secret))
@@ -181,6 +182,11 @@ public final class VaultBatch {
         let commitment = try self.commitment(value: text, field: field, event: event, subject: subject)
         texts.append(Text(subject: subject, commitment: commitment, plain: SubjectVault.textPlain(text, field: field, event: event)))
         return commitment
+    }
+
+    /// Adds a text in its stored form (checked by the caller against its commitment).
+    func appendText(subject: Pseudonym, commitment: [UInt8], plain: [UInt8]) {
+        texts.append(Text(subject: subject, commitment: commitment, plain: plain))
     }
 
     /// Writes the batch in one durable transaction (nothing when it is empty), and empties it.

@@ -40,17 +40,10 @@ extension PermissionLedger {
                 // after a failed commit or flush of the vault, the log is not written either
                 try vault?.refuseWritesAfterFailure()
                 let sealer = try vault.map { try PersonalSealer(vault: $0, cache: personalCache, erasing: Set(try pendingErasures(writer))) }
-                var results = try commands.map { try executeOne($0, state: state, head: &head, writer: writer, sealer: sealer) }
+                let results = try commands.map { try executeOne($0, state: state, head: &head, writer: writer, sealer: sealer) }
                 try sealer?.commit()
                 committed = try state.flush() ? state : nil
-                if let sealer {
-                    var shown = resolver(known: sealer.values)
-                    for i in results.indices {
-                        guard let r = results[i].refusal else { continue }
-                        results[i].refusal = DomainError(r.code, shown.resolveWithin(r.message), until: r.until)
-                    }
-                }
-                return results
+                return showingValues(results, sealer)
             }
         }
         // the commit wrote, so LMDB's id moved to the write transaction's: publish there

@@ -122,8 +122,8 @@ public final class PermissionLedger: Sendable {
         /// that they can be erased: `erase(email:legalBasis:at:)`; DESIGN.md, "Personal data"),
         /// or 1, the legacy format (personal values inside the hashed bytes). An existing ledger
         /// keeps the one it has. A format-1 ledger opens only when this is 1 — to be read by
-        /// `upgrade(to:options:)`, or for the shared log, which carries format 1 only; otherwise
-        /// opening it throws ``EventFormatError`` (`upgradeRequired`), naming
+        /// `upgrade(to:options:)`, or as a replica of the shared log made before it carried
+        /// format 2; otherwise opening it throws ``EventFormatError`` (`upgradeRequired`), naming
         /// `ledger-tool upgrade OLD NEW`.
         public var eventFormat: UInt8 = 2
         /// Where the ledger's metrics go (see the Operating article for their names): nil, the
@@ -316,9 +316,15 @@ public final class PermissionLedger: Sendable {
     /// Marks a ledger that applied events from the shared log (`applyReplicated`).
     static let sharedLogReplicaKey = Array("sharedLogReplica".utf8)
 
+    /// Whether this ledger applied events from the shared log (`applyReplicated`).
+    func isSharedLogReplica() throws -> Bool {
+        guard let db = try environment.openDatabases([Self.settingsDatabase]).first else { return false }
+        return try environment.read { txn in try txn.get(db, key: Self.sharedLogReplicaKey) } != nil
+    }
+
     /// Refuses a ledger of event format 1 with `EventFormatError` unless the options ask for
-    /// that format, or the ledger is a replica of the shared log, which carries format 1 only
-    /// (so that every reader of a replica, `ledger-tool` included, still opens it).
+    /// that format, or the ledger is a replica of the shared log made while it carried format
+    /// 1 only (so that every reader of such a replica, `ledger-tool` included, still opens it).
     private static func refuseLegacyFormat(_ format: UInt8, directory: String, options: Options, environment: LMDBEnvironment) throws {
         guard format == 1, options.eventFormat != 1 else { return }
         guard let db = try environment.openDatabases([settingsDatabase]).first else { throw StateError.missingTable(settingsDatabase) }

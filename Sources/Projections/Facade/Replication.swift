@@ -12,6 +12,10 @@ public struct PreparedCommand: Sendable, Equatable {
     /// The events to append, with `seq` and `hash` chained from `base`. Empty for a
     /// duplicate and for a refusal that records nothing.
     public var events: [StoredEvent]
+    /// What the events need from the subject vault on every host (format 2): the subjects,
+    /// accounts and texts they are the first to name. The host appends these beside the
+    /// events and hands both to `applyReplicated(_:personal:)`; nothing was written locally.
+    public var personal: [VaultItem] = []
 }
 
 /// Commands decided together against the local state (see `PermissionLedger.prepareBatch`).
@@ -22,12 +26,20 @@ public struct PreparedBatch: Sendable, Equatable {
     public var results: [ExecutionResult]
     /// Every event to append, in order, chained from `base`.
     public var events: [StoredEvent]
+    /// What the events need from the subject vault on every host (see `PreparedCommand.personal`).
+    public var personal: [VaultItem]
 
-    /// Creates a prepared batch (e.g. from one `PreparedCommand`).
-    public init(base: Head, results: [ExecutionResult], events: [StoredEvent]) {
+    /// Creates a prepared batch from its parts.
+    public init(base: Head, results: [ExecutionResult], events: [StoredEvent], personal: [VaultItem]) {
         self.base = base
         self.results = results
         self.events = events
+        self.personal = personal
+    }
+
+    /// The batch of one prepared command: its events with the vault items they need.
+    public init(_ command: PreparedCommand) {
+        self.init(base: command.base, results: [command.result], events: command.events, personal: command.personal)
     }
 }
 
@@ -72,8 +84,7 @@ extension PermissionLedger {
     /// Used by a shared-log host: it appends `events` to the shared log expecting
     /// `base.seq`, then applies them locally with `applyReplicated(_:)`.
     public func prepare(_ command: TimedCommand) throws -> PreparedCommand {
-        try refuseSharedLogForFormat2()
-        return try environment.read { txn in
+        try environment.read { txn in
             try txn.withReader { reader in
                 let state = try DomainState(databases: projectionDatabases, reader: reader, hot: hot, idCache: idCache)
                 let head = try log.head(reader: reader)
@@ -81,10 +92,13 @@ extension PermissionLedger {
                 if let id = command.id, let seqs = try knownSeqs(ofCommand: id, reader: reader) {
                     return PreparedCommand(base: head, result: ExecutionResult(seqs: seqs, refusal: nil, wasDuplicate: true), events: [])
                 }
+                // format 2: the command's new subjects, accounts and texts go into a batch that
+                // is never committed here; they travel with the events instead
+                let sealer = try vault.map { try PersonalSealer(vault: $0, cache: personalCache, erasing: Set(try pendingErasures(reader))) }
                 var last = head
-                let (result, events) = try decideAndChain(command, state: state, after: &last, fold: false)
+                let (result, events) = try decideAndChain(command, state: state, after: &last, fold: false, sealer: sealer)
                 state.publishHot(committed: state.snapshotVersion)
-                return PreparedCommand(base: head, result: result, events: events)
+                return PreparedCommand(base: head, result: showingValues([result], sealer)[0], events: events, personal: sealer?.items ?? [])
             }
         }
     }
@@ -92,11 +106,13 @@ extension PermissionLedger {
     /// Decides `command` on `state` and chains the events it produces after `last` (moved to
     /// the last of them); with `fold`, also folds them into `state` (a write view). Shared by
     /// `prepare` and `prepareBatch`.
-    func decideAndChain(_ command: TimedCommand, state: DomainState, after last: inout Head, fold: Bool) throws -> (ExecutionResult, [StoredEvent]) {
+    func decideAndChain(_ command: TimedCommand, state: DomainState, after last: inout Head, fold: Bool,
+                        sealer: PersonalSealer?) throws -> (ExecutionResult, [StoredEvent]) {
         // a command without a time gets the later of now and the shared log's head's
         let at = command.time(after: last.at)
         var command = command
         command.at = at
+        if let sealer { command.command = try sealer.tokenize(command.command) }
         let (events, refusal) = try decision(command, state: state)
         if !events.isEmpty, let previous = last.at, at < previous {
             throw LogError.timeWentBackwards(at: at, previous: previous)
@@ -105,12 +121,14 @@ extension PermissionLedger {
         for (i, e) in events.enumerated() {
             let seq = last.seq + 1
             let id = command.id.map { Self.eventID($0, i) } ?? ids.next()
-            let payload = e.encodedPayload()
+            var folded = e
+            let payload: [UInt8]
+            if let sealer { (payload, folded) = try sealer.seal(e, id: id) } else { payload = e.encodedPayload() }
             let canonical = Envelope.canonicalBytes(seq: seq, id: id, kind: e.kind, at: at, payload: payload)
             let hash = Envelope.chainHash(previous: last.hash, canonical: canonical)
             chained.append(StoredEvent(seq: seq, id: id, kind: e.kind, at: at, payload: payload, hash: hash))
             last = Head(seq: seq, hash: hash, at: at)
-            if fold { try evolver.evolve(state, e, seq: seq, at: at) }
+            if fold { try evolver.evolve(state, folded, seq: seq, at: at) }
         }
         return (ExecutionResult(seqs: chained.map(\.seq), refusal: refusal, wasDuplicate: false), chained)
     }
@@ -121,7 +139,6 @@ extension PermissionLedger {
     /// host appends them in one PostgreSQL transaction. A command id repeated within the
     /// batch is a duplicate of its first occurrence.
     public func prepareBatch(_ commands: [TimedCommand]) throws -> PreparedBatch {
-        try refuseSharedLogForFormat2()
         struct Abandon: Error { let batch: PreparedBatch }
         do {
             _ = try environment.write { txn in
@@ -130,6 +147,7 @@ extension PermissionLedger {
                     let state = try DomainState(databases: projectionDatabases, reader: writer, hot: hot, idCache: idCache)
                     let base = try log.head(reader: writer)
                     guard base.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: base.seq) }
+                    let sealer = try vault.map { try PersonalSealer(vault: $0, cache: personalCache, erasing: Set(try pendingErasures(writer))) }
                     var last = base
                     var results: [ExecutionResult] = []
                     var chained: [StoredEvent] = []
@@ -145,12 +163,13 @@ extension PermissionLedger {
                                 continue
                             }
                         }
-                        let (result, events) = try decideAndChain(command, state: state, after: &last, fold: true)
+                        let (result, events) = try decideAndChain(command, state: state, after: &last, fold: true, sealer: sealer)
                         chained += events
                         if let id = command.id, !result.seqs.isEmpty { inBatch[id] = result.seqs }
                         results.append(result)
                     }
-                    throw Abandon(batch: PreparedBatch(base: base, results: results, events: chained))
+                    throw Abandon(batch: PreparedBatch(base: base, results: showingValues(results, sealer), events: chained,
+                                                       personal: sealer?.items ?? []))
                 }
             }
         } catch let abandoned as Abandon {
@@ -166,9 +185,20 @@ extension PermissionLedger {
     /// Events at or below the local head are skipped when they equal the replica's (every
     /// field) and refused as `ReplicationError.diverged` when they do not. All or nothing.
     /// Returns the local head afterwards.
+    ///
+    /// Format 2: `personal` carries what the events need from the subject vault (the
+    /// `personal` of the prepared batch that appended them, or what the shared log holds of
+    /// it now): it is adopted into the local vault before the events are committed — a
+    /// record the vault already holds is left as it is, an erased one is adopted as erased
+    /// — and every personal field of every event must name a subject or account the vault
+    /// then holds (`missingPersonalData` otherwise). A `subjectErased` event erases the
+    /// subject from the local vault, as `erase` does (finished by the next open after a crash).
     @discardableResult
-    public func applyReplicated(_ events: [StoredEvent]) throws -> Head {
-        try refuseSharedLogForFormat2()
+    public func applyReplicated(_ events: [StoredEvent], personal: [VaultItem] = []) throws -> Head {
+        if vault == nil, !personal.isEmpty {
+            throw InputError(field: "personal", "a ledger of event format 1 keeps no subject vault: its events carry their values")
+        }
+        var erasures = false
         let validator = ImportValidator(decider: decider)
         let settings = try environment.openDatabases([Self.settingsDatabase]).first
         var committed: DomainState?
@@ -188,8 +218,10 @@ extension PermissionLedger {
                 guard head.seq == state.lastSeq else { throw StateError.outOfStep(projections: state.lastSeq, log: head.seq) }
                 var previous: DomainEvent?
                 if head.seq > 0, let last = try log.event(head.seq, reader: writer) {
-                    previous = try DomainEvent.decode(kind: last.kind, payload: last.payload)
+                    previous = try foldEvent(kind: last.kind, payload: last.payload)
                 }
+                let sealer = try replicationSealer(events, after: head.seq, personal: personal, writer: writer)
+                var newlyErased: [Pseudonym] = []
                 for e in events {
                     if e.seq <= head.seq {
                         try checkKnown(e)
@@ -200,10 +232,11 @@ extension PermissionLedger {
                     guard Envelope.chainHash(previous: head.hash, canonical: canonical) == e.hash else { throw ReplicationError.badHash(seq: e.seq) }
                     let event: DomainEvent
                     do {
-                        event = try DomainEvent.decode(kind: e.kind, payload: e.payload)
+                        event = try foldEvent(kind: e.kind, payload: e.payload)
                     } catch {
                         throw ReplicationError.invalid(seq: e.seq, code: "invalidPayload", message: "\(error)")
                     }
+                    if let sealer { try checkHeld(e, sealer) }
                     if let refusal = try validator.check(event, at: e.at, state: state, previous: previous) {
                         throw ReplicationError.invalid(seq: e.seq, code: refusal.code.rawValue, message: refusal.message)
                     }
@@ -213,7 +246,19 @@ extension PermissionLedger {
                         throw ReplicationError.invalid(seq: e.seq, code: error.code, message: error.description)
                     }
                     try evolver.evolve(state, event, seq: e.seq, at: e.at)
+                    // an erasure is made in the local vault after the commit (or by the next open)
+                    if case let .subjectErased(subject, _) = event, let p = Pseudonym(hex: subject), let vault,
+                       sealer?.isLive(p) ?? false || (try? vault.secret(of: p)) != nil {
+                        newlyErased.append(p)
+                    }
                     previous = event
+                }
+                do { try sealer?.commit() } catch let error as VaultError {
+                    throw ReplicationError.invalid(seq: head.seq, code: error.errorCode.rawValue, message: error.description)
+                }
+                if !newlyErased.isEmpty {
+                    try setPendingErasures(try pendingErasures(writer) + newlyErased, writer)
+                    erasures = true
                 }
                 if let settings, try writer.withValue(settings, key: Self.sharedLogReplicaKey, { _ in true }) == nil {
                     try writer.put(settings, key: Self.sharedLogReplicaKey, value: [1])
@@ -223,18 +268,51 @@ extension PermissionLedger {
             }
         }
         if let committed { committed.publishHot(committed: committed.snapshotVersion + 1) }
+        if erasures { try finishPendingErasures() }
         return head
     }
-}
 
-extension PermissionLedger {
-    /// The shared log carries format 1's payloads; a format-2 ledger (issue 18, being built)
-    /// joins it once the log carries commitments and sealed values only. Until then a host
-    /// opens its replica with `Options.eventFormat = 1`, and a replica that applied events
-    /// opens for every reader (`sharedLogReplicaKey`).
-    func refuseSharedLogForFormat2() throws {
-        if eventFormat == 2 {
-            throw InputError(field: "eventFormat", "a format-2 ledger can't use the shared log yet: it carries format 1's payloads")
+    /// Format 2: a sealer for the events of `applyReplicated` after `seq`, holding the
+    /// vault items they came with. Subjects those events erase give their emails' look-ups
+    /// up at once, so that a later registration of the same email in the same events is
+    /// adopted as the new subject it is.
+    private func replicationSealer(_ events: [StoredEvent], after seq: UInt64, personal: [VaultItem],
+                                   writer: TransactionWriter) throws -> PersonalSealer? {
+        guard let vault else { return nil }
+        // after a failed commit or flush of the vault, the log is not written either
+        try vault.refuseWritesAfterFailure()
+        var erasing = Set(try pendingErasures(writer))
+        let erasedKind = DomainEvent.kind(typeName: "subjectErased")
+        for e in events where e.seq > seq && e.kind == erasedKind {
+            if case let .subjectErased(subject, _)? = try? foldEvent(kind: e.kind, payload: e.payload), let p = Pseudonym(hex: subject) {
+                erasing.insert(p)
+            }
+        }
+        let sealer = try PersonalSealer(vault: vault, cache: personalCache, erasing: erasing)
+        do { try sealer.adopt(personal) } catch let error as VaultError {
+            throw ReplicationError.invalid(seq: seq + 1, code: error.errorCode.rawValue, message: "a vault item does not apply: \(error.description)")
+        }
+        return sealer
+    }
+
+    /// Every personal field of `e` names a subject or an account the vault or the sealer's
+    /// batch holds (`missingPersonalData` otherwise: the replica could never show it).
+    private func checkHeld(_ e: StoredEvent, _ sealer: PersonalSealer) throws {
+        let (event, fields) = try e.payload.withUnsafeBytes { try SealedPayload.decode(kind: e.kind, payload: $0) }
+        for (f, sealed) in zip(event.personalFields, fields) where try !sealer.holds(f.kind, sealed.ref) {
+            throw ReplicationError.invalid(seq: e.seq, code: "missingPersonalData",
+                                           message: "field \(f.name) names \(f.kind == .account ? "account" : "subject") \(sealed.ref), which neither this replica's vault nor the items it was given hold")
+        }
+    }
+
+    /// `results` with each refusal's message showing the values its tokens stand for.
+    func showingValues(_ results: [ExecutionResult], _ sealer: PersonalSealer?) -> [ExecutionResult] {
+        guard let sealer else { return results }
+        var shown = resolver(known: sealer.values)
+        return results.map { r in
+            var r = r
+            if let refusal = r.refusal { r.refusal = DomainError(refusal.code, shown.resolveWithin(refusal.message), until: refusal.until) }
+            return r
         }
     }
 }

@@ -226,6 +226,23 @@ final class PersonalSealer {
         }
     }
 
+    /// What ``commit()`` would write, as items a shared log carries (``VaultBatch/items(keeping:)``).
+    var items: [VaultItem] { batch.items(keeping: named) }
+
+    /// Takes items read from a shared log into the batch, subjects first (an account or a
+    /// text needs its subject); ``commit()`` writes them.
+    func adopt(_ items: [VaultItem]) throws {
+        for kind in VaultItem.Kind.allCases {
+            for item in items where item.kind == kind { named.formUnion(try batch.adopt(item)) }
+        }
+    }
+
+    /// Whether the vault or this batch holds what the personal field `field` of a sealed
+    /// event refers to (`ref`: its subject, or its account).
+    func holds(_ kind: PersonalField.Kind, _ ref: Pseudonym) throws -> Bool {
+        kind == .account ? try batch.holds(account: ref) : try batch.holds(subject: ref)
+    }
+
     /// Whether this batch gives `subject` a live record (it is new here, with its email).
     func isLive(_ subject: Pseudonym) -> Bool { batch.isLive(subject) }
 
