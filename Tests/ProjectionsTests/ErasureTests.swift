@@ -10,9 +10,7 @@ import Testing
 @Suite("Erasure of a subject (R15, issue 18)")
 struct ErasureTests {
     static let t0 = Timestamp(seconds: 1_767_225_600)
-    static let planted = (email: "zelda.quartermain@nightjar-erasure.example", account: "zq-nightjar-account",
-                          first: "Zeldarina", last: "Quartermainova", comment: "for the Nightjar rollout, urgently",
-                          reason: "Nightjar staff only, sorry")
+    static let planted = PlantedPerson(email: "zelda.quartermain@nightjar-erasure.example", account: "zq-nightjar-account")
 
     /// A format-2 ledger with a generated history and a planted subject that wrote one of
     /// each kind of personal field, administers E-PLANT for a while, then has its roles
@@ -24,19 +22,7 @@ struct ErasureTests {
         _ = try ledger.executeBatch(history)
         var t = (try ledger.inspector.head()).at ?? t0
         func at() -> Timestamp { t = t.adding(seconds: 60); return t }
-        let p = planted
-        let commands: [Command] = [
-            .recordAgreement(.init(licensingId: "E-PLANT", program: .enterpriseAgreement, contacts: [(.primaryContact, "boss@nightjar.example")])),
-            .registerUser(account: "boss", businessEmail: "boss@nightjar.example"), .validateEmail(account: "boss"),
-            .registerUser(account: p.account, businessEmail: p.email), .validateEmail(account: p.account),
-            .completeProfile(account: p.account, firstName: p.first, lastName: p.last),
-            .grantRoles(by: "boss", email: p.email, licensingId: "E-PLANT", roles: [.administrator], saBenefits: []),
-            .registerUser(account: "asker", businessEmail: "asker@nightjar.example"), .validateEmail(account: "asker"),
-            .requestPermissions(requestId: "plant-r1", account: "asker", licensingId: "E-PLANT", roles: [.download], saBenefits: [], comment: "asking"),
-            .denyRequest(by: p.account, requestId: "plant-r1", reason: p.reason),
-            .requestPermissions(requestId: "plant-r2", account: p.account, licensingId: "E-PLANT", roles: [.download], saBenefits: [], comment: p.comment),
-            .revokeRoles(by: "boss", email: p.email, licensingId: "E-PLANT", roles: [.administrator]),
-        ]
+        let commands = planted.story(revoked: true)
         for c in commands {
             let r = try ledger.execute(TimedCommand(at: at(), c))
             #expect(r.accepted, "\(c): \(r.refusal.map(\.description) ?? "")")

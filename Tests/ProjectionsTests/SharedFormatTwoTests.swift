@@ -155,22 +155,12 @@ struct SharedFormatTwoTests {
         var t = log.head.at ?? ErasureTests.t0
         func at() -> Timestamp { t = t.adding(seconds: 60); return t }
         let p = Self.planted
-        let story: [Command] = [
-            .recordAgreement(.init(licensingId: "E-PLANT", program: .enterpriseAgreement, contacts: [(.primaryContact, "boss@nightjar.example")])),
-            .registerUser(account: "boss", businessEmail: "boss@nightjar.example"), .validateEmail(account: "boss"),
-            .registerUser(account: p.account, businessEmail: p.email), .validateEmail(account: p.account),
-            .completeProfile(account: p.account, firstName: p.first, lastName: p.last),
-            .grantRoles(by: "boss", email: p.email, licensingId: "E-PLANT", roles: [.administrator], saBenefits: []),
-            .registerUser(account: "asker", businessEmail: "asker@nightjar.example"), .validateEmail(account: "asker"),
-            .requestPermissions(requestId: "plant-r1", account: "asker", licensingId: "E-PLANT", roles: [.download], saBenefits: [], comment: "asking"),
-            .denyRequest(by: p.account, requestId: "plant-r1", reason: p.reason),
-            .requestPermissions(requestId: "plant-r2", account: p.account, licensingId: "E-PLANT", roles: [.download], saBenefits: [], comment: p.comment),
-        ]
+        let story = p.story(revoked: false)
         // the subject is made on host A and used on host B
         for r in try Self.run(a, log, story.prefix(7).map { TimedCommand(at: at(), $0) }) { #expect(r.accepted, "\(r)") }
         for r in try Self.run(b, log, story.dropFirst(7).map { TimedCommand(at: at(), $0) }) { #expect(r.accepted, "\(r)") }
         try log.catchUp(c)
-        let values = [p.email, p.account, p.first, p.last, p.comment, p.reason]
+        let values = p.values
         let exportedBefore = Array(try c.events().map(\.json.text).joined(separator: "\n").utf8)
         for v in values { #expect(holds(exportedBefore, v), "control: replica C shows \(v) before") }
         #expect(try c.permissions(account: p.account).get().email == p.email, "C shows the values of a subject made on A")

@@ -8,9 +8,7 @@ import Testing
 /// Issue 18 on the shared log: PostgreSQL holds only commitments, pseudonyms and ciphertext,
 /// and every replica erases a subject when it applies its `subjectErased`.
 extension SharedLogTests {
-    static let planted = (email: "zelda.quartermain@nightjar-shared.example", account: "zq-nightjar-shared",
-                          first: "Zeldarina", last: "Quartermainova", comment: "for the Nightjar rollout, urgently",
-                          reason: "Nightjar staff only, sorry")
+    static let planted = PlantedPerson(email: "zelda.quartermain@nightjar-shared.example", account: "zq-nightjar-shared")
 
     @Test("an erasure through PostgreSQL (ledger-replica erase): replicas online, restarted and new erase it; PostgreSQL never holds a value, and the subject's rows are emptied")
     func erasureAcrossHosts() async throws {
@@ -23,18 +21,7 @@ extension SharedLogTests {
         try await b.start()
         var t = Timestamp(seconds: 1_767_225_600)
         func at() -> Timestamp { t = t.adding(seconds: 60); return t }
-        let story: [Command] = [
-            .recordAgreement(.init(licensingId: "E-PLANT", program: .enterpriseAgreement, contacts: [(.primaryContact, "boss@nightjar.example")])),
-            .registerUser(account: "boss", businessEmail: "boss@nightjar.example"), .validateEmail(account: "boss"),
-            .registerUser(account: p.account, businessEmail: p.email), .validateEmail(account: p.account),
-            .completeProfile(account: p.account, firstName: p.first, lastName: p.last),
-            .grantRoles(by: "boss", email: p.email, licensingId: "E-PLANT", roles: [.administrator], saBenefits: []),
-            .registerUser(account: "asker", businessEmail: "asker@nightjar.example"), .validateEmail(account: "asker"),
-            .requestPermissions(requestId: "plant-r1", account: "asker", licensingId: "E-PLANT", roles: [.download], saBenefits: [], comment: "asking"),
-            .denyRequest(by: p.account, requestId: "plant-r1", reason: p.reason),
-            .requestPermissions(requestId: "plant-r2", account: p.account, licensingId: "E-PLANT", roles: [.download], saBenefits: [], comment: p.comment),
-            .revokeRoles(by: "boss", email: p.email, licensingId: "E-PLANT", roles: [.administrator]),
-        ]
+        let story = p.story(revoked: true)
         // the subject is made on host A (one append) and used on host B (one command an append)
         let first = try await a.executeBatch(story.prefix(7).map { TimedCommand(at: at(), $0) })
         let refused = first.filter { !$0.accepted }
@@ -43,7 +30,7 @@ extension SharedLogTests {
         try await a.catchUp()
         #expect(try await a.local.permissions(account: p.account).get().email == p.email, "A shows the values B's appends need")
         let subject = try #require(try a.local.vault?.subject(email: p.email))
-        let values = [p.email, p.account, p.first, p.last, p.comment, p.reason]
+        let values = p.values
         let rowsBefore = try await a.store.personal(of: subject)
         #expect(rowsBefore.count >= 4 && rowsBefore.allSatisfy { $0.sealed != nil }, "the subject's items are in PostgreSQL, sealed")
 
