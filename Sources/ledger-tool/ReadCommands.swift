@@ -310,6 +310,7 @@ struct Verify: ParsableCommand {
     @Option(help: "Compare this replica with the shared log at postgres://USER@HOST[:PORT]/DATABASE.") var postgres: String?
     @Option(help: "With --postgres: the ledger's name in PostgreSQL. Default: ledger.") var name: String?
     @Option(help: "With --postgres: the cluster key file (default: DB/cluster.key).") var clusterKeyFile: String?
+    @Option(help: "With --postgres: a retired cluster key (repeatable), during a rotation.") var retiredClusterKeyFile: [String] = []
 
     func run() throws {
         if publicKey != nil && key != nil {
@@ -327,7 +328,8 @@ struct Verify: ParsableCommand {
             }
             _ = try LedgerLocation.at(db).validated()
             try SharedLogPart.run(["verify", db, "--postgres", postgres] + (name.map { ["--name", $0] } ?? [])
-                                  + (clusterKeyFile.map { ["--cluster-key-file", $0] } ?? []))
+                                  + (clusterKeyFile.map { ["--cluster-key-file", $0] } ?? [])
+                                  + retiredClusterKeyFile.flatMap { ["--retired-cluster-key-file", $0] })
         }
         let checkpoint = try against.map(readCheckpoint)
         let keyBytes = try key.map { try readKey($0, flag: "--key") }

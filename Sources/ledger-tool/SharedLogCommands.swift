@@ -67,11 +67,14 @@ struct Follow: ParsableCommand {
     var pollMs: Int?
     @Option(help: "The cluster key file personal data is sealed under in PostgreSQL, the same on every host. Default: DB/cluster.key.")
     var clusterKeyFile: String?
+    @Option(help: "A retired cluster key (repeatable): items still sealed under it are opened, never sealed under it (during a rotation).")
+    var retiredClusterKeyFile: [String] = []
 
     func run() throws {
         var args = ["follow", db, "--postgres", postgres]
         if let name { args += ["--name", name] }
         if let clusterKeyFile { args += ["--cluster-key-file", clusterKeyFile] }
+        for file in retiredClusterKeyFile { args += ["--retired-cluster-key-file", file] }
         if once { args.append("--once") }
         if let pollMs { args += ["--poll-ms", String(pollMs)] }
         try SharedLogPart.run(args)

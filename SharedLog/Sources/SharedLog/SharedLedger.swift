@@ -26,7 +26,7 @@ public final class SharedLedger: Sendable {
     /// The shared log in PostgreSQL.
     public let store: SharedLogStore
     private let location: PostgresLocation
-    private let options: Options
+    let options: Options
     private let writer = AsyncLock()
     /// The follower's and `catchUp`'s reads use their own connection, so a catch-up never
     /// waits behind a write transaction.
@@ -55,11 +55,14 @@ public final class SharedLedger: Sendable {
         /// The key the vault items of a format-2 ledger are sealed under in PostgreSQL, the
         /// same on every host (required for a format-2 replica; see `ClusterKey`).
         public var clusterKey: ClusterKey?
+        /// Keys this host still opens items with but never seals under: the old key while a
+        /// rotation is under way (`rotateClusterKey()`; docs/SCALE-OUT.md).
+        public var retiredClusterKeys: [ClusterKey]
 
         /// Creates options.
         public init(name: String = "ledger", pollInterval: Duration = .seconds(1), maxConflictRetries: Int = 64, escalateAfterConflicts: Int = 2,
                     pageSize: Int = 1_000, logger: Logger = Logger(label: "shared-ledger"), clampTimeToHead: Bool = false,
-                    clusterKey: ClusterKey? = nil) {
+                    clusterKey: ClusterKey? = nil, retiredClusterKeys: [ClusterKey] = []) {
             self.name = name
             self.pollInterval = pollInterval
             self.maxConflictRetries = maxConflictRetries
@@ -68,6 +71,7 @@ public final class SharedLedger: Sendable {
             self.logger = logger
             self.clampTimeToHead = clampTimeToHead
             self.clusterKey = clusterKey
+            self.retiredClusterKeys = retiredClusterKeys
         }
     }
 
@@ -105,8 +109,8 @@ public final class SharedLedger: Sendable {
             }
             // the vault items of the appends that start in the page past the local head
             var personal: [VaultItem] = []
-            if let key = options.clusterKey, let last = page.last, last.seq > head.seq {
-                personal = try opened(try await reader.personal(at: (head.seq + 1)...last.seq), key)
+            if options.clusterKey != nil, let last = page.last, last.seq > head.seq {
+                personal = try opened(try await reader.personal(at: (head.seq + 1)...last.seq))
             }
             do {
                 head = try local.applyReplicated(page, personal: personal)
@@ -117,10 +121,21 @@ public final class SharedLedger: Sendable {
         }
     }
 
-    /// The items `rows` hold, opened under `key`.
-    private func opened(_ rows: [SharedLogStore.PersonalRow], _ key: ClusterKey) throws -> [VaultItem] {
+    /// The items `rows` hold, each opened under the key that sealed it (the cluster key or a
+    /// retired one).
+    func opened(_ rows: [SharedLogStore.PersonalRow]) throws -> [VaultItem] {
+        let keys = (options.clusterKey.map { [$0] } ?? []) + options.retiredClusterKeys
         do {
-            return try rows.map { try key.open(kind: $0.kind, ref: $0.ref, subject: $0.subject, sealed: $0.sealed, ledger: store.name) }
+            return try rows.map { row in
+                // an erased row opens without a key
+                guard row.sealed != nil else {
+                    return try ClusterKey.openErased(kind: row.kind, ref: row.ref, subject: row.subject)
+                }
+                guard let key = keys.first(where: { $0.id == row.keyID }) else {
+                    throw SharedLogError.personalData("an item of subject \(Hex.encode(row.subject)) is sealed under cluster key \(Hex.encode(row.keyID)), which this host does not hold (its keys: \(keys.map(\.idHex).joined(separator: ", "))): give it the shared log's current key (a rotation may be under way)")
+                }
+                return try key.open(kind: row.kind, ref: row.ref, subject: row.subject, sealed: row.sealed, ledger: store.name)
+            }
         } catch let error as VaultError {
             throw SharedLogError.personalData(error.message)
         }
@@ -132,7 +147,7 @@ public final class SharedLedger: Sendable {
         guard let key = options.clusterKey else { throw SharedLogError.clusterKeyMissing }
         return try items.map { item in
             SharedLogStore.PersonalRow(kind: item.kind.rawValue, ref: item.ref, subject: item.subject.bytes,
-                                       sealed: try key.seal(item, ledger: store.name))
+                                       sealed: try key.seal(item, ledger: store.name), keyID: key.id)
         }
     }
 

@@ -12,13 +12,15 @@ import Projections
 ///                           record bytea NOT NULL, hash bytea NOT NULL);
 /// CREATE TABLE NAME_head (singleton boolean PRIMARY KEY, seq bigint NOT NULL, hash bytea NOT NULL);
 /// CREATE TABLE NAME_personal (kind smallint, ref bytea, subject bytea, seq bigint NOT NULL,
-///                             sealed bytea, PRIMARY KEY (kind, ref, subject));
+///                             sealed bytea, key_id bytea NOT NULL,
+///                             PRIMARY KEY (kind, ref, subject));
 /// ```
 ///
 /// `NAME_personal` holds the vault items of a format-2 ledger (`VaultItem`: subjects,
 /// accounts, free texts), each sealed under the cluster key and stored at the seq of the first
-/// event of the append that brought it; an erasure sets the subject's `sealed` to NULL in the
-/// transaction that appends its `subjectErased`.
+/// event of the append that brought it, with the identifier of the cluster key that sealed it
+/// (`key_id`); an erasure sets the subject's `sealed` to NULL in the transaction that appends
+/// its `subjectErased`, and a cluster-key rotation seals each row again under a new key.
 ///
 /// `record` is exactly the value the LMDB log stores (the canonical bytes of DOMAIN.md §5's
 /// envelope followed by the chain hash), so the chain is the same on every host. An append
@@ -70,12 +72,15 @@ public struct SharedLogStore: Sendable {
         public var subject: [UInt8]
         /// The sealed personal bytes, nil once erased.
         public var sealed: [UInt8]?
+        /// The identifier of the cluster key `sealed` is under (`ClusterKey.id`).
+        public var keyID: [UInt8]
         /// A row from its parts.
-        public init(kind: UInt8, ref: [UInt8], subject: [UInt8], sealed: [UInt8]?) {
+        public init(kind: UInt8, ref: [UInt8], subject: [UInt8], sealed: [UInt8]?, keyID: [UInt8]) {
             self.kind = kind
             self.ref = ref
             self.subject = subject
             self.sealed = sealed
+            self.keyID = keyID
         }
     }
     /// The NOTIFY channel.
@@ -116,10 +121,12 @@ public struct SharedLogStore: Sendable {
                           subject bytea NOT NULL CHECK (length(subject) = 16),
                           seq bigint NOT NULL CHECK (seq > 0),
                           sealed bytea,
+                          key_id bytea NOT NULL,
                           PRIMARY KEY (kind, ref, subject))
                         """, logger: logger)
                     _ = try await c.rows("CREATE INDEX IF NOT EXISTS \(unescaped: personalTable)_seq ON \(unescaped: personalTable) (seq)", logger: logger)
                     _ = try await c.rows("CREATE INDEX IF NOT EXISTS \(unescaped: personalTable)_subject ON \(unescaped: personalTable) (subject)", logger: logger)
+                    _ = try await c.rows("CREATE INDEX IF NOT EXISTS \(unescaped: personalTable)_key ON \(unescaped: personalTable) (key_id)", logger: logger)
                 }
                 let genesis = ByteBuffer(bytes: Envelope.genesisHash)
                 _ = try await c.rows("INSERT INTO \(unescaped: headTable) (singleton, seq, hash) VALUES (true, 0, \(genesis)) ON CONFLICT DO NOTHING", logger: logger)
@@ -136,7 +143,7 @@ public struct SharedLogStore: Sendable {
         try await connection.run { c in
             for row in try await c.rows("SELECT seq, hash FROM \(unescaped: headTable)", logger: logger) {
                 let (seq, hash) = try row.decode((Int64, ByteBuffer).self)
-                return (UInt64(seq), Array(hash.readableBytesView))
+                return (UInt64(clamping: seq), Array(hash.readableBytesView))
             }
             throw SharedLogError.server("the head row of \(headTable) is missing (was the schema created?)")
         }
@@ -158,14 +165,14 @@ public struct SharedLogStore: Sendable {
                 // exclusively (`lockAppends`) and so gets its turn
                 _ = try await c.rows("SELECT pg_advisory_xact_lock_shared(\(appendLockKey))", logger: logger)
                 let updated = try await c.rows("""
-                    UPDATE \(unescaped: headTable) SET seq = \(Int64(last.seq)), hash = \(ByteBuffer(bytes: last.hash))
-                    WHERE seq = \(Int64(base.seq)) AND hash = \(ByteBuffer(bytes: base.hash)) RETURNING seq
+                    UPDATE \(unescaped: headTable) SET seq = \(Int64(clamping: last.seq)), hash = \(ByteBuffer(bytes: last.hash))
+                    WHERE seq = \(Int64(clamping: base.seq)) AND hash = \(ByteBuffer(bytes: base.hash)) RETURNING seq
                     """, logger: logger)
                 guard !updated.isEmpty else {
                     var actual: (UInt64, [UInt8]) = (0, [])
                     for row in try await c.rows("SELECT seq, hash FROM \(unescaped: headTable)", logger: logger) {
                         let (seq, hash) = try row.decode((Int64, ByteBuffer).self)
-                        actual = (UInt64(seq), Array(hash.readableBytesView))
+                        actual = (UInt64(clamping: seq), Array(hash.readableBytesView))
                     }
                     _ = try await c.rows("ROLLBACK", logger: logger)
                     if actual.0 == base.seq {
@@ -180,7 +187,7 @@ public struct SharedLogStore: Sendable {
                     var binds = PostgresBindings()
                     var values: [String] = []
                     for (k, e) in chunk.enumerated() {
-                        binds.append(Int64(e.seq))
+                        binds.append(Int64(clamping: e.seq))
                         binds.append(e.id)
                         binds.append(ByteBuffer(bytes: e.storedBytes))
                         binds.append(ByteBuffer(bytes: e.hash))
@@ -190,8 +197,8 @@ public struct SharedLogStore: Sendable {
                                                        binds: binds), logger: logger)
                     start += chunk.count
                 }
-                // the vault items, at the append's first seq (one INSERT per 1,000 rows, 5 parameters each)
-                let at = Int64(newEvents[0].seq)
+                // the vault items, at the append's first seq (one INSERT per 1,000 rows, 6 parameters each)
+                let at = Int64(clamping: newEvents[0].seq)
                 start = 0
                 while start < personal.count {
                     let chunk = personal[start ..< min(start + 1_000, personal.count)]
@@ -203,9 +210,10 @@ public struct SharedLogStore: Sendable {
                         binds.append(ByteBuffer(bytes: row.subject))
                         binds.append(at)
                         if let sealed = row.sealed { binds.append(ByteBuffer(bytes: sealed)) } else { binds.appendNull() }
-                        values.append("($\(5 * k + 1), $\(5 * k + 2), $\(5 * k + 3), $\(5 * k + 4), $\(5 * k + 5))")
+                        binds.append(ByteBuffer(bytes: row.keyID))
+                        values.append("(" + (1...6).map { "$\(6 * k + $0)" }.joined(separator: ", ") + ")")
                     }
-                    _ = try await c.rows(PostgresQuery(unsafeSQL: "INSERT INTO \(personalTable) (kind, ref, subject, seq, sealed) VALUES "
+                    _ = try await c.rows(PostgresQuery(unsafeSQL: "INSERT INTO \(personalTable) (kind, ref, subject, seq, sealed, key_id) VALUES "
                                                        + values.joined(separator: ", "), binds: binds), logger: logger)
                     start += chunk.count
                 }
@@ -254,7 +262,7 @@ public struct SharedLogStore: Sendable {
     public func events(after seq: UInt64, limit: Int = 1_000) async throws -> [StoredEvent] {
         try await connection.run { c in
             let rows = try await c.rows("""
-                SELECT seq, record FROM \(unescaped: events) WHERE seq > \(Int64(seq)) ORDER BY seq LIMIT \(Int64(limit))
+                SELECT seq, record FROM \(unescaped: events) WHERE seq > \(Int64(clamping: seq)) ORDER BY seq LIMIT \(Int64(limit))
                 """, logger: logger)
             var out: [StoredEvent] = []
             out.reserveCapacity(rows.count)
@@ -267,7 +275,7 @@ public struct SharedLogStore: Sendable {
                 } catch {
                     throw SharedLogError.corruptRow(seq: rowSeq, problem: "\(error)")
                 }
-                guard event.seq == UInt64(rowSeq) else {
+                guard UInt64(exactly: rowSeq) == event.seq else {
                     throw SharedLogError.corruptRow(seq: rowSeq, problem: "its record says seq \(event.seq)")
                 }
                 out.append(event)
@@ -281,17 +289,10 @@ public struct SharedLogStore: Sendable {
     public func personal(at seqs: ClosedRange<UInt64>) async throws -> [PersonalRow] {
         try await connection.run { c in
             let rows = try await c.rows("""
-                SELECT kind, ref, subject, sealed FROM \(unescaped: personalTable)
-                WHERE seq >= \(Int64(seqs.lowerBound)) AND seq <= \(Int64(seqs.upperBound)) ORDER BY seq, kind
+                SELECT kind, ref, subject, sealed, key_id FROM \(unescaped: personalTable)
+                WHERE seq >= \(Int64(clamping: seqs.lowerBound)) AND seq <= \(Int64(clamping: seqs.upperBound)) ORDER BY seq, kind
                 """, logger: logger)
-            var out: [PersonalRow] = []
-            for row in rows {
-                let (kind, ref, subject, sealed) = try row.decode((Int16, ByteBuffer, ByteBuffer, ByteBuffer?).self)
-                guard let k = UInt8(exactly: kind) else { throw SharedLogError.server("a row of \(personalTable) has kind \(kind)") }
-                out.append(PersonalRow(kind: k, ref: Array(ref.readableBytesView), subject: Array(subject.readableBytesView),
-                                       sealed: sealed.map { Array($0.readableBytesView) }))
-            }
-            return out
+            return try rows.map { try personalRow($0) }
         }
     }
 
@@ -299,21 +300,80 @@ public struct SharedLogStore: Sendable {
     public func personal(of subject: Pseudonym) async throws -> [PersonalRow] {
         try await connection.run { c in
             let rows = try await c.rows("""
-                SELECT kind, ref, subject, sealed FROM \(unescaped: personalTable) WHERE subject = \(ByteBuffer(bytes: subject.bytes))
+                SELECT kind, ref, subject, sealed, key_id FROM \(unescaped: personalTable) WHERE subject = \(ByteBuffer(bytes: subject.bytes))
+                """, logger: logger)
+            return try rows.map { try personalRow($0) }
+        }
+    }
+
+    /// Up to `limit` rows still sealed under a key other than `keyID` (what a cluster-key
+    /// rotation seals again).
+    public func personal(sealedOtherThan keyID: [UInt8], limit: Int = 1_000) async throws -> [PersonalRow] {
+        try await connection.run { c in
+            let rows = try await c.rows("""
+                SELECT kind, ref, subject, sealed, key_id FROM \(unescaped: personalTable)
+                WHERE key_id <> \(ByteBuffer(bytes: keyID)) AND sealed IS NOT NULL LIMIT \(Int64(limit))
+                """, logger: logger)
+            return try rows.map { try personalRow($0) }
+        }
+    }
+
+    /// How many sealed rows each cluster key holds (a rotation is done when one key seals
+    /// them all).
+    public func personalKeys() async throws -> [(keyID: [UInt8], rows: Int)] {
+        try await connection.run { c in
+            let rows = try await c.rows("""
+                SELECT key_id, count(*) FROM \(unescaped: personalTable) WHERE sealed IS NOT NULL GROUP BY key_id ORDER BY key_id
                 """, logger: logger)
             return try rows.map { row in
-                let (kind, ref, s, sealed) = try row.decode((Int16, ByteBuffer, ByteBuffer, ByteBuffer?).self)
-                return PersonalRow(kind: UInt8(truncatingIfNeeded: kind), ref: Array(ref.readableBytesView), subject: Array(s.readableBytesView),
-                                   sealed: sealed.map { Array($0.readableBytesView) })
+                let (keyID, count) = try row.decode((ByteBuffer, Int64).self)
+                return (Array(keyID.readableBytesView), Int(count))
             }
         }
+    }
+
+    /// Replaces each row's `sealed` and `key_id` by the new ones, in one transaction, where
+    /// the row still holds what it was read with (a row erased or sealed again meanwhile is
+    /// left as it is); returns how many rows changed.
+    public func reseal(_ changes: [(old: PersonalRow, sealed: [UInt8], keyID: [UInt8])]) async throws -> Int {
+        guard !changes.isEmpty else { return 0 }
+        return try await connection.run { c in
+            _ = try await c.rows("BEGIN", logger: logger)
+            do {
+                var changed = 0
+                for change in changes {
+                    guard let oldSealed = change.old.sealed else { continue }
+                    let rows = try await c.rows("""
+                        UPDATE \(unescaped: personalTable) SET sealed = \(ByteBuffer(bytes: change.sealed)), key_id = \(ByteBuffer(bytes: change.keyID))
+                        WHERE kind = \(Int16(change.old.kind)) AND ref = \(ByteBuffer(bytes: change.old.ref))
+                          AND subject = \(ByteBuffer(bytes: change.old.subject))
+                          AND key_id = \(ByteBuffer(bytes: change.old.keyID)) AND sealed = \(ByteBuffer(bytes: oldSealed))
+                        RETURNING kind
+                        """, logger: logger)
+                    changed += rows.count
+                }
+                _ = try await c.rows("COMMIT", logger: logger)
+                return changed
+            } catch {
+                if !c.isClosed, SerialConnection.isServerError(error) { _ = try? await c.rows("ROLLBACK", logger: logger) }
+                throw error
+            }
+        }
+    }
+
+    /// A row of `NAME_personal` read as (kind, ref, subject, sealed, key_id).
+    private func personalRow(_ row: PostgresRow) throws -> PersonalRow {
+        let (kind, ref, subject, sealed, keyID) = try row.decode((Int16, ByteBuffer, ByteBuffer, ByteBuffer?, ByteBuffer).self)
+        guard let k = UInt8(exactly: kind) else { throw SharedLogError.server("a row of \(personalTable) has kind \(kind)") }
+        return PersonalRow(kind: k, ref: Array(ref.readableBytesView), subject: Array(subject.readableBytesView),
+                           sealed: sealed.map { Array($0.readableBytesView) }, keyID: Array(keyID.readableBytesView))
     }
 
     /// The seq of the event with `id`, if the shared log has it.
     public func seq(forID id: UUID) async throws -> UInt64? {
         try await connection.run { c in
             for row in try await c.rows("SELECT seq FROM \(unescaped: events) WHERE id = \(id)", logger: logger) {
-                return UInt64(try row.decode(Int64.self))
+                return UInt64(clamping: try row.decode(Int64.self))
             }
             return nil
         }

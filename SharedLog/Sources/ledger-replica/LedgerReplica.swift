@@ -21,7 +21,7 @@ struct LedgerReplica: AsyncParsableCommand {
         Example: ledger-replica follow ./replica --postgres postgres://ledger@db.internal/ledger
         """,
         version: "1.0.0",
-        subcommands: [Follow.self, Exec.self, Erase.self, Verify.self, MakeClusterKey.self, Stress.self])
+        subcommands: [Follow.self, Exec.self, Erase.self, Verify.self, MakeClusterKey.self, RotateClusterKey.self, Stress.self])
 
     static func main() async {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)  // stdout carries results
@@ -74,6 +74,8 @@ struct ReplicaOptions: ParsableArguments {
     var keyFile: String?
     @Option(help: "The cluster key file (32 bytes, the same on every host; make one with cluster-key FILE) that personal data is sealed under in PostgreSQL (default: DB/cluster.key).")
     var clusterKeyFile: String?
+    @Option(help: "A retired cluster key file (repeatable): items still sealed under it are opened, never sealed under it. During a rotation (rotate-cluster-key).")
+    var retiredClusterKeyFile: [String] = []
     @Flag(help: "Log what the replica does on stderr.")
     var verbose = false
     @Option(help: "With --verbose: trace, debug, info (default), notice, warning, error.")
@@ -137,6 +139,19 @@ struct ReplicaOptions: ParsableArguments {
             printError("error: can't open the ledger at '\(db)': \(error)")
             throw Failure(code: 1)
         }
+        var retired: [ClusterKey] = []
+        for file in retiredClusterKeyFile {
+            guard let bytes = FileManager.default.contents(atPath: file) else {
+                printError("error: --retired-cluster-key-file \(file) can't be read")
+                throw Failure(code: 2)
+            }
+            do {
+                retired.append(try ClusterKey(bytes: Array(bytes)))
+            } catch {
+                printError("error: \(file): \(error)")
+                throw Failure(code: 2)
+            }
+        }
         if ledger.eventFormat == 2, clusterKey == nil {
             // (a replica made while the shared log carried event format 1 needs none)
             printError("error: the cluster key \(clusterPath) is missing: give --cluster-key-file (the same 32-byte key on every host; make one with `ledger-replica cluster-key FILE`), or copy it into the replica")
@@ -144,7 +159,8 @@ struct ReplicaOptions: ParsableArguments {
         }
         do {
             return try SharedLedger(local: ledger, location: location,
-                                    options: .init(name: name, logger: logger, clampTimeToHead: clampTime, clusterKey: clusterKey))
+                                    options: .init(name: name, logger: logger, clampTimeToHead: clampTime, clusterKey: clusterKey,
+                                                   retiredClusterKeys: retired))
         } catch {
             printError("error: \(error)")
             throw Failure(code: 2)
@@ -359,7 +375,42 @@ struct MakeClusterKey: ParsableCommand {
             printError("error: can't write \(file)")
             throw Failure(code: 2)
         }
-        emit("wrote a cluster key to \(file)")
+        emit("wrote a cluster key to \(file) (id \(try ClusterKey(bytes: bytes).idHex))")
+    }
+}
+
+struct RotateClusterKey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-cluster-key",
+        abstract: "Seal every item of the shared log that a retired key seals again under the cluster key.",
+        discussion: """
+        The rotation, with no host stopped: make a new key (cluster-key NEW); give every host NEW
+        as --retired-cluster-key-file beside its key; then make NEW every host's
+        --cluster-key-file and the old key its --retired-cluster-key-file; then run this with the
+        same pair. It prints {"ok", "keyID", "resealed", "sealedByKey"}; "ok" is true (exit 0) when
+        every live item is under NEW, and the old key can then be destroyed on every host — what
+        PostgreSQL's dead tuples, WAL and backups kept, sealed under it, can't be read any more.
+        Exit 1 while a host still seals under another key. Safe to run again.
+
+        Example: ledger-replica rotate-cluster-key ./replica --cluster-key-file new.key --retired-cluster-key-file old.key --postgres postgres://ledger@localhost/ledger
+        """)
+    @OptionGroup var options: ReplicaOptions
+
+    func run() async throws {
+        let shared = try options.open(needsKey: false)
+        let rotation: ClusterKeyRotation
+        do {
+            rotation = try await shared.rotateClusterKey()
+        } catch let error as SharedLogError {
+            printError("error: \(error)")
+            await shared.close()
+            throw Failure(code: error == .clusterKeyMissing ? 2 : 1)
+        }
+        await shared.close()
+        let byKey = rotation.sealedByKey.sorted { $0.key < $1.key }.map { (key: $0.key, value: JSONValue.int(Int64($0.value))) }
+        emit(JSONValue.object([("ok", .bool(rotation.done)), ("keyID", .string(rotation.keyID)),
+                               ("resealed", .int(Int64(rotation.resealed))), ("sealedByKey", .object(byKey))]).text)
+        if !rotation.done { throw Failure(code: 1) }
     }
 }
 

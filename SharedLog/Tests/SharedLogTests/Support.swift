@@ -55,14 +55,17 @@ final class TempDir: @unchecked Sendable {
 }
 
 /// Opens a host: a local LMDB replica in `dir` on shared log `name`.
-func host(_ dir: String, name: String, clamp: Bool = false) throws -> SharedLedger {
+/// `clusterKey` seals, `retired` keys only open (a rotation).
+func host(_ dir: String, name: String, clamp: Bool = false, clusterKey: [UInt8] = Env.clusterKeyBytes,
+          retired: [[UInt8]] = []) throws -> SharedLedger {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     var options = PermissionLedger.Options()
     options.authorizationKey = try AuthorizationKey(bytes: Env.keyBytes)
     let local = try PermissionLedger(directory: dir, options: options)
     return try SharedLedger(local: local, location: try Env.location(),
                             options: .init(name: name, pollInterval: .milliseconds(200), clampTimeToHead: clamp,
-                                           clusterKey: try ClusterKey(bytes: Env.clusterKeyBytes)))
+                                           clusterKey: try ClusterKey(bytes: clusterKey),
+                                           retiredClusterKeys: try retired.map { try ClusterKey(bytes: $0) }))
 }
 
 /// (seq, id, hash) of every event of a local ledger.

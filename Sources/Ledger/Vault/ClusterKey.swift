@@ -10,7 +10,13 @@ import Foundation
 /// unreadable.
 public struct ClusterKey: Sendable {
     let key: SymmetricKey
+    /// The key's identifier: the first 8 bytes of a SHA-256 of the key under a label of its
+    /// own. The shared log stores it beside each sealed item, so that a host holding several
+    /// keys during a rotation opens each item with the key that sealed it; it reveals nothing
+    /// of the key.
+    public let id: [UInt8]
     static let label = Array("permission-ledger shared vault item 1\u{0}".utf8)
+    static let idLabel = Array("permission-ledger cluster key id 1\u{0}".utf8)
 
     /// A key from its 32 bytes (a file's contents).
     public init(bytes: [UInt8]) throws {
@@ -18,7 +24,11 @@ public struct ClusterKey: Sendable {
             throw VaultError(reason: .clusterKey("a cluster key is 32 bytes, not \(bytes.count)"))
         }
         key = SymmetricKey(data: bytes)
+        id = Array(SHA256.hash(data: Self.idLabel + bytes).prefix(8))
     }
+
+    /// The key's identifier in hex (16 digits), as operators see it.
+    public var idHex: String { Hex.encode(id) }
 
     /// 32 fresh random bytes for a new cluster key (from the kernel's CSPRNG).
     public static func generate() throws -> [UInt8] { try SubjectVault.randomBytes(32) }
@@ -35,12 +45,20 @@ public struct ClusterKey: Sendable {
         return Array(combined)
     }
 
+    /// The item of an erased row (no sealed bytes: it opens without a key).
+    public static func openErased(kind: UInt8, ref: [UInt8], subject: [UInt8]) throws -> VaultItem {
+        guard let k = VaultItem.Kind(rawValue: kind) else { throw VaultError(reason: .damaged("a shared vault item of kind \(kind)")) }
+        guard let p = Pseudonym(bytes: subject) else { throw VaultError(reason: .damaged("a shared vault item whose subject is \(subject.count) bytes")) }
+        return VaultItem(kind: k, ref: ref, subject: p, plain: nil)
+    }
+
     /// The item a shared log's row holds, opened and checked against its kind, record and
     /// subject (a row moved to another subject, or altered, does not open).
     public func open(kind: UInt8, ref: [UInt8], subject: [UInt8], sealed: [UInt8]?, ledger: String) throws -> VaultItem {
-        guard let k = VaultItem.Kind(rawValue: kind) else { throw VaultError(reason: .damaged("a shared vault item of kind \(kind)")) }
-        guard let p = Pseudonym(bytes: subject) else { throw VaultError(reason: .damaged("a shared vault item whose subject is \(subject.count) bytes")) }
-        guard let sealed else { return VaultItem(kind: k, ref: ref, subject: p, plain: nil) }
+        // (the kind and the subject checked)
+        var item = try Self.openErased(kind: kind, ref: ref, subject: subject)
+        guard let sealed else { return item }
+        let p = item.subject
         let plain: [UInt8]
         do {
             plain = Array(try AES.GCM.open(try AES.GCM.SealedBox(combined: sealed), using: key,
@@ -48,6 +66,7 @@ public struct ClusterKey: Sendable {
         } catch {
             throw VaultError(reason: .clusterKey("a shared vault item of subject \(p) does not open under this cluster key: another host's key, or an altered row"))
         }
-        return VaultItem(kind: k, ref: ref, subject: p, plain: plain)
+        item.plain = plain
+        return item
     }
 }
