@@ -467,6 +467,18 @@ struct VersionedStoreTests {
                 try txn.scan(ids, from: [KeySpace.email.rawValue | 0x80]) { k, v in first = (Array(k), Array(v)); return false }
                 if let first { try txn.put(ids, key: first.0, value: first.1 + Array("x".utf8)) }
             }),
+            ("an extra dictionary entry", ids, { txn in
+                try txn.put(ids, key: [KeySpace.email.rawValue] + Array("nobody@nowhere.example".utf8), value: StableIDs.bytes(1))
+            }),
+            ("a removed dictionary entry", ids, { txn in
+                var first: [UInt8]?
+                try txn.scan(ids, from: [KeySpace.account.rawValue, 1]) { k, _ in first = Array(k); return false }
+                if let first { _ = try txn.delete(ids, key: first) }
+            }),
+            ("a changed id count", ids, { txn in
+                guard let count = try txn.get(ids, key: [0, KeySpace.licensingId.rawValue]) else { return }
+                try txn.put(ids, key: [0, KeySpace.licensingId.rawValue], value: StableIDs.bytes((count.withUnsafeBytes { StableIDs.readID($0) } ?? 0) &+ 1))
+            }),
         ]
         #expect(tombstone != nil && version != nil)
         for (what, db, damage) in damages {
@@ -477,6 +489,34 @@ struct VersionedStoreTests {
             try ledger.rebuild()
             #expect(try projectionDump(ledger) == good, "\(what): not restored")
         }
+    }
+
+    @Test("the streaming comparison's dictionary check matches bytes, not canonically equivalent strings")
+    func dictionaryBytes() throws {
+        let dir = TempDir()
+        let ledger = try PermissionLedger(directory: dir.path, options: .init(authorizationKey: testKey, durability: .noSync))
+        let ids = try ledger.environment.openDatabases(["p.ids"])[0]
+        let replay = StableIDs(memory: ())
+        try replay.assign(.request, "caf\u{E9}")          // é precomposed (NFC)
+        try replay.assign(.request, "plain")
+        func matches(_ entries: [(key: [UInt8], value: [UInt8])]) throws -> Bool {
+            try ledger.environment.write { txn in
+                try txn.clear(ids)
+                for e in entries { try txn.put(ids, key: e.key, value: e.value) }
+            }
+            return try ledger.environment.read { txn in
+                try txn.withReader { reader in try replay.matchesStored(ids, reader: reader, mappedBudget: 192 << 20) }
+            }
+        }
+        let entries = replay.sortedEntries()
+        #expect(try matches(entries), "the replay's own entries match")
+        // the same name stored decomposed (NFD: e + U+0301) is a Swift String equal to it
+        let nfc = [KeySpace.request.rawValue] + Array("caf\u{E9}".utf8)
+        let nfd = [KeySpace.request.rawValue] + Array("cafe\u{301}".utf8)
+        #expect("caf\u{E9}" == "cafe\u{301}" && nfc != nfd)
+        #expect(try !matches(entries.map { $0.key == nfc ? (nfd, $0.value) : $0 }), "another byte form of a name is a difference")
+        #expect(try !matches(entries.filter { $0.key != nfc }), "a missing entry is a difference")
+        #expect(try !matches(entries + [(key: [KeySpace.request.rawValue] + Array("extra".utf8), value: StableIDs.bytes(3))]))
     }
 
     @Test("a ledger in format 1 (string keys, whole-state snapshots) is upgraded on first open; a newer format is refused")

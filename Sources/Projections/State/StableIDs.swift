@@ -154,6 +154,52 @@ final class StableIDs {
         return out.sorted { KeyOrder.precedes($0.key, $1.key) }
     }
 
+    /// Whether the stored dictionary `db` holds exactly this in-memory dictionary's entries
+    /// (`sortedEntries()`, byte for byte), found in one scan that looks each stored entry up
+    /// here instead of building the sorted entries (four arrays a name: the largest
+    /// allocation of a streaming comparison otherwise). Equal when every stored entry is
+    /// one of ours and there are as many as we have. `mappedBudget`: see
+    /// `TransactionReader.releaseMappedPages(above:)`.
+    func matchesStored(_ db: LMDBDatabase, reader: TransactionReader, mappedBudget: Int) throws -> Bool {
+        var expected = 0
+        for kind in KeySpace.allCases {
+            let k = Int(kind.rawValue)
+            if let count = counts[k], count > 0 { expected += 1 + 2 * forward[k].count }
+        }
+        var seen = 0, scanned = 0, equal = true
+        try reader.scan(db) { key, value in
+            scanned += 1
+            if scanned % 4_096 == 0 { try reader.releaseMappedPages(above: mappedBudget) }
+            // the kind: the second byte of a count's key (0 ‖ kind), else the first's low bits
+            let first = key.first ?? 0
+            let kindByte = first == 0 ? (key.count == 2 ? key[1] : 0) : first & 0x7F
+            guard let kind = KeySpace(rawValue: kindByte) else {
+                equal = false
+                return false
+            }
+            let k = Int(kind.rawValue), rest = UnsafeRawBufferPointer(rebasing: key[(first == 0 ? 2 : 1)...])
+            switch first {
+            case 0:
+                // the ids given so far
+                equal = counts[k].map { $0 > 0 && value.elementsEqual(Self.bytes($0)) } ?? false
+            case 0x80...:
+                // id → name (the name's bytes exactly)
+                equal = Self.readID(rest).flatMap { names[k][$0] }.map { value.elementsEqual($0.utf8) } ?? false
+            default:
+                // name → id; a String key matches canonically equivalent bytes too, so the
+                // dictionary's own key is compared byte for byte
+                if let name = String(validating: rest, as: UTF8.self), let i = forward[k].index(forKey: name) {
+                    equal = forward[k][i].key.utf8.elementsEqual(rest) && value.elementsEqual(Self.bytes(forward[k][i].value))
+                } else {
+                    equal = false
+                }
+            }
+            seen += 1
+            return equal
+        }
+        return equal && seen == expected
+    }
+
     // MARK: Keys of versioned tables
 
     /// The stored prefix of `key` in a table of `shape`: nil when a name in it has no id
