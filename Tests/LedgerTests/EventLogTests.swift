@@ -76,6 +76,50 @@ struct EventLogTests {
             }
         }
     }
+
+    @Test("a reader's scan budget gives the mapping back during a long scan; every entry reads the same")
+    func scanBudget() throws {
+        let dir = TempDir()
+        let env = try LMDBEnvironment.open(path: dir.path, options: EnvironmentOptions(initialMapSize: 128 << 20, durability: .noSync))
+        guard let db = try env.openDatabases(["rows"]).first else { Issue.record("no database"); return }
+        // about 13 MiB in 10,000 rows of 1 KiB (three a page)
+        let rows = 10_000
+        try env.write { txn in
+            try txn.withWriter { w in
+                for i in 0 ..< rows { try w.put(db, key: BigEndianKey.bytes(UInt64(i)), value: [UInt8](repeating: UInt8(i & 0xFF), count: 1 << 10)) }
+            }
+        }
+        guard let resolved = realpath(dir.path + "/data.mdb", nil) else { Issue.record("no data file"); return }
+        let file = String(cString: resolved)
+        free(resolved)
+        func mappedKiB() -> Int {
+            var total = 0, inFile = false
+            for line in (procText("/proc/self/smaps") ?? "").split(separator: "\n") {
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                if fields.first?.contains("-") == true, fields.count >= 5 { inFile = line.hasSuffix(" " + file) }
+                else if inFile, fields.first == "Rss:", fields.count > 1 { total += Int(fields[1]) ?? 0 }
+            }
+            return total
+        }
+        let expected = (0 ..< rows).reduce(0) { $0 + $1 & 0xFF }
+        try env.read { txn in
+            try txn.withReader { reader in
+                var plain = 0
+                try reader.scan(db) { _, value in plain += Int(value[0]) + Int(value[value.count - 1]); return true }
+                let unbudgeted = mappedKiB()
+                #expect(plain == 2 * expected && unbudgeted >= 10 << 10, "a scan of 13 MiB mapped \(unbudgeted) KiB")
+                try reader.releaseMappedPages()
+                // a budget of one byte: given back every 4,096 entries, so only the last
+                // 1,808 entries' pages (about 2.4 MiB, and what the kernel maps around them) stay
+                reader.scanMappedBudget = 1
+                var budgeted = 0
+                try reader.scan(db) { _, value in budgeted += Int(value[0]) + Int(value[value.count - 1]); return true }
+                let mapped = mappedKiB()
+                #expect(budgeted == plain, "the entries read the same under the budget")
+                #expect(mapped < 5 << 10, "\(mapped) KiB still mapped after a budgeted scan")
+            }
+        }
+    }
     #endif
 
     @Test("round trip: what is appended reads back, chained from 32 zero bytes")

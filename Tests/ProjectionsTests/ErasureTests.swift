@@ -60,6 +60,10 @@ struct ErasureTests {
         #expect(after.count == before.count + 1 && after.last?.kind == DomainEvent.kind(typeName: "subjectErased"))
         let report = try ledger.verify()
         #expect(report.ok, "\(report)")
+        // the bounded-memory comparison confirms it too (verify and rebuild would otherwise
+        // fall back to a whole fold in memory)
+        #expect(try ledger.streamingComparison(chunk: 97, progress: nil) == head + 1)
+        #expect(try ledger.streamingComparison(progress: nil) == head + 1)
         for c in checkpoints { #expect(try ledger.inspector.problem(against: c) == nil, "checkpoint at \(c.seq)") }
         // a reopen keeps all of it
         let reopened = try FormatTwoTests.open(dir.path, format: 2)

@@ -196,6 +196,13 @@ public class TransactionReader {
 
     fileprivate func invalidate() { handle = nil }
 
+    /// When set, every scan through this reader gives the data file's mapped pages back
+    /// every 4,096 entries once this process's file-backed resident memory passes this many
+    /// bytes (`releaseMappedPages(above:)`): what a bounded-memory pass over a large ledger
+    /// sets, so that no single long scan inside it (a fold that visits a whole table)
+    /// escapes the budget.
+    public var scanMappedBudget: Int?
+
     fileprivate func open() throws -> OpaquePointer {
         guard let handle else { throw Self.closed }
         return handle
@@ -276,7 +283,13 @@ public class TransactionReader {
     public func scan(_ db: LMDBDatabase, from start: [UInt8]? = nil,
                      _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
         let view = BorrowedTransaction(handle: try open())
-        try view.scan(db, from: start, body)
+        guard let budget = scanMappedBudget else { return try view.scan(db, from: start, body) }
+        var visited = 0
+        try view.scan(db, from: start) { key, value in
+            visited += 1
+            if visited % 4_096 == 0 { try releaseMappedPages(above: budget) }
+            return try body(key, value)
+        }
     }
 }
 

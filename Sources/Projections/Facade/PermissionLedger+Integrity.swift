@@ -54,7 +54,7 @@ extension PermissionLedger {
 
     /// The file-backed resident memory past which a streaming comparison gives back the
     /// data file's mapped pages (`TransactionReader.releaseMappedPages(above:)`).
-    static let mappedBudget = 192 << 20
+    static let mappedBudget = 128 << 20
 
     /// Whether the stored projections equal a replay of the log, found without holding the
     /// history's versions in memory: in one read transaction, each chunk of events is folded
@@ -68,6 +68,9 @@ extension PermissionLedger {
     func streamingComparison(chunk: UInt64 = streamChunk, progress: ((UInt64) -> Void)?) throws -> UInt64? {
         try environment.read { txn in
             try txn.withReader { reader -> UInt64? in
+                // a fold that scans a whole table (an erasure withdraws the subject's requests)
+                // gives the mapping back inside the scan too
+                reader.scanMappedBudget = Self.mappedBudget
                 let head = try log.head(reader: reader)
                 let meta = projectionDatabases[.meta]
                 guard try reader.withValue(meta, key: Self.formatKey, { Array($0) }) == [DomainState.format] else { return nil }
@@ -84,7 +87,7 @@ extension PermissionLedger {
                         // a chunk reads pages all over the projections: what it read is
                         // decoded in memory, so the mapped pages are given back when they
                         // pass the budget (the resident set does not grow with the file)
-                        if view.seq % 4_096 == 0 { try reader.releaseMappedPages(above: Self.mappedBudget) }
+                        if view.seq % 2_048 == 0 { try reader.releaseMappedPages(above: Self.mappedBudget) }
                         return true
                     }
                     lastAt = state.lastAt
@@ -93,6 +96,8 @@ extension PermissionLedger {
                         let db = projectionDatabases[table]
                         let equal = try rows.withRows { row in
                             for i in 0 ..< rows.count {
+                                // each look-up maps pages anywhere in the table, as the fold's do
+                                if i % 4_096 == 4_095 { try reader.releaseMappedPages(above: Self.mappedBudget) }
                                 let r = row(i)
                                 guard try reader.withValue(db, key: r.key, { RowBuffer.compare($0, r.value) == 0 }) == true else { return false }
                             }
