@@ -43,20 +43,7 @@ struct EventLogTests {
                 for i in 0 ..< rows { try w.put(db, key: BigEndianKey.bytes(UInt64(i)), value: [UInt8](repeating: UInt8(i & 0xFF), count: 16 << 10)) }
             }
         }
-        // the resident size of this file's mapping, from the kernel's own account of it
-        guard let resolved = realpath(dir.path + "/data.mdb", nil) else { Issue.record("no data file"); return }
-        let file = String(cString: resolved)
-        free(resolved)
-        func mappedKiB() -> Int {
-            let smaps = procText("/proc/self/smaps") ?? ""
-            var total = 0, inFile = false
-            for line in smaps.split(separator: "\n") {
-                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-                if fields.first?.contains("-") == true, fields.count >= 5 { inFile = line.hasSuffix(" " + file) }
-                else if inFile, fields.first == "Rss:", fields.count > 1 { total += Int(fields[1]) ?? 0 }
-            }
-            return total
-        }
+        guard let mappedKiB = Self.mappedKiB(of: dir.path + "/data.mdb") else { Issue.record("no data file"); return }
         try env.read { txn in
             try txn.withReader { reader in
                 var sum = 0
@@ -77,6 +64,23 @@ struct EventLogTests {
         }
     }
 
+    /// The resident size of `path`'s mapping in this process, in KiB, from the kernel's own
+    /// account of it (`/proc/self/smaps`); nil when the file does not exist.
+    static func mappedKiB(of path: String) -> (() -> Int)? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        let file = String(cString: resolved)
+        free(resolved)
+        return {
+            var total = 0, inFile = false
+            for line in (procText("/proc/self/smaps") ?? "").split(separator: "\n") {
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                if fields.first?.contains("-") == true, fields.count >= 5 { inFile = line.hasSuffix(" " + file) }
+                else if inFile, fields.first == "Rss:", fields.count > 1 { total += Int(fields[1]) ?? 0 }
+            }
+            return total
+        }
+    }
+
     @Test("a reader's scan budget gives the mapping back during a long scan; every entry reads the same")
     func scanBudget() throws {
         let dir = TempDir()
@@ -89,18 +93,7 @@ struct EventLogTests {
                 for i in 0 ..< rows { try w.put(db, key: BigEndianKey.bytes(UInt64(i)), value: [UInt8](repeating: UInt8(i & 0xFF), count: 1 << 10)) }
             }
         }
-        guard let resolved = realpath(dir.path + "/data.mdb", nil) else { Issue.record("no data file"); return }
-        let file = String(cString: resolved)
-        free(resolved)
-        func mappedKiB() -> Int {
-            var total = 0, inFile = false
-            for line in (procText("/proc/self/smaps") ?? "").split(separator: "\n") {
-                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-                if fields.first?.contains("-") == true, fields.count >= 5 { inFile = line.hasSuffix(" " + file) }
-                else if inFile, fields.first == "Rss:", fields.count > 1 { total += Int(fields[1]) ?? 0 }
-            }
-            return total
-        }
+        guard let mappedKiB = Self.mappedKiB(of: dir.path + "/data.mdb") else { Issue.record("no data file"); return }
         let expected = (0 ..< rows).reduce(0) { $0 + $1 & 0xFF }
         try env.read { txn in
             try txn.withReader { reader in
