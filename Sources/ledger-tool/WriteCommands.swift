@@ -146,14 +146,8 @@ struct Erase: ParsableCommand {
             printError("error: the ledger at '\(location.db)': \(error.message)")
             throw Failure(code: Exit.badInput)
         }
-        var fields: [(key: String, value: JSONValue)] = [("ok", .bool(result.accepted))]
-        if let refusal = result.refusal {
-            fields += [("error", .string(refusal.code.rawValue)), ("message", .string(refusal.message))]
-        }
-        fields.append(("seq", .array(result.seqs.map { .uint($0) })))
-        if let subject = result.subject { fields += [("subject", .string(subject)), ("fieldsErased", .int(Int64(result.fieldsErased)))] }
         if json {
-            print(JSONValue.object(fields).text)
+            print(result.json.text)
         } else if let refusal = result.refusal {
             print("refused: \(refusal.code.rawValue): \(refusal.message)")
         } else {

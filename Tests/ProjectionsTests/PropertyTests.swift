@@ -505,7 +505,7 @@ struct VersionedStoreTests {
                 for e in entries { try txn.put(ids, key: e.key, value: e.value) }
             }
             return try ledger.environment.read { txn in
-                try txn.withReader { reader in try replay.matchesStored(ids, reader: reader, mappedBudget: 192 << 20) }
+                try txn.withReader { reader in try replay.matchesStored(ids, reader: reader) }
             }
         }
         let entries = replay.sortedEntries()

@@ -342,13 +342,7 @@ struct Erase: AsyncParsableCommand {
             throw Failure(code: 1)
         }
         await shared.close()
-        var fields: [(key: String, value: JSONValue)] = [("ok", .bool(result.accepted))]
-        if let refusal = result.refusal {
-            fields += [("error", .string(refusal.code.rawValue)), ("message", .string(refusal.message))]
-        }
-        fields.append(("seq", .array(result.seqs.map { .uint($0) })))
-        if let subject = result.subject { fields += [("subject", .string(subject)), ("fieldsErased", .int(Int64(result.fieldsErased)))] }
-        emit(JSONValue.object(fields).text)
+        emit(result.json.text)
         if !result.accepted { throw Failure(code: 1) }
     }
 }

@@ -17,6 +17,16 @@ public struct ErasureResult: Sendable, Equatable {
 
     /// Whether the subject was erased.
     public var accepted: Bool { refusal == nil }
+
+    /// The result as `ledger-tool erase --json` prints it: `ok`, `error` and `message` when
+    /// refused, `seq`, and `subject` with `fieldsErased` when erased.
+    public var json: JSONValue {
+        var fields: [(key: String, value: JSONValue)] = [("ok", .bool(accepted))]
+        if let refusal { fields += [("error", .string(refusal.code.rawValue)), ("message", .string(refusal.message))] }
+        fields.append(("seq", .array(seqs.map { .uint($0) })))
+        if let subject { fields += [("subject", .string(subject)), ("fieldsErased", .int(Int64(fieldsErased)))] }
+        return .object(fields)
+    }
 }
 
 /// An erasure decided against the local state, with its `subjectErased` event already

@@ -113,7 +113,7 @@ extension PermissionLedger {
                     if try reader.count(projectionDatabases[spec.table]) != made[spec.table, default: 0] { return nil }
                 }
                 // the dictionary, and the position (beside the format)
-                guard try replay.matchesStored(projectionDatabases[.ids], reader: reader, mappedBudget: Self.mappedBudget) else { return nil }
+                guard try replay.matchesStored(projectionDatabases[.ids], reader: reader) else { return nil }
                 let position = SortedRows(sorted: [(Array("checkpoint".utf8), MetaRecord(lastSeq: head.seq, lastAt: head.at).encoded)])
                 let formatKey = Self.formatKey
                 guard try TableDifferences.between(position, stored: meta, reader: reader, ignoring: { $0.elementsEqual(formatKey) }).isEmpty else { return nil }

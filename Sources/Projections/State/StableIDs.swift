@@ -158,18 +158,16 @@ final class StableIDs {
     /// (`sortedEntries()`, byte for byte), found in one scan that looks each stored entry up
     /// here instead of building the sorted entries (four arrays a name: the largest
     /// allocation of a streaming comparison otherwise). Equal when every stored entry is
-    /// one of ours and there are as many as we have. `mappedBudget`: see
-    /// `TransactionReader.releaseMappedPages(above:)`.
-    func matchesStored(_ db: LMDBDatabase, reader: TransactionReader, mappedBudget: Int) throws -> Bool {
+    /// one of ours and there are as many as we have (a reader with a `scanMappedBudget`
+    /// gives the mapping back as the scan goes).
+    func matchesStored(_ db: LMDBDatabase, reader: TransactionReader) throws -> Bool {
         var expected = 0
         for kind in KeySpace.allCases {
             let k = Int(kind.rawValue)
             if let count = counts[k], count > 0 { expected += 1 + 2 * forward[k].count }
         }
-        var seen = 0, scanned = 0, equal = true
+        var seen = 0, equal = true
         try reader.scan(db) { key, value in
-            scanned += 1
-            if scanned % 4_096 == 0 { try reader.releaseMappedPages(above: mappedBudget) }
             // the kind: the second byte of a count's key (0 ‖ kind), else the first's low bits
             let first = key.first ?? 0
             let kindByte = first == 0 ? (key.count == 2 ? key[1] : 0) : first & 0x7F

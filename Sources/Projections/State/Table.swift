@@ -430,20 +430,16 @@ struct TableDifferences {
     /// Whether the database equals the replay.
     var isEmpty: Bool { removals.isEmpty && puts.isEmpty }
 
-    /// How `db` differs from `expected`: one merge of the two in key order (`mappedBudget`:
-    /// see `TransactionReader.releaseMappedPages(above:)`). Keys
-    /// `ignoring` accepts are left out of the comparison.
+    /// How `db` differs from `expected`: one merge of the two in key order (a reader with a
+    /// `scanMappedBudget` gives the mapping back as it goes). Keys `ignoring` accepts are
+    /// left out of the comparison.
     static func between(_ expected: SortedRows, stored db: LMDBDatabase, reader: TransactionReader,
-                        ignoring: (UnsafeRawBufferPointer) -> Bool = { _ in false }, mappedBudget: Int? = nil) throws -> TableDifferences {
+                        ignoring: (UnsafeRawBufferPointer) -> Bool = { _ in false }) throws -> TableDifferences {
         var result = TableDifferences()
         try expected.withRows { row in
-            var i = 0, scanned = 0
+            var i = 0
             func put(_ r: (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)) { result.puts.append((Array(r.key), Array(r.value))) }
             try reader.scan(db) { key, value in
-                // a table's pages lie all over the file, and the kernel maps the pages around
-                // each one read: a long scan gives them back past `mappedBudget`
-                scanned += 1
-                if let mappedBudget, scanned % 4_096 == 0 { try reader.releaseMappedPages(above: mappedBudget) }
                 while i < expected.count, RowBuffer.compare(row(i).key, key) < 0 {
                     result.missing += 1
                     put(row(i))
