@@ -97,6 +97,9 @@ struct ErasureTests {
             return out
         }
         let before = try answers()
+        // the person's own check, twice (the second answered from what the first kept of the account)
+        let checks = try (0 ..< 2).map { _ in try ledger.check(account: Self.planted.account, action: .downloadSoftware, licensingId: "E-PLANT") }
+        #expect(checks[0] == checks[1] && checks[1].message.contains(Self.planted.email), "\(checks[1].message)")
         let withPerson = try ledger.access(licensingId: "E-PLANT", asOf: .seq(head - 3))
         #expect(try withPerson.get().principals.contains { $0.email == Self.planted.email })
         let result = try ledger.erase(email: Self.planted.email, legalBasis: .noLongerNecessary, at: at)
@@ -118,6 +121,8 @@ struct ErasureTests {
         #expect(approve.refusal?.code == .requestNotPending)
         // the email and the account no longer resolve
         #expect(try ledger.permissions(account: Self.planted.account).failureCode == .notRegistered)
+        let checked = try ledger.check(account: Self.planted.account, action: .downloadSoftware, licensingId: "E-PLANT")
+        #expect(checked.reason == .notRegistered && !checked.message.contains(Self.planted.email), "\(checked.message)")
         #expect(try ledger.permissions(email: Self.planted.email).rows.isEmpty)
         let explained = try ledger.explain(email: Self.planted.email, licensingId: "E-PLANT")
         #expect(try explained.get().roles.isEmpty)

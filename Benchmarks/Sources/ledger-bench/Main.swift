@@ -167,17 +167,24 @@ struct Main {
                 }
                 _ = try blocking { try ledger.executeBatch(chunk) }
             }
+            // --rebuild-first: the checks after a rebuild, as the side-by-side run makes them
+            if CommandLine.arguments.contains("--rebuild-first") { _ = try ledger.rebuild() }
             var rng = SeededRandom(seed: 1)
             var ns: [Double] = []
             let actions: [Action] = [.downloadSoftware, .viewLicensingInfo, .manageUsers, .viewProductKeys]
             let rounds = Int(argument("--rounds") ?? "") ?? 1_000_000
-            for _ in 0 ..< rounds {
+            // --pollute BYTES: that much memory written between checks (the side-by-side run's
+            // SQLite check runs there and evicts the CPU caches)
+            var pollution = [UInt8](repeating: 0, count: Int(argument("--pollute") ?? "") ?? 0)
+            for round in 0 ..< rounds {
+                for i in stride(from: 0, to: pollution.count, by: 64) { pollution[i] = UInt8(truncatingIfNeeded: round) }
                 let a = accounts[rng.below(accounts.count)], l = lids[rng.below(lids.count)], act = actions[rng.below(4)]
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 _ = try blocking { try ledger.check(account: a, action: act, licensingId: l) }
                 ns.append(Double(DispatchTime.now().uptimeNanoseconds - t0))
             }
             print("check p50", percentile(ns, 0.5), "ns; p99", percentile(ns, 0.99), "ns")
+            withExtendedLifetime(pollution) {}
             return
         }
         if let count = argument("--profile-floor").flatMap(Int.init) {

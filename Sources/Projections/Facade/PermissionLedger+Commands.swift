@@ -41,8 +41,15 @@ extension PermissionLedger {
                 try vault?.refuseWritesAfterFailure()
                 let sealer = try vault.map { try PersonalSealer(vault: $0, cache: personalCache, erasing: Set(try pendingErasures(writer))) }
                 let results = try commands.map { try executeOne($0, state: state, head: &head, writer: writer, sealer: sealer) }
-                try sealer?.commit()
-                committed = try state.flush() ? state : nil
+                // the vault's durable commit runs on another core while this one writes the
+                // projections into the log's transaction; the log commits after both (a
+                // failed vault commit throws here, and the log's transaction is abandoned)
+                if let sealer, commands.count >= Self.overlapFrom {
+                    committed = try Self.whileOnAnotherThread(sealer.commit) { try state.flush() ? state : nil }
+                } else {
+                    try sealer?.commit()
+                    committed = try state.flush() ? state : nil
+                }
                 return showingValues(results, sealer)
             }
         }
@@ -50,6 +57,34 @@ extension PermissionLedger {
         if let committed { committed.publishHot(committed: committed.snapshotVersion + 1) }
         return (results, through)
     }
+
+    /// Runs `other` on a thread of its own while `here` runs on this one (which keeps its
+    /// transactions: an LMDB write transaction stays on its thread), and returns `here`'s
+    /// result once both are done; `other`'s error is thrown first. The two must share no
+    /// mutable state. A thread is made for the call, not taken from a pool: a pool whose
+    /// threads all wait (as callers of the async API may make them) would never run it.
+    static func whileOnAnotherThread<R>(_ other: () throws -> Void, _ here: () throws -> R) throws -> R {
+        try withoutActuallyEscaping(other) { other in
+            let job = OneJob(other)
+            let finished = DispatchSemaphore(value: 0)
+            let thread = Thread {
+                job.run()
+                finished.signal()
+            }
+            thread.stackSize = 1 << 21
+            thread.start()
+            let result = Result { try here() }
+            // `other` may not outlive this call (it does not escape): wait for it even when
+            // `here` threw; the job let it go when it ran
+            finished.wait()
+            if let error = job.failure { throw error }
+            return try result.get()
+        }
+    }
+
+    /// The smallest batch whose vault commit runs beside its projections' flush (below it, a
+    /// thread's start costs about what the overlap saves).
+    static let overlapFrom = 16
 
     /// `environment.makeDurable(through:)`, timing the flush when it made one.
     func makeDurable(through id: UInt64) throws {
@@ -187,5 +222,21 @@ extension PermissionLedger {
         let seqs = try log.append(new, after: &head, writer: writer)
         for (event, seq) in zip(folded, seqs) { try evolver.evolve(state, event, seq: seq, at: at) }
         return seqs
+    }
+}
+
+/// A closure run once on another thread, and dropped as it runs (the thread's object may
+/// outlive the call that made the closure); its error is read after the run, by the thread
+/// that waited for it.
+private final class OneJob: @unchecked Sendable {
+    private var body: (() throws -> Void)?
+    private(set) var failure: (any Error)?
+
+    init(_ body: @escaping () throws -> Void) { self.body = body }
+
+    func run() {
+        guard let body else { return }
+        self.body = nil
+        do { try body() } catch { failure = error }
     }
 }

@@ -39,10 +39,15 @@ extension PermissionLedger {
     }
 
     private func checkTimed(account: String, action: Action, licensingId: String, benefit: SABenefit?, asOf: AsOf?) throws -> CheckResult {
-        guard vault != nil else { return try checkState(account: Normalize.account(account) ?? account, action: action, licensingId: licensingId, benefit: benefit, asOf: asOf) }
-        let a = try stateAccount(account)
-        var r = resolver(known: [a: Normalize.account(account) ?? account])
-        return try checkState(account: a, action: action, licensingId: licensingId, benefit: benefit, asOf: asOf).resolved(&r)
+        guard let vault else { return try checkState(account: Normalize.account(account) ?? account, action: action, licensingId: licensingId, benefit: benefit, asOf: asOf) }
+        // one view of the cache for the account's look-up and the answer's values
+        let name = Normalize.account(account) ?? account
+        let cached = try CachedVault(vault: vault, cache: personalCache)
+        let shown = try cached.accountShown(named: name)
+        var r = PersonalResolver(cached: cached, account: name, shown)
+        let answer = try checkState(account: shown?.token ?? name, action: action, licensingId: licensingId, benefit: benefit, asOf: asOf).resolved(&r)
+        if let shown, shown.email == nil { cached.rememberEmail(ofAccount: name, shown) }
+        return answer
     }
 
     /// `check` of an account in the state's form.
