@@ -43,11 +43,9 @@ extension PermissionLedger {
         // one view of the cache for the account's look-up and the answer's values
         let name = Normalize.account(account) ?? account
         let cached = try CachedVault(vault: vault, cache: personalCache)
-        let shown = try cached.accountShown(named: name)
-        var r = PersonalResolver(cached: cached, account: name, shown)
-        let answer = try checkState(account: shown?.token ?? name, action: action, licensingId: licensingId, benefit: benefit, asOf: asOf).resolved(&r)
-        if let shown, shown.email == nil { cached.rememberEmail(ofAccount: name, shown) }
-        return answer
+        let a = try cached.account(named: name).map { PersonalToken.account($0.pseudonym).string } ?? name
+        var r = PersonalResolver(cached: cached, account: (a, name))
+        return try checkState(account: a, action: action, licensingId: licensingId, benefit: benefit, asOf: asOf).resolved(&r)
     }
 
     /// `check` of an account in the state's form.

@@ -11,11 +11,9 @@ final class PersonalCache: Sendable {
         var generation: UInt64 = 0
         var subjects: [String: Pseudonym] = [:]
         var accounts: [String: VaultAccount] = [:]
-        /// What a check needs of each account name found, in one look-up.
-        var accountTokens: [String: AccountShown] = [:]
         var owners: [Pseudonym: Pseudonym] = [:]
         var values: [String: String] = [:]
-        var count: Int { subjects.count + accounts.count + accountTokens.count + owners.count + values.count }
+        var count: Int { subjects.count + accounts.count + owners.count + values.count }
     }
 
     private let state = Mutex(State())
@@ -30,14 +28,6 @@ final class PersonalCache: Sendable {
             return body(&s)
         }
     }
-}
-
-/// What a check needs of an account name: the account's token (the state's form), its
-/// owner's email token, and the value that token shows once an answer read it.
-struct AccountShown: Sendable {
-    var token: String
-    var emailToken: String
-    var email: String?
 }
 
 /// The vault as a batch or an answer reads it: through the ledger's cache, at one generation.
@@ -74,36 +64,6 @@ struct CachedVault {
         let o = try vault.owner(ofAccount: a)
         cache.with(generation) { $0.owners[a] = o }
         return o
-    }
-
-    /// The token of the account `name` names, nil when none does: a hit costs one look-up
-    /// under the cache's lock (no token formatted again).
-    func accountToken(named name: String) throws -> String? {
-        try accountShown(named: name)?.token
-    }
-
-    /// What a check needs of the account `name` names, nil when none does.
-    func accountShown(named name: String) throws -> AccountShown? {
-        if let t = cache.with(generation, { $0.accountTokens[name] }) { return t }
-        guard let a = try account(named: name) else { return nil }
-        let shown = AccountShown(token: PersonalToken.account(a.pseudonym).string, emailToken: PersonalToken.email(a.owner).string)
-        cache.with(generation) { $0.accountTokens[name] = shown }
-        return shown
-    }
-
-    /// Keeps with the account `name` the value its owner's email token shows, when the
-    /// cache holds that value (so the next check of the account reads no other entry).
-    func rememberEmail(ofAccount name: String, _ shown: AccountShown) {
-        cache.with(generation) { s in
-            guard let v = s.values[shown.emailToken] else { return }
-            s.accountTokens[name]?.email = v
-        }
-    }
-
-    /// The value the token `string` shows when the cache holds it (no token parsed, no vault
-    /// read); nil: not held.
-    func cachedValue(_ string: String) -> String? {
-        cache.with(generation) { $0.values[string] }
     }
 
     /// The value a token shows (or `erased:PSEUDONYM`).

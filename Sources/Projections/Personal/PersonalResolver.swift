@@ -23,30 +23,26 @@ struct PersonalResolver {
     }
 
     /// A resolver reading through `cached`, a view of the ledger's cache the caller already
-    /// opened (at the generation its own look-ups read), for one answer about the account
-    /// `name`: `shown` is what the cache holds of it (its token, and its email's value when
-    /// known), so that answer reads nothing else.
-    init(cached: CachedVault, account name: String, _ shown: AccountShown?) {
+    /// opened (at the generation its own look-ups read), for one answer about an account:
+    /// `account` is its token and the name it shows (no dictionary made for them).
+    init(cached: CachedVault, account: (token: String, name: String)) {
         vault = cached.vault
         cache = [:]
         shared = cached.cache
         self.cached = .some(cached)
-        knownAccount = shown.map { (token: $0.token, name: name) }
-        if let shown, let email = shown.email { knownEmail = (token: shown.emailToken, value: email) }
+        knownAccount = account
     }
 
     private var knownAccount: (token: String, name: String)?
-    private var knownEmail: (token: String, value: String)?
 
     /// What `string` shows: its value when it is a token, else itself.
     mutating func resolve(_ string: String) throws -> String {
         guard let vault, string.utf8.first == UInt8(ascii: "~") else { return string }
         if let k = knownAccount, k.token == string { return k.name }
-        if let k = knownEmail, k.token == string { return k.value }
         if let v = cache[string] { return v }
         // a value the shared cache holds was a token's when it was put there (only opened
         // tokens' values are): no parse, and no copy into this resolver's own cache
-        if case let .some(cached?) = cached, let v = cached.cachedValue(string) { return v }
+        if case let .some(cached?) = cached, let v = cached.cache.with(cached.generation, { $0.values[string] }) { return v }
         guard let token = PersonalToken(string) else { return string }
         func open() throws -> OpenedField {
             switch token {
