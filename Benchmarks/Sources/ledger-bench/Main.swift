@@ -7,6 +7,12 @@ import Synchronization
 
 /// ledger-bench: one workload (the Fixtures generator's histories), three implementations of
 /// the same work, measured in one process, interleaved batch by batch.
+/// A bad command line, named (printed with the usage).
+struct BenchArgumentError: Error, CustomStringConvertible {
+    let description: String
+    init(_ problem: String) { description = problem + "\n" + Main.usage }
+}
+
 @main
 struct Main {
     static func main() async {
@@ -24,7 +30,43 @@ struct Main {
         return args[i + 1]
     }
 
+    /// The flags that take a value: numbers, except the directories and the format.
+    static let valueFlags: Set<String> = [
+        "--events", "--batch", "--seed", "--event-format", "--commands", "--rounds", "--hot-entries", "--pollute",
+        "--profile-checks", "--profile-commands", "--profile-durable", "--profile-floor", "--changelog-ratio",
+        "--vault-erase", "--make-ledger", "--rebuild-only", "--open-only",
+    ]
+    static let directoryFlags: Set<String> = ["--make-ledger", "--rebuild-only", "--open-only"]
+    static let switches: Set<String> = ["--json", "--keep", "--print", "--rebuild-first", "--without-changelog"]
+
+    static let usage = """
+        usage: ledger-bench [--events N] [--batch N] [--seed N] [--event-format 1|2] [--json] [--keep]
+          the side-by-side run (Benchmarks/run passes its arguments here)
+        modes for profiling one figure (see BENCHMARKS.md):
+          --make-ledger DIR [--commands N] [--without-changelog]
+          --rebuild-only DIR [--print]        --open-only DIR
+          --profile-checks N [--rounds R] [--hot-entries E] [--rebuild-first] [--pollute BYTES]
+          --profile-commands N    --profile-durable N [--commands N]    --profile-floor N
+          --changelog-ratio N     --vault-erase N
+        """
+
+    /// Refuses an unknown flag, a missing value and a number that isn't one, naming it (a
+    /// typo must not run the whole benchmark with its defaults).
+    static func checkArguments() throws {
+        var args = CommandLine.arguments.dropFirst()
+        while let flag = args.popFirst() {
+            if flag == "--help" || flag == "-h" { print(usage); exit(0) }
+            if switches.contains(flag) { continue }
+            guard valueFlags.contains(flag) else { throw BenchArgumentError("unknown argument '\(flag)'") }
+            guard let value = args.popFirst() else { throw BenchArgumentError("\(flag) needs a value") }
+            if !directoryFlags.contains(flag) && (Int(value).map { $0 < 0 } ?? true) {
+                throw BenchArgumentError("\(flag) takes a non-negative whole number, not '\(value)'")
+            }
+        }
+    }
+
     static func run() async throws {
+        try checkArguments()
         if let dir = argument("--rebuild-only") {
             // child mode: rebuild a ledger so the parent can read this process's peak RSS
             let ledger = try PermissionLedger(directory: dir, options: .legacyAllowed)
