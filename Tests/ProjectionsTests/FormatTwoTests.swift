@@ -16,6 +16,35 @@ struct FormatTwoTests {
 
 
 
+    @Test("a batch's new subjects and accounts are in the ledger's cache once the vault holds them, as a read gives them; a refused command's are in neither")
+    func cacheTakesCommitted() throws {
+        let dir = TempDir()
+        let ledger = try Self.open(dir.path, format: 2)
+        guard let vault = ledger.vault else { Issue.record("format 2 has a vault"); return }
+        let results = try ledger.executeBatch([
+            TimedCommand(.registerUser(account: "ravi", businessEmail: "ravi@contoso.example")),
+            // refused (the account name is taken): its new email makes no subject
+            TimedCommand(.registerUser(account: "ravi", businessEmail: "other@contoso.example")),
+        ])
+        #expect(results[0].refusal == nil && results[1].refusal != nil)
+        let generation = try vault.generation
+        let kept = ledger.personalCache.with(generation) { ($0.subjects, $0.accounts, $0.owners, $0.values) }
+        let subject = try vault.subject(email: "ravi@contoso.example")
+        let account = try vault.account(named: "ravi")
+        #expect(subject != nil && account?.owner == subject)
+        #expect(kept.0["ravi@contoso.example"] == subject)
+        #expect(kept.1["ravi"] == account)
+        #expect(account.map { kept.2[$0.pseudonym] } == subject)
+        #expect(subject.map { kept.3[PersonalToken.email($0).string] } == "ravi@contoso.example")
+        #expect(account.map { kept.3[PersonalToken.account($0.pseudonym).string] } == "ravi")
+        #expect(try vault.subject(email: "other@contoso.example") == nil)
+        #expect(kept.0["other@contoso.example"] == nil)
+        // the next batch names them through the cache, and answers show the values
+        let grant = try ledger.executeBatch([TimedCommand(.validateEmail(account: "ravi"))])
+        #expect(grant[0].refusal == nil)
+        #expect(try ledger.permissions(account: "ravi").get().email == "ravi@contoso.example")
+    }
+
     @Test("one history, two formats: every command's result and every question's answer are the same", arguments: [31, 32] as [UInt64])
     func sameAnswers(seed: UInt64) throws {
         let dir1 = TempDir(), dir2 = TempDir()

@@ -189,15 +189,29 @@ public final class VaultBatch {
         texts.append(Text(subject: subject, commitment: commitment, plain: plain))
     }
 
+    /// What a commit wrote: the live subjects and accounts it made, by their look-up values,
+    /// in the generation it wrote them to (a caller's cache of look-ups may take them, as
+    /// it would after reading them back).
+    public struct Committed: Sendable {
+        /// The vault generation written to (0: nothing was written).
+        public var generation: UInt64 = 0
+        /// Each new live subject's email and pseudonym.
+        public var subjects: [(email: String, subject: Pseudonym)] = []
+        /// Each new live account's name and record.
+        public var accounts: [(name: String, account: VaultAccount)] = []
+    }
+
     /// Writes the batch in one durable transaction (nothing when it is empty), and empties it.
     /// With `keeping`, only the new subjects and accounts it names are written (those the
     /// batch's committed events name; a refused command's are dropped), and every text.
-    public func commit(keeping: Set<Pseudonym>? = nil) throws {
+    @discardableResult
+    public func commit(keeping: Set<Pseudonym>? = nil) throws -> Committed {
         if let keeping {
             subjectOrder.removeAll { !keeping.contains($0) }
             accountOrder.removeAll { !keeping.contains($0) }
         }
-        guard !subjectOrder.isEmpty || !accountOrder.isEmpty || !texts.isEmpty else { clear(); return }
+        guard !subjectOrder.isEmpty || !accountOrder.isEmpty || !texts.isEmpty else { clear(); return Committed() }
+        var committed = Committed()
         let nonces = try randomBytes(12 * (subjectOrder.count + accountOrder.count + texts.count))
         var nonce = 0
         func nextNonce() -> ArraySlice<UInt8> {
@@ -205,6 +219,7 @@ public final class VaultBatch {
             return nonces[nonce ..< nonce + 12]
         }
         try vault.writing { g in
+            committed.generation = g.index
             try g.environment.write { txn in
                 // a write that found the map full is run again after it grew: from the first nonce
                 nonce = 0
@@ -257,7 +272,24 @@ public final class VaultBatch {
                 }
             }
         }
+        for p in subjectOrder {
+            if let made = subjects[p], let email = made.email { committed.subjects.append((email, p)) }
+        }
+        for a in accountOrder {
+            if let made = accounts[a], let name = made.name {
+                committed.accounts.append((name, VaultAccount(pseudonym: a, owner: made.owner)))
+            }
+        }
+        // the keys of the subjects made here, as a read of them would cache them (the batch
+        // is durable in that generation now)
+        vault.keyCache.withLock { cache in
+            guard cache.generation == committed.generation else { return }
+            for (_, p) in committed.subjects where cache.keys.count < SubjectVault.keyCacheLimit {
+                if let keys = subjects[p]?.keys { cache.keys[p] = .some(keys) }
+            }
+        }
         clear()
+        return committed
     }
 
     /// The keys of a live subject, made by this batch or stored (`unknownSubject` otherwise).

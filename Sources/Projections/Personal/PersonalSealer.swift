@@ -246,9 +246,24 @@ final class PersonalSealer {
     /// Whether this batch gives `subject` a live record (it is new here, with its email).
     func isLive(_ subject: Pseudonym) -> Bool { batch.isLive(subject) }
 
-    /// Writes what the sealed events need into the vault (one durable transaction).
+    /// Writes what the sealed events need into the vault (one durable transaction), and
+    /// gives the ledger's cache the subjects and accounts it made, with their values, as a
+    /// later read of them would (not while an erasure is pending: its names are moving).
     func commit() throws {
-        try batch.commit(keeping: named)
+        let committed = try batch.commit(keeping: named)
         named = []
+        guard let cached, erasing.isEmpty, committed.generation == cached.generation,
+              !committed.subjects.isEmpty || !committed.accounts.isEmpty else { return }
+        cached.cache.with(cached.generation) { s in
+            for (email, p) in committed.subjects {
+                s.subjects[email] = p
+                s.values[PersonalToken.email(p).string] = email
+            }
+            for (name, a) in committed.accounts {
+                s.accounts[name] = a
+                s.owners[a.pseudonym] = a.owner
+                s.values[PersonalToken.account(a.pseudonym).string] = name
+            }
+        }
     }
 }
