@@ -40,8 +40,8 @@ struct FormatTwoTests {
         #expect(try vault.subject(email: "other@contoso.example") == nil)
         #expect(kept.0["other@contoso.example"] == nil)
         // the next batch names them through the cache, and answers show the values
-        let grant = try ledger.executeBatch([TimedCommand(.validateEmail(account: "ravi"))])
-        #expect(grant[0].refusal == nil)
+        let validated = try ledger.executeBatch([TimedCommand(.validateEmail(account: "ravi"))])
+        #expect(validated[0].refusal == nil)
         #expect(try ledger.permissions(account: "ravi").get().email == "ravi@contoso.example")
     }
 

@@ -30,7 +30,7 @@ struct Main {
         return args[i + 1]
     }
 
-    /// The flags that take a value: numbers, except the directories and the format.
+    /// The flags that take a value: a whole number, except the directories'.
     static let valueFlags: Set<String> = [
         "--events", "--batch", "--seed", "--event-format", "--commands", "--rounds", "--hot-entries", "--pollute",
         "--profile-checks", "--profile-commands", "--profile-durable", "--profile-floor", "--changelog-ratio",

@@ -37,8 +37,8 @@ extension PermissionLedger {
     /// The state's form of an account a query names (normalised first), as `stateEmail`.
     func stateAccount(_ account: String) throws -> String {
         let a = Normalize.account(account) ?? account
-        guard let vault, let found = try CachedVault(vault: vault, cache: personalCache).account(named: a) else { return a }
-        return PersonalToken.account(found.pseudonym).string
+        guard let vault else { return a }
+        return try CachedVault(vault: vault, cache: personalCache).stateAccount(a)
     }
 }
 

@@ -43,7 +43,7 @@ extension PermissionLedger {
         // one view of the cache for the account's look-up and the answer's values
         let name = Normalize.account(account) ?? account
         let cached = try CachedVault(vault: vault, cache: personalCache)
-        let a = try cached.account(named: name).map { PersonalToken.account($0.pseudonym).string } ?? name
+        let a = try cached.stateAccount(name)
         var r = PersonalResolver(cached: cached, account: (a, name))
         return try checkState(account: a, action: action, licensingId: licensingId, benefit: benefit, asOf: asOf).resolved(&r)
     }

@@ -59,6 +59,12 @@ struct CachedVault {
         return a
     }
 
+    /// The state's form of the account `name` (normalised): its token when the vault knows
+    /// it, else the name itself.
+    func stateAccount(_ name: String) throws -> String {
+        try account(named: name).map { PersonalToken.account($0.pseudonym).string } ?? name
+    }
+
     func owner(ofAccount a: Pseudonym) throws -> Pseudonym {
         if let o = cache.with(generation, { $0.owners[a] }) { return o }
         let o = try vault.owner(ofAccount: a)
